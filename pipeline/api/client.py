@@ -1,0 +1,272 @@
+"""The client of the DDS task center ("Querying Tasks and Details"): every job created in a time window."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from functools import partial
+from urllib.parse import urlsplit, urlunsplit
+
+from requests.auth import AuthBase
+
+from pipeline.api.http import JobsAnswer, JobsHttp, Timeout
+from pipeline.api.pagination import Page, SlicePager
+from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
+from pipeline.api.windows import TimeWindow, format_api_time
+
+__all__ = ["DdsTaskCenterClient", "FetchResult", "FetchStats", "Page", "keep_latest_state"]
+
+MAX_PAGE_SIZE = 100  # the API's limit maximum
+TERMINAL_STATUSES = frozenset({"Completed", "Failed"})
+_PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass
+class FetchStats:
+    """What one fetch took: ``slices`` queried (each at most 30 days), ``pages`` received, ``requests`` sent
+    (retries included), ``retries`` by kind, ``refetches`` (slices paged a second time because they came up
+    short of their total_count), ``jobs`` distinct so far, and wall ``seconds``.
+    """
+
+    slices: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_KINDS, 0))
+    refetches: int = 0
+    jobs: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def count_retry(self, kind: str) -> None:
+        with self._lock:
+            self.retries[kind] = self.retries.get(kind, 0) + 1
+
+    def count_refetch(self) -> None:
+        with self._lock:
+            self.refetches += 1
+
+    def as_metadata(self) -> dict[str, int | float]:
+        """Plain numbers, e.g. for Dagster metadata: totals plus ``retries_<kind>`` for each kind."""
+        with self._lock:
+            return {
+                "slices": self.slices,
+                "pages": self.pages,
+                "requests": self.requests,
+                "retries": sum(self.retries.values()),
+                **{f"retries_{kind}": count for kind, count in self.retries.items()},
+                "refetches": self.refetches,
+                "jobs": self.jobs,
+                "seconds": round(self.seconds, 3),
+            }
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The distinct jobs (dicts as sent, one per ``id``) the API returned for a window, and what it took."""
+
+    jobs: list[dict]
+    stats: FetchStats
+
+
+def keep_latest_state(jobs_by_id: dict[str, dict], jobs: list[dict]) -> None:
+    """Merge ``jobs`` into ``jobs_by_id``: a later copy of a job replaces the kept one, unless that would turn
+    a finished job (Completed/Failed) back into an unfinished one (pages fetched concurrently race)."""
+    for job in jobs:
+        kept = jobs_by_id.get(job["id"])
+        if kept is None or kept.get("status") not in TERMINAL_STATUSES or job.get("status") in TERMINAL_STATUSES:
+            jobs_by_id[job["id"]] = job
+
+
+def _validated_endpoint(endpoint: object) -> str:
+    if not isinstance(endpoint, str):
+        raise ValueError(f"endpoint must be an http(s) URL string, got {type(endpoint).__name__}")
+    try:
+        parts = urlsplit(endpoint.strip())
+        host = parts.hostname
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ValueError("endpoint is not a parsable URL") from None
+    if has_credentials:
+        # Never echo this one: it holds a password.
+        raise ValueError("endpoint must not embed credentials (user:password@); pass them as auth")
+    if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
+        raise ValueError(
+            f"endpoint must be an http(s) URL without query, like https://dds.ap-southeast-1.myhuaweicloud.com,"
+            f" got {endpoint!r}"
+        )
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _validated_project_id(project_id: object) -> str:
+    if not isinstance(project_id, str) or not project_id or not set(project_id) <= _PROJECT_ID_CHARS:
+        raise ValueError(f"project_id must be a non-empty string of letters, digits, '-' or '_', got {project_id!r}")
+    return project_id
+
+
+def _validated_count(name: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
+    return value
+
+
+def _validated_timeout(timeout: object) -> Timeout:
+    values = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    if len(values) != 2 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise ValueError(f"timeout must be seconds > 0 or a (connect, read) pair of them, got {timeout!r}")
+    return float(values[0]), float(values[1])
+
+
+def _validated_filters(status: str | None, name: str | None, job_id: str | None) -> dict[str, str]:
+    filters = {}
+    for param, value in (("status", status), ("name", name), ("id", job_id)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            raise ValueError(f"filter {param} must be a non-empty printable string, got {value!r}")
+        filters[param] = value
+    return filters
+
+
+class DdsTaskCenterClient:
+    """Reads ``GET {endpoint}/v3.1/{project_id}/jobs`` for a time window of any length.
+
+    A window is cut into slices of at most 30 days (the API's limit); each slice is paged by offset,
+    ``max_concurrency`` requests at a time, every request retried per ``retry``. ``timeout`` is
+    (connect, read) seconds. The client is thread-safe; close it (or use it as a context manager).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: AuthBase | None = None,
+        *,
+        max_concurrency: int = 4,
+        page_size: int = MAX_PAGE_SIZE,
+        timeout: Timeout = (5.0, 60.0),
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.endpoint = _validated_endpoint(endpoint)
+        self.project_id = _validated_project_id(project_id)
+        if auth is not None and not isinstance(auth, AuthBase):
+            raise ValueError(f"auth must be a requests AuthBase such as TokenAuth, got {type(auth).__name__}")
+        self.max_concurrency = _validated_count("max_concurrency", max_concurrency, 1)
+        self.page_size = _validated_count("page_size", page_size, 1, MAX_PAGE_SIZE)
+        self.timeout = _validated_timeout(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValueError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self.retry = retry or RetryPolicy()
+        if not isinstance(verify, (bool, str)):
+            raise ValueError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
+        self._auth = auth
+        self._http = JobsHttp(
+            self.endpoint, self.project_id, auth, timeout=self.timeout, verify=verify, pool_size=self.max_concurrency
+        )
+
+    def iter_pages(
+        self,
+        window: TimeWindow,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        job_id: str | None = None,
+        stats: FetchStats | None = None,
+    ) -> Iterator[Page]:
+        """The pages for ``window`` as they arrive (a job may come twice); ``stats`` is kept up to date.
+
+        Arguments are checked here, before any request; requests start at the first ``next()``.
+        """
+        if not isinstance(window, TimeWindow):
+            raise ValueError(f"window must be a TimeWindow, got {type(window).__name__}")
+        filters = _validated_filters(status, name, job_id)
+        return self._pages(window, filters, stats if stats is not None else FetchStats())
+
+    def fetch_jobs(
+        self,
+        window: TimeWindow,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        job_id: str | None = None,
+        on_page: Callable[[Page, FetchStats], None] | None = None,
+    ) -> FetchResult:
+        """Every job the API returns for ``window``, one per id; ``on_page`` hears of each page (progress)."""
+        stats = FetchStats()
+        jobs_by_id: dict[str, dict] = {}
+        with closing(self.iter_pages(window, status=status, name=name, job_id=job_id, stats=stats)) as pages:
+            for page in pages:
+                keep_latest_state(jobs_by_id, page.jobs)
+                stats.jobs = len(jobs_by_id)
+                if on_page is not None:
+                    on_page(page, stats)
+        return FetchResult(list(jobs_by_id.values()), stats)
+
+    def _pages(self, window: TimeWindow, filters: dict[str, str], stats: FetchStats) -> Iterator[Page]:
+        started = time.monotonic()
+        executor = None
+        if self.max_concurrency > 1:
+            executor = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="dds-pages")
+        try:
+            for slice_window in window.split():
+                stats.slices += 1
+                fetch = partial(self._fetch_page, slice_window, filters, stats)
+                pager = SlicePager(
+                    fetch,
+                    slice_window,
+                    page_size=self.page_size,
+                    executor=executor,
+                    concurrency=self.max_concurrency,
+                    on_refetch=stats.count_refetch,
+                )
+                for page in pager.pages():
+                    stats.pages += 1
+                    stats.seconds = time.monotonic() - started
+                    yield page
+        finally:
+            stats.seconds = time.monotonic() - started
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    def _fetch_page(
+        self, slice_window: TimeWindow, filters: dict[str, str], stats: FetchStats, offset: int
+    ) -> JobsAnswer:
+        params = {
+            "start_time": format_api_time(slice_window.start),
+            "end_time": format_api_time(slice_window.end),
+            **filters,
+            "offset": offset,
+            "limit": self.page_size,
+        }
+        return call_with_retries(
+            partial(self._http.get_jobs, params),
+            self.retry,
+            window=str(slice_window),
+            on_attempt=stats.count_request,
+            on_retry=stats.count_retry,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "DdsTaskCenterClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        auth = type(self._auth).__name__ if self._auth is not None else None
+        return (
+            f"DdsTaskCenterClient(endpoint={self.endpoint!r}, project_id={self.project_id!r}, auth={auth}, "
+            f"max_concurrency={self.max_concurrency}, page_size={self.page_size})"
+        )

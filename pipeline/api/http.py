@@ -1,0 +1,147 @@
+"""One GET of the jobs list over a pooled ``requests`` session: an answer's jobs, or why the attempt failed."""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from pipeline.api.errors import Problem, one_line, parse_error_body
+from pipeline.api.retry import (
+    INVALID_JSON,
+    AttemptFailure,
+    parse_retry_after,
+    retry_kind_of_exception,
+    retry_kind_of_status,
+)
+
+# Request headers whose values are credentials; an error text that echoes one gets it masked.
+_SECRET_HEADERS = ("x-auth-token", "authorization", "x-security-token")
+USER_AGENT = "dds-task-sync/0.1"
+
+Timeout = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class JobsAnswer:
+    """One page as the API sent it: its jobs (dicts with at least ``id``) and ``total_count`` when present."""
+
+    jobs: list[dict]
+    total_count: int | None
+
+
+def encode_query(params: Mapping[str, str | int]) -> str:
+    """The query string with every reserved character percent-encoded: ``+`` as ``%2B``, ``:`` as ``%3A``."""
+    # A bare `+` in start_time would reach the API as a space and be refused.
+    return urlencode(params, quote_via=quote, safe="")
+
+
+def _mask_secrets(text: str, request: requests.PreparedRequest | None) -> str:
+    if request is None:
+        return text
+    for name in _SECRET_HEADERS:
+        value = request.headers.get(name)
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+def _problem(
+    response: requests.Response, summary: str, error_code: str | None = None, error_msg: str | None = None
+) -> Problem:
+    return Problem(
+        summary=_mask_secrets(summary, response.request),
+        status=response.status_code,
+        error_code=error_code,
+        error_msg=None if error_msg is None else _mask_secrets(error_msg, response.request),
+        request_id=response.headers.get("X-Request-Id"),
+    )
+
+
+def _error_problem(response: requests.Response, body: bytes) -> Problem:
+    code, msg, excerpt = parse_error_body(body)
+    return _problem(response, " ".join(part for part in (code, msg) if part) or excerpt, code, msg)
+
+
+def _jobs_answer(response: requests.Response, body: bytes) -> JobsAnswer:
+    def failure(summary: str, kind: str | None) -> AttemptFailure:
+        return AttemptFailure(_problem(response, summary), kind)
+
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        # A cut or garbled body is a transport hiccup in practice: worth another try.
+        excerpt = one_line(body.decode("utf-8", "replace"), 120)
+        raise failure(f"body is not valid JSON ({len(body)} bytes): {excerpt}", INVALID_JSON) from None
+    # A missing "jobs" is refused, a null one read as empty: only the former hides an error body.
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("jobs", False), (list, type(None))):
+        raise failure(f"answer has no jobs list: {one_line(body.decode('utf-8', 'replace'), 120)}", None)
+    jobs = parsed["jobs"] or []
+    if not all(isinstance(job, dict) and isinstance(job.get("id"), str) for job in jobs):
+        raise failure("answer holds a job without a string id", None)
+    total = parsed.get("total_count")
+    if isinstance(total, str) and total.isdigit():
+        total = int(total)
+    return JobsAnswer(jobs, total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+class JobsHttp:
+    """GETs ``{endpoint}/v3.1/{project_id}/jobs`` on one session whose pool holds ``pool_size`` connections.
+
+    urllib3 retries nothing and redirects are not followed (they would carry the token elsewhere): the
+    retry policy above decides everything.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: AuthBase | None,
+        *,
+        timeout: Timeout,
+        verify: bool | str,
+        pool_size: int,
+    ) -> None:
+        self.url = f"{endpoint}/v3.1/{quote(project_id, safe='')}/jobs"
+        self._auth = auth
+        self._timeout = timeout
+        self._verify = verify
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers.update(
+            {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        )
+
+    def get_jobs(self, params: Mapping[str, str | int]) -> JobsAnswer:
+        """One attempt; raises AttemptFailure (with a retry kind when a retry may help)."""
+        try:
+            response = self._session.get(
+                f"{self.url}?{encode_query(params)}",
+                auth=self._auth,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,
+            )
+            body = response.content
+        except requests.RequestException as exc:
+            kind = retry_kind_of_exception(exc)
+            summary = f"{type(exc).__name__}: {one_line(str(exc), 160)}"
+            raise AttemptFailure(Problem(_mask_secrets(summary, exc.request)), kind) from None
+        if response.status_code == 200:
+            return _jobs_answer(response, body)
+        if 300 <= response.status_code < 400:
+            where = one_line(response.headers.get("Location", "(no Location)"), 120)
+            raise AttemptFailure(_problem(response, f"redirect to {where} not followed"))
+        raise AttemptFailure(
+            _error_problem(response, body),
+            retry_kind_of_status(response.status_code),
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,388 @@
+"""The DDS client over real HTTP against the in-process simulator: exact job sets, faults, refusals, limits."""
+
+import dataclasses
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+from requests.auth import AuthBase
+
+from pipeline.api import DdsApiError, DdsTaskCenterClient, FetchStats, RetryPolicy, TimeWindow, keep_latest_state
+from pipeline.simulator import ApiError, DdsSimulator, RequestInfo, Response, SimulatorConfig, error_response
+from pipeline.simulator.server import JOBS_PATH, list_jobs
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PROJECT = "p1"
+TOKEN = "sim-token-0123456789abcdef"
+WEEK = TimeWindow(NOW - timedelta(days=7), NOW)
+
+
+class StaticToken(AuthBase):
+    """Sends a fixed X-Auth-Token, like pipeline.api.auth.TokenAuth."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["X-Auth-Token"] = self._token
+        return request
+
+
+def simulator(**overrides: object) -> DdsSimulator:
+    settings: dict[str, object] = dict(seed=7, project_ids=(PROJECT,), token=TOKEN, now=NOW, jobs_per_day=40,
+                                       history_days=40, retention_days=30)
+    settings.update(overrides)
+    return DdsSimulator(SimulatorConfig(**settings), port=0)
+
+
+def fast_retry(**overrides: object) -> RetryPolicy:
+    settings: dict[str, object] = dict(base_delay=0.01, max_delay=0.05, total_budget=20.0)
+    settings.update(overrides)
+    return RetryPolicy(**settings)
+
+
+def client_for(sim: DdsSimulator, token: str = TOKEN, **overrides: object) -> DdsTaskCenterClient:
+    settings: dict[str, object] = dict(retry=fast_retry(), timeout=(2.0, 10.0))
+    settings.update(overrides)
+    return DdsTaskCenterClient(sim.url, sim.project_id, StaticToken(token), **settings)
+
+
+def by_id(jobs: list[dict]) -> dict[str, dict]:
+    return {job["id"]: job for job in jobs}
+
+
+def visible(sim: DdsSimulator, window: TimeWindow) -> dict[str, dict]:
+    return by_id(sim.store.visible_jobs(sim.project_id, window.start, window.end))
+
+
+def assert_within_api_limits(sim: DdsSimulator) -> None:
+    for request in sim.requests:
+        start = datetime.strptime(request.query["start_time"], "%Y-%m-%dT%H:%M:%S%z")
+        end = datetime.strptime(request.query["end_time"], "%Y-%m-%dT%H:%M:%S%z")
+        assert timedelta(0) < end - start <= timedelta(days=30)
+        assert 1 <= int(request.query["limit"]) <= 100
+
+
+@pytest.fixture
+def sim():
+    with simulator() as running:
+        yield running
+
+
+@pytest.mark.parametrize("include_total_count", [True, False], ids=["total", "no-total"])
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first"])
+@pytest.mark.parametrize("page_size, max_concurrency", [(100, 4), (7, 3), (100, 1)])
+def test_exact_job_set_across_pages(include_total_count, order, page_size, max_concurrency):
+    with simulator(include_total_count=include_total_count, order=order) as sim:
+        with client_for(sim, page_size=page_size, max_concurrency=max_concurrency) as client:
+            result = client.fetch_jobs(WEEK)
+        expected = visible(sim, WEEK)
+        assert len(expected) > 2 * page_size
+        assert len(result.jobs) == len(expected)
+        assert by_id(result.jobs) == expected
+        assert result.stats.jobs == len(expected) and result.stats.refetches == 0
+        assert result.stats.requests == len(sim.requests) == result.stats.pages
+        # One more page when the jobs fill the last one exactly; without a total, the pages requested ahead.
+        assert -(-len(expected) // page_size) <= result.stats.pages <= len(expected) // page_size + max_concurrency
+        assert_within_api_limits(sim)
+
+
+def test_pages_stream_with_their_slice_offset_and_total(sim):
+    stats = FetchStats()
+    with client_for(sim) as client:
+        pages = list(client.iter_pages(WEEK, stats=stats))
+    expected = visible(sim, WEEK)
+    assert sorted(page.offset for page in pages) == list(range(0, len(expected), 100))
+    assert {page.slice for page in pages} == {WEEK}
+    assert {page.total_count for page in pages} == {len(expected)}
+    assert sum(len(page.jobs) for page in pages) == len(expected)
+    assert (stats.slices, stats.pages, stats.requests) == (1, len(pages), len(pages))
+
+
+def test_window_over_30_days_is_sliced_and_deduplicated_at_the_boundary():
+    with simulator(retention_days=60) as sim:
+        window = TimeWindow(NOW - timedelta(days=40), NOW)
+        boundary = window.split()[0].end
+        on_boundary = set(sim.store.add_jobs(3, created_at=boundary))
+        received: list[str] = []
+        with client_for(sim) as client:
+            result = client.fetch_jobs(window, on_page=lambda page, stats: received.extend(j["id"] for j in page.jobs))
+        expected = visible(sim, window)
+        assert on_boundary <= expected.keys()
+        assert len(result.jobs) == len(expected) and by_id(result.jobs) == expected
+        assert result.stats.slices == 2
+        assert_within_api_limits(sim)
+        # The API's end_time is inclusive: the boundary jobs came in both slices, and were kept once.
+        assert all(received.count(job_id) == 2 for job_id in on_boundary)
+        assert len(received) == len(expected) + len(on_boundary)
+
+
+def test_filters_are_sent_and_honoured(sim):
+    everything = list(visible(sim, WEEK).values())
+    some_id = everything[5]["id"]
+    with client_for(sim) as client:
+        failed = client.fetch_jobs(WEEK, status="Failed")
+        backups = client.fetch_jobs(WEEK, name="MongodbSnapshotBackup")
+        one = client.fetch_jobs(WEEK, job_id=some_id)
+    assert by_id(failed.jobs) == by_id([j for j in everything if j["status"] == "Failed"]) != {}
+    assert by_id(backups.jobs) == by_id([j for j in everything if j["name"] == "MongodbSnapshotBackup"]) != {}
+    assert [job["id"] for job in one.jobs] == [some_id]
+    sent = [(r.query.get("status"), r.query.get("name"), r.query.get("id")) for r in sim.requests]
+    assert ("Failed", None, None) in sent and (None, "MongodbSnapshotBackup", None) in sent
+    assert (None, None, some_id) in sent
+
+
+def test_plus_of_the_time_offset_is_percent_encoded(sim):
+    with client_for(sim) as client:
+        client.fetch_jobs(WEEK)
+    request = sim.requests[0]
+    assert "start_time=2026-11-13T12%3A00%3A00%2B0000" in request.raw_query
+    assert "+" not in request.raw_query
+    assert request.query["end_time"] == "2026-11-20T12:00:00+0000"
+    # The simulator, like the API, reads a bare `+` as a space and refuses the time.
+    bare = requests.get(f"{sim.url}/v3.1/{PROJECT}/jobs?start_time=2026-11-13T12:00:00+0000"
+                        f"&end_time=2026-11-20T12:00:00+0000", headers={"X-Auth-Token": TOKEN}, timeout=5)
+    assert bare.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "fault, params, kind",
+    [
+        ("429", {"retry_after": 0}, "429"),
+        ("429_no_retry_after", {}, "429"),
+        ("500", {}, "5xx"),
+        ("502_html", {}, "5xx"),
+        ("drop", {}, "connection"),
+        ("truncate", {}, "invalid_json"),
+        ("invalid_json", {}, "invalid_json"),
+        ("slow", {"delay": 1.0}, "timeout"),
+    ],
+)
+def test_every_fault_kind_is_retried_and_counted(sim, fault, params, kind, caplog):
+    caplog.set_level("WARNING", logger="pipeline.api")
+    sim.faults.inject(fault, times=2, **params)
+    with client_for(sim, timeout=(2.0, 0.3)) as client:
+        result = client.fetch_jobs(WEEK)
+    assert by_id(result.jobs) == visible(sim, WEEK)
+    assert result.stats.retries[kind] == 2
+    assert sum(result.stats.retries.values()) == 2
+    assert result.stats.requests == result.stats.pages + 2 == len(recorded(sim, result.stats.requests))
+    assert result.stats.as_metadata()[f"retries_{kind}"] == 2
+    assert caplog.text.count("retrying in") == 2 and TOKEN not in caplog.text
+
+
+def test_random_faults_under_concurrency_still_give_the_exact_set(sim):
+    sim.faults.random({"500": 0.1, "drop": 0.05, "truncate": 0.05, "429_no_retry_after": 0.05}, seed=3)
+    with client_for(sim, page_size=10, max_concurrency=4, retry=fast_retry(max_attempts=10)) as client:
+        result = client.fetch_jobs(WEEK)
+    assert by_id(result.jobs) == visible(sim, WEEK)
+    assert result.stats.requests == result.stats.pages + sum(result.stats.retries.values())
+    assert sum(result.stats.retries.values()) > 0
+
+
+def test_retry_after_is_honoured_and_zero_never_loops_hot(sim):
+    sleeps: list[float] = []
+    sim.faults.inject("429", retry_after=3)
+    sim.faults.inject("429", times=3, retry_after=0)
+    policy = RetryPolicy(base_delay=0.01, max_delay=1.0, sleep=sleeps.append)
+    with client_for(sim, retry=policy) as client:
+        result = client.fetch_jobs(WEEK)
+    assert by_id(result.jobs) == visible(sim, WEEK)
+    # Retry-After: 3 is waited out; Retry-After: 0 still gets the (unjittered) exponential backoff.
+    assert sleeps == [3.0, 0.02, 0.04, 0.08]
+    assert result.stats.retries["429"] == 4
+
+
+def recorded(sim: DdsSimulator, count: int) -> list:
+    """The simulator's records once it holds ``count`` (a "slow" answer is recorded after its delay)."""
+    deadline = time.monotonic() + 5
+    while len(sim.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sim.requests
+
+
+def refusing_route(status: int, code: str, message: str) -> tuple:
+    return ("GET", JOBS_PATH, lambda sim, request: error_response(ApiError(status, code, message)), True, False)
+
+
+def assert_refused_once(sim: DdsSimulator, error: DdsApiError, status: int, code: str | None) -> None:
+    assert len(sim.requests) == 1
+    assert (error.status, error.error_code, error.attempts) == (status, code, 1)
+    assert error.request_id and error.request_id in str(error)
+    assert str(error).startswith("DDS rejected the request:") and "\n" not in str(error)
+    assert str(WEEK.split()[0]) == error.window and error.window in str(error)
+    for text in (str(error), repr(error)):
+        assert TOKEN not in text and "wrong-token" not in text
+
+
+def test_400_is_not_retried_and_reported_clearly():
+    route = refusing_route(400, "DBS.200001", "Invalid parameter end_time.")
+    with simulator(extra_routes=[route]) as sim, client_for(sim) as client:
+        with pytest.raises(DdsApiError) as caught:
+            client.fetch_jobs(WEEK)
+    assert_refused_once(sim, caught.value, 400, "DBS.200001")
+    assert "DBS.200001 Invalid parameter end_time. (HTTP 400, request id" in str(caught.value)
+
+
+def test_a_token_echoed_by_an_error_body_is_masked():
+    def echo_token(sim: DdsSimulator, request: RequestInfo) -> Response:
+        message = f"token {request.header('X-Auth-Token')} is not allowed here"
+        return error_response(ApiError(403, "DBS.200011", message))
+
+    with simulator(extra_routes=[("GET", JOBS_PATH, echo_token)]) as sim, client_for(sim) as client:
+        with pytest.raises(DdsApiError) as caught:
+            client.fetch_jobs(WEEK)
+    assert_refused_once(sim, caught.value, 403, "DBS.200011")
+    assert "token *** is not allowed here" in str(caught.value) and TOKEN not in caught.value.error_msg
+
+
+def test_401_is_not_retried_and_never_shows_the_token(sim):
+    with client_for(sim, token="wrong-token-do-not-print") as client:
+        with pytest.raises(DdsApiError) as caught:
+            client.fetch_jobs(WEEK)
+    assert_refused_once(sim, caught.value, 401, "APIG.0301")
+    assert "check the credentials" in str(caught.value)
+
+
+def test_403_for_a_project_the_token_does_not_serve_is_not_retried(sim):
+    with DdsTaskCenterClient(sim.url, "other", StaticToken(TOKEN), retry=fast_retry()) as client:
+        with pytest.raises(DdsApiError) as caught:
+            client.fetch_jobs(WEEK)
+    assert_refused_once(sim, caught.value, 403, "DBS.200011")
+
+
+def test_redirect_is_not_followed():
+    route = ("GET", JOBS_PATH, lambda sim, request: Response(302, {"Location": "http://127.0.0.2/x"}, b""))
+    with simulator(extra_routes=[route]) as sim, client_for(sim) as client:
+        with pytest.raises(DdsApiError, match=r"\(HTTP 302") as caught:
+            client.fetch_jobs(WEEK)
+    assert_refused_once(sim, caught.value, 302, None)
+    assert "redirect to http://127.0.0.2/x not followed" in str(caught.value)
+
+
+def test_exhausted_retries_raise_with_the_last_failure(sim):
+    sim.faults.inject("502_html", times=10)
+    with client_for(sim, retry=fast_retry(max_attempts=3)) as client:
+        with pytest.raises(DdsApiError) as caught:
+            client.fetch_jobs(WEEK)
+    error = caught.value
+    assert len(sim.requests) == 3 and error.attempts == 3 and error.status == 502
+    assert str(error).startswith("DDS API kept failing after 3 attempts (last: HTTP 502 <html>")
+    assert "502 Bad Gateway" in str(error) and error.request_id in str(error)
+
+
+def test_api_ignoring_offset_is_detected_not_paged_forever():
+    def same_page(sim: DdsSimulator, request: RequestInfo) -> Response:
+        return list_jobs(sim, dataclasses.replace(request, query={**request.query, "offset": "0"}))
+
+    with simulator(extra_routes=[("GET", JOBS_PATH, same_page)], include_total_count=False) as sim:
+        with client_for(sim, max_concurrency=1) as client, pytest.raises(DdsApiError, match="ignore offset"):
+            client.fetch_jobs(WEEK)
+        assert len(sim.requests) == 3
+
+
+@pytest.mark.parametrize("include_total_count", [True, False], ids=["total", "no-total"])
+@pytest.mark.parametrize("order", ["newest_first", "oldest_first"])
+@pytest.mark.parametrize("max_concurrency", [1, 4])
+def test_jobs_created_while_paging_are_neither_missed_nor_doubled(include_total_count, order, max_concurrency):
+    with simulator(include_total_count=include_total_count, order=order) as sim:
+        window = TimeWindow(NOW - timedelta(days=7), NOW + timedelta(hours=1))
+        before = visible(sim, window)
+        created: list[str] = []
+
+        def create_jobs_after_first_page(page, stats) -> None:
+            if not created:
+                created.extend(sim.store.add_jobs(150))
+
+        with client_for(sim, max_concurrency=max_concurrency) as client:
+            result = client.fetch_jobs(window, on_page=create_jobs_after_first_page)
+        ids = [job["id"] for job in result.jobs]
+        assert len(ids) == len(set(ids))
+        assert before.keys() <= set(ids)
+        assert set(ids) <= visible(sim, window).keys()
+        assert result.stats.refetches == 0
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 4])
+def test_jobs_vanishing_while_paging_trigger_one_sequential_repage(max_concurrency):
+    # Oldest first, jobs leaving the retention go from the front: later offsets shift down and skip some.
+    # The window ends now, so that the jobs the advancing clock creates stay out of it.
+    with simulator(order="oldest_first") as sim:
+        window = TimeWindow(NOW - timedelta(days=30), NOW)
+        before = visible(sim, window)
+
+        def expire_a_day_after_first_page(page, stats) -> None:
+            if stats.pages == 1:
+                sim.store.advance(timedelta(days=1))
+
+        with client_for(sim, max_concurrency=max_concurrency) as client:
+            result = client.fetch_jobs(window, on_page=expire_a_day_after_first_page)
+        after = visible(sim, window)
+        ids = {job["id"] for job in result.jobs}
+        assert len(before.keys() - after.keys()) > 20
+        assert (before.keys() & after.keys()) <= ids <= (before.keys() | after.keys())
+        assert result.stats.refetches == 1
+        assert [request.query["offset"] for request in sim.requests].count("0") == 2
+
+
+def test_a_job_finished_is_not_turned_back_to_running():
+    jobs: dict[str, dict] = {}
+    keep_latest_state(jobs, [{"id": "a", "status": "Running"}, {"id": "b", "status": "Completed"}])
+    keep_latest_state(jobs, [{"id": "a", "status": "Failed"}, {"id": "b", "status": "Running"}])
+    keep_latest_state(jobs, [{"id": "c", "status": "Running", "progress": "10%"}])
+    keep_latest_state(jobs, [{"id": "c", "status": "Running", "progress": "60%"}])
+    assert {k: v["status"] for k, v in jobs.items()} == {"a": "Failed", "b": "Completed", "c": "Running"}
+    assert jobs["c"]["progress"] == "60%"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"endpoint": "ftp://dds.example.com"}, "endpoint must be an http(s) URL"),
+        ({"endpoint": "dds.example.com"}, "endpoint must be an http(s) URL"),
+        ({"endpoint": "https://user:hunter2secret@dds.example.com"}, "must not embed credentials"),
+        ({"project_id": ""}, "project_id must be a non-empty string"),
+        ({"project_id": "p1/../x"}, "project_id must be a non-empty string"),
+        ({"page_size": 101}, "page_size must be an integer 1..100"),
+        ({"page_size": 0}, "page_size must be an integer 1..100"),
+        ({"max_concurrency": 0}, "max_concurrency must be an integer >= 1"),
+        ({"timeout": (5, 0)}, "timeout must be seconds > 0"),
+        ({"auth": "raw-token-value"}, "auth must be a requests AuthBase"),
+    ],
+)
+def test_construction_validates_with_one_line(kwargs, message):
+    settings: dict[str, object] = {"endpoint": "https://dds.ap-southeast-1.myhuaweicloud.com", "project_id": "p1"}
+    settings.update(kwargs)
+    with pytest.raises(ValueError) as caught:
+        DdsTaskCenterClient(**settings)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert "hunter2secret" not in str(caught.value) and "raw-token-value" not in str(caught.value)
+
+
+def test_bad_arguments_fail_before_any_request(sim):
+    with client_for(sim) as client:
+        with pytest.raises(ValueError, match="window must be a TimeWindow"):
+            client.fetch_jobs((NOW - timedelta(days=1), NOW))
+        with pytest.raises(ValueError, match="filter status must be a non-empty printable string"):
+            client.iter_pages(WEEK, status="")
+        assert TOKEN not in repr(client) and "StaticToken" in repr(client)
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("include_total_count", [True, False], ids=["total", "no-total"])
+def test_throughput_30000_jobs_at_20ms_latency(include_total_count):
+    latency, concurrency = 0.02, 4
+    settings = dict(jobs_per_day=1000, history_days=31, latency_s=latency, include_total_count=include_total_count)
+    with simulator(**settings) as sim:
+        window = TimeWindow(NOW - timedelta(days=30), NOW)
+        expected = len(visible(sim, window))
+        with client_for(sim, max_concurrency=concurrency) as client:
+            started = time.perf_counter()
+            result = client.fetch_jobs(window)
+            elapsed = time.perf_counter() - started
+    assert len(result.jobs) == expected > 25_000
+    ideal = result.stats.pages * latency / concurrency
+    print(f"\ntotal_count={include_total_count}: {expected} jobs, {result.stats.pages} pages in {elapsed:.2f} s; "
+          f"pages*latency/concurrency = {ideal:.2f} s; ratio {elapsed / ideal:.2f}")
