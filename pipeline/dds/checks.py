@@ -1,0 +1,95 @@
+"""Asset checks on the stored jobs, over the days of the run that executes them.
+
+A check runs in the same run as its asset, so it looks at the days that run synced (the partition tags);
+launched alone it looks at the last CHECK_DAYS_ALONE days. It never scans the whole history.
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+
+from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
+from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
+from pipeline.sqlfiles import read_sql
+
+# Launched without a partition (from the UI's check list), a check covers the API's month and a day more.
+CHECK_DAYS_ALONE = 31
+_RANGE_START, _RANGE_END, _PARTITION = (
+    "dagster/asset_partition_range_start",
+    "dagster/asset_partition_range_end",
+    "dagster/partition",
+)
+_SAMPLE = 20
+
+
+def checked_days(context: AssetCheckExecutionContext) -> tuple[date, date]:
+    """The first and last day of the run's partitions, or the last CHECK_DAYS_ALONE days."""
+    tags = context.run.tags
+    first = tags.get(_RANGE_START) or tags.get(_PARTITION)
+    last = tags.get(_RANGE_END) or tags.get(_PARTITION)
+    if first and last:
+        return date.fromisoformat(first), date.fromisoformat(last)
+    today = datetime.now(timezone.utc).date()
+    return today - timedelta(days=CHECK_DAYS_ALONE), today
+
+
+def _result(found: pd.DataFrame, first: date, last: date, what: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=found.empty,
+        metadata={
+            "first_day": first.isoformat(),
+            "last_day": last.isoformat(),
+            what: len(found),
+            "sample": MetadataValue.json(found.head(_SAMPLE).astype(str).to_dict("records")),
+        },
+    )
+
+
+def _warehouse_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource, sql: str, what: str):
+    first, last = checked_days(context)
+    found = warehouse.get().query(read_sql(sql), first_day=first, last_day=last)
+    return _result(found, first, last, what)
+
+
+@asset_check(asset=dds_jobs, description="No (project_id, id) is stored twice among the run's days.")
+def no_duplicate_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return _warehouse_check(context, warehouse, "checks/duplicate_keys.sql", "duplicated_keys")
+
+
+@asset_check(asset=dds_jobs, description="No job has ended_at before created_at.")
+def ended_not_before_created(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    return _warehouse_check(context, warehouse, "checks/ended_before_created.sql", "jobs_ending_before_creation")
+
+
+def _keys(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["project_id", "id", "created_date", "status", "last_seen_at"]].astype(
+        {"created_date": "string", "last_seen_at": "string"}
+    )
+
+
+@asset_check(asset=dds_jobs_parquet, description="The Parquet snapshot of each day holds exactly the warehouse's "
+             "rows of that day, in the same state, once each.")
+def parquet_matches_warehouse(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
+) -> AssetCheckResult:
+    first, last = checked_days(context)
+    days = [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
+    stored = _keys(warehouse.get().read_days(days))
+    snapshot = _keys(parquet.get().read_days(days))
+    duplicated = snapshot[snapshot.duplicated(["project_id", "id"], keep=False)]
+    merged = stored.merge(snapshot.drop_duplicates(["project_id", "id"]), how="outer",
+                          on=["project_id", "id"], suffixes=("_warehouse", "_parquet"), indicator=True)
+    differs = merged[
+        (merged["_merge"] != "both")
+        | (merged["status_warehouse"] != merged["status_parquet"])
+        | (merged["created_date_warehouse"] != merged["created_date_parquet"])
+    ]
+    result = _result(pd.concat([duplicated.assign(problem="duplicated in Parquet"),
+                                differs.drop(columns="_merge").assign(problem=differs["_merge"].astype(str))]),
+                     first, last, "disagreements")
+    return AssetCheckResult(
+        passed=result.passed,
+        metadata={**result.metadata, "warehouse_rows": len(stored), "parquet_rows": len(snapshot),
+                  "parquet_duplicates": len(duplicated)},
+    )

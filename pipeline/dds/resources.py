@@ -1,0 +1,116 @@
+"""Dagster resources: the DDS task center API, the warehouse and the Parquet snapshots.
+
+Each reads the CONTRACT.md variables (see ``pipeline.definitions``), so tests and the demo swap only the
+endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name, never its value, and
+``repr`` masks them too.
+"""
+
+import requests
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from pipeline.api.client import DdsTaskCenterClient
+from pipeline.api.credentials import Credentials, build_auth
+from pipeline.settings import DEFAULT_MAX_CONCURRENCY, ConfigError, check_http_url, endpoint_for_region, masked_url
+from pipeline.storage.parquet import ParquetStore
+from pipeline.storage.warehouse import Warehouse
+
+_SECRET_FIELDS = ("auth_token", "secret_key", "security_token", "iam_password")
+
+
+class DdsTaskCenterResource(ConfigurableResource):
+    """The task center ("Querying Tasks and Details") of one DDS project in one region."""
+
+    project_id: str = ""
+    region: str = ""
+    endpoint: str = ""
+    auth_token: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    security_token: str | None = None
+    iam_username: str | None = None
+    iam_password: str | None = None
+    iam_domain: str | None = None
+    iam_endpoint: str = "https://iam.myhuaweicloud.com"
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    ca_bundle: str | None = None
+
+    def resolved_endpoint(self) -> str:
+        if self.endpoint:
+            return check_http_url(self.endpoint, "DDS_ENDPOINT")
+        if self.region:
+            return endpoint_for_region(self.region)
+        raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
+
+    def credentials(self) -> Credentials:
+        return Credentials(
+            auth_token=self.auth_token,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            security_token=self.security_token,
+            iam_username=self.iam_username,
+            iam_password=self.iam_password,
+            iam_domain=self.iam_domain,
+            iam_endpoint=self.iam_endpoint,
+        )
+
+    def client(self) -> tuple[DdsTaskCenterClient, str]:
+        """A ready client and the name of the authentication method chosen; raises ConfigError first."""
+        if not self.project_id:
+            raise ConfigError("DDS_PROJECT_ID is not set: the project id of the tenant in the region is required")
+        if not 1 <= self.max_concurrency <= 32:
+            raise ConfigError(f"DDS_MAX_CONCURRENCY={self.max_concurrency} is outside 1..32")
+        endpoint = self.resolved_endpoint()
+        verify = self.ca_bundle or True
+        # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
+        iam_session = requests.Session()
+        iam_session.verify = verify
+        auth, method = build_auth(self.credentials(), self.project_id, session=iam_session)
+        client = DdsTaskCenterClient(
+            endpoint, self.project_id, auth, max_concurrency=self.max_concurrency, verify=verify
+        )
+        return client, method
+
+    def __repr__(self) -> str:
+        shown = {
+            name: ("***" if name in _SECRET_FIELDS and value else value)
+            for name, value in self.__dict__.items()
+            if not name.startswith("_")
+        }
+        return f"DdsTaskCenterResource({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    __str__ = __repr__
+
+
+class WarehouseResource(ConfigurableResource):
+    """The SQL warehouse holding table ``dds_jobs`` (any SQLAlchemy URL; SQLite by default)."""
+
+    url: str
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._warehouse = Warehouse(self.url)
+        self._warehouse.ensure_schema()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._warehouse is not None:
+            self._warehouse.dispose()
+
+    def get(self) -> Warehouse:
+        if self._warehouse is None:
+            self.setup_for_execution(None)  # type: ignore[arg-type]
+        return self._warehouse  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"WarehouseResource(warehouse={masked_url(self.url)!r})"
+
+    __str__ = __repr__
+
+
+class ParquetSnapshotResource(ConfigurableResource):
+    """The root of the hive-partitioned Parquet snapshots (``{root}/dds_jobs/created_date=.../``)."""
+
+    root: str
+
+    def get(self) -> ParquetStore:
+        return ParquetStore(self.root)

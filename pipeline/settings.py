@@ -1,0 +1,139 @@
+"""The pipeline's configuration, read from the environment variables of CONTRACT.md.
+
+Every problem is reported as one ``ConfigError`` line naming the variable, before any request or write.
+Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+# A fixed date, never "today minus N": a default that moved with the clock would shift the partitions of an
+# existing deployment and orphan its history. The API's one-month retention made this the first day
+# anyone could still fetch when the project started; deployments that start later set DDS_START_DATE.
+DEFAULT_START_DATE = date(2026, 10, 1)
+DEFAULT_MAX_CONCURRENCY = 4
+# The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
+MAX_CONCURRENCY_LIMIT = 32
+# The one region outside the myhuaweicloud.com domain (NOTES.md).
+REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line that names it."""
+
+
+def endpoint_for_region(region: str) -> str:
+    """The DDS API base URL of a region."""
+    return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
+
+
+def parse_day(value: str, setting: str) -> date:
+    """A ``YYYY-MM-DD`` day, or a ConfigError naming ``setting``."""
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise ConfigError(f"{setting}={value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def check_http_url(value: str, setting: str) -> str:
+    """An http(s) URL with a host, without a trailing slash, or a ConfigError naming ``setting``."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as https://dds.ap-southeast-1.myhuaweicloud.com")
+    return value.strip().rstrip("/")
+
+
+def check_warehouse_url(value: str, setting: str = "DDS_WAREHOUSE_URL") -> str:
+    """A SQLAlchemy URL whose driver is installed, or a ConfigError naming ``setting`` (no connection made)."""
+    try:
+        url = sa.engine.make_url(value)
+    except Exception:  # noqa: BLE001 - the value may hold a password: never echo an unparseable one
+        raise ConfigError(f"{setting} is not a SQLAlchemy URL such as sqlite:///data/warehouse.db") from None
+    try:
+        url.get_dialect()
+    except Exception as exc:  # noqa: BLE001 - NoSuchModuleError, ImportError of a missing driver, ...
+        raise ConfigError(
+            f"{setting}={url.render_as_string(hide_password=True)!r} names a database driver that is not "
+            f"installed or unknown ({url.drivername}): {str(exc).splitlines()[0]}"
+        ) from None
+    return value
+
+
+def masked_url(url: str) -> str:
+    """A database URL fit for logs and metadata: its password replaced by ``***``."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: show nothing that could be a secret
+        return "<unparseable URL>"
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline reads from and writes to; built by :meth:`from_env`."""
+
+    data_dir: Path
+    warehouse_url: str
+    parquet_root: str
+    start_date: date
+    max_concurrency: int
+    project_id: str | None
+    region: str | None
+    endpoint: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DDS_DATA_DIR", "").strip() or "./data")
+        warehouse_url = check_warehouse_url(
+            env.get("DDS_WAREHOUSE_URL", "").strip() or f"sqlite:///{data_dir / 'warehouse.db'}"
+        )
+        start_raw = env.get("DDS_START_DATE", "").strip()
+        start_date = parse_day(start_raw, "DDS_START_DATE") if start_raw else DEFAULT_START_DATE
+        if start_date > datetime.now(timezone.utc).date():
+            raise ConfigError(f"DDS_START_DATE={start_date.isoformat()} is in the future; no day could be synced")
+        region = env.get("DDS_REGION", "").strip() or None
+        endpoint_raw = env.get("DDS_ENDPOINT", "").strip()
+        endpoint = (
+            check_http_url(endpoint_raw, "DDS_ENDPOINT")
+            if endpoint_raw
+            else (endpoint_for_region(region) if region else None)
+        )
+        return cls(
+            data_dir=data_dir,
+            warehouse_url=warehouse_url,
+            parquet_root=env.get("DDS_PARQUET_ROOT", "").strip() or str(data_dir / "parquet"),
+            start_date=start_date,
+            max_concurrency=_int_setting(
+                env, "DDS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT
+            ),
+            project_id=env.get("DDS_PROJECT_ID", "").strip() or None,
+            region=region,
+            endpoint=endpoint,
+        )
+
+    def require_source(self) -> tuple[str, str]:
+        """The (endpoint, project id) a real sync needs, or a ConfigError naming what is missing."""
+        if not self.project_id:
+            raise ConfigError("DDS_PROJECT_ID is not set: the project id of the tenant in the region is required")
+        if not self.endpoint:
+            raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
+        return self.endpoint, self.project_id

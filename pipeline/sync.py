@@ -1,0 +1,184 @@
+"""One sync: the jobs created on a run of UTC days, from the DDS API into the warehouse.
+
+This is the work behind the ``dds_jobs`` asset, kept free of Dagster so it can be called and tested alone.
+A *day* is a UTC calendar day of ``created_at``: the partition key. The API only answers for about the last
+month, so each day is first classed by how much of it the source still holds (its *coverage*): days it no
+longer holds are not fetched, and nothing stored for them is touched.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+import pandas as pd
+
+from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
+from pipeline.api.windows import TimeWindow
+from pipeline.storage.normalize import normalize_jobs
+from pipeline.storage.parquet import ParquetStore
+from pipeline.storage.warehouse import Warehouse
+
+# The provider answers for "within one month"; 30 days is what it reliably holds.
+API_RETENTION = timedelta(days=30)
+# Stay clear of the retention edge: a window starting exactly at it may be refused or half-answered.
+RETENTION_MARGIN = timedelta(minutes=10)
+
+FULL, PARTIAL, GONE = "full", "partial", "gone"
+TERMINAL_STATUSES = ("Completed", "Failed")
+
+log = logging.getLogger(__name__)
+
+
+def day_window(day: date) -> TimeWindow:
+    """The half-open UTC window [day 00:00, next day 00:00) of a partition."""
+    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return TimeWindow(start, start + timedelta(days=1))
+
+
+def retained_since(now: datetime) -> datetime:
+    """The earliest ``created_at`` the API can still be asked about at ``now``."""
+    return now - API_RETENTION + RETENTION_MARGIN
+
+
+def coverage(day: date, now: datetime) -> str:
+    """How much of a day's jobs the source still holds: ``full``, ``partial`` (retention cuts the day) or ``gone``."""
+    window = day_window(day)
+    since = retained_since(now)
+    if window.end <= since:
+        return GONE
+    return FULL if window.start >= since else PARTIAL
+
+
+@dataclass
+class DaySync:
+    """What one sync did for one UTC day: what the API returned for it and what the warehouse now holds."""
+
+    day: date
+    coverage: str
+    api_jobs: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    anomalies: int = 0
+    stored_jobs: int = 0
+
+    def metadata(self) -> dict[str, object]:
+        """Plain numbers and text for Dagster's per-partition materialization metadata."""
+        statuses = {f"status_{name.lower()}": count for name, count in sorted(self.by_status.items())}
+        return {
+            "day": self.day.isoformat(),
+            "source_coverage": self.coverage,
+            "source_holds_day": self.coverage != GONE,
+            "jobs": self.api_jobs,
+            "failed": self.by_status.get("Failed", 0),
+            "running": self.by_status.get("Running", 0),
+            "anomalies": self.anomalies,
+            "stored_jobs": self.stored_jobs,
+            **statuses,
+        }
+
+
+@dataclass
+class SyncResult:
+    """The outcome of one sync over a run of days."""
+
+    days: dict[date, DaySync]
+    window: TimeWindow | None
+    stats: FetchStats | None
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+
+    @property
+    def gone_days(self) -> list[date]:
+        return [d for d, s in self.days.items() if s.coverage == GONE]
+
+    def metadata(self) -> dict[str, object]:
+        """Run-level figures, shared by every day's materialization."""
+        fetch = self.stats.as_metadata() if self.stats else {}
+        return {
+            "window_start": self.window.start.isoformat() if self.window else "",
+            "window_end": self.window.end.isoformat() if self.window else "",
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "rejected": self.rejected,
+            "sync_seconds": round(self.seconds, 3),
+            **{f"fetch_{k}": v for k, v in fetch.items()},
+        }
+
+
+ProgressHook = Callable[[Page, FetchStats], None]
+
+
+def fetch_window(days: Sequence[date], now: datetime) -> TimeWindow | None:
+    """The part of the days' span the API still answers for, or None when it holds none of it."""
+    start = max(day_window(days[0]).start, retained_since(now))
+    end = min(day_window(days[-1]).end, now)
+    return TimeWindow(start, end) if end > start else None
+
+
+def sync_days(
+    client: DdsTaskCenterClient,
+    warehouse: Warehouse,
+    days: Sequence[date],
+    *,
+    now: datetime | None = None,
+    region: str | None = None,
+    on_page: ProgressHook | None = None,
+) -> SyncResult:
+    """Fetch the jobs created on ``days`` (consecutive UTC days) and upsert them in one transaction.
+
+    Jobs the API returns outside the days (its window is inclusive at the end) are left to their own
+    partition. Days the API no longer holds are reported, never fetched, and their stored rows are untouched.
+    """
+    if not days:
+        raise ValueError("sync_days needs at least one day")
+    days = sorted(days)
+    now = now or datetime.now(timezone.utc)
+    started = datetime.now(timezone.utc)
+    result = SyncResult({d: DaySync(d, coverage(d, now)) for d in days}, fetch_window(days, now), None)
+    if result.window is not None:
+        fetched = client.fetch_jobs(result.window, on_page=on_page)
+        result.stats = fetched.stats
+        normalized = normalize_jobs(fetched.jobs, client.project_id, seen_at=now, region=region)
+        result.rejected = len(normalized.rejected)
+        if normalized.rejected:
+            log.warning(
+                "%d job record(s) rejected (no usable id or created_at); first: %s",
+                len(normalized.rejected),
+                str(normalized.rejected[0])[:300],
+            )
+        frame = _only_days(normalized.frame, days)
+        _count_per_day(result, frame)
+        counts = warehouse.upsert(frame)
+        result.inserted, result.updated = counts.inserted, counts.updated
+    for day, stored in warehouse.count_by_day(days, project_id=client.project_id).items():
+        result.days[day].stored_jobs = stored
+    result.seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    return result
+
+
+def _only_days(frame: pd.DataFrame, days: Sequence[date]) -> pd.DataFrame:
+    wanted = pd.Series(pd.to_datetime(list(days))).dt.date
+    keep = pd.to_datetime(frame["created_date"]).dt.date.isin(set(wanted))
+    return frame.loc[keep]
+
+
+def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    day_of_row = pd.to_datetime(frame["created_date"]).dt.date
+    for (day, status), count in frame.groupby([day_of_row, frame["status"]]).size().items():
+        result.days[day].by_status[str(status)] = int(count)
+    for day, day_sync in result.days.items():
+        day_sync.api_jobs = sum(day_sync.by_status.values())
+    if "raw_record" in frame.columns:
+        for day, count in frame["raw_record"].notna().groupby(day_of_row).sum().items():
+            result.days[day].anomalies = int(count)
+
+
+def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, int]:
+    """Write the warehouse's latest state of ``days`` to the Parquet snapshots; rows written per day."""
+    frame = warehouse.read_days(list(days))
+    written = store.write_days(frame) if not frame.empty else {}
+    return {d: written.get(d, 0) for d in days}
