@@ -41,10 +41,10 @@ def test_the_duplicate_key_check_fails_on_a_table_without_its_primary_key(tmp_pa
         engine = sa.create_engine(p.settings.warehouse_url)
         with engine.begin() as conn:
             # A copy made by hand keeps the rows but not the key: exactly where duplicates creep in.
-            conn.execute(sa.text("CREATE TABLE dds_jobs_copy AS SELECT * FROM dds_jobs"))
+            conn.execute(sa.text("CREATE TEMP TABLE saved AS SELECT * FROM dds_jobs"))
             conn.execute(sa.text("DROP TABLE dds_jobs"))
-            conn.execute(sa.text("ALTER TABLE dds_jobs_copy RENAME TO dds_jobs"))
-            conn.execute(sa.text("INSERT INTO dds_jobs SELECT * FROM dds_jobs LIMIT 2"))
+            conn.execute(sa.text("CREATE TABLE dds_jobs AS SELECT * FROM saved"))
+            conn.execute(sa.text("INSERT INTO dds_jobs SELECT * FROM saved LIMIT 2"))
         engine.dispose()
         checks = run_checks_only(p, day)
         assert checks["no_duplicate_keys"] is False

@@ -77,19 +77,25 @@ def parquet_matches_warehouse(
     days = [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
     stored = _keys(warehouse.get().read_days(days))
     snapshot = _keys(parquet.get().read_days(days))
-    duplicated = snapshot[snapshot.duplicated(["project_id", "id"], keep=False)]
-    merged = stored.merge(snapshot.drop_duplicates(["project_id", "id"]), how="outer",
-                          on=["project_id", "id"], suffixes=("_warehouse", "_parquet"), indicator=True)
+    doubled = pd.concat([_doubled(stored, "duplicated in the warehouse"), _doubled(snapshot, "duplicated in Parquet")])
+    merged = stored.drop_duplicates(["project_id", "id"]).merge(
+        snapshot.drop_duplicates(["project_id", "id"]), how="outer", on=["project_id", "id"],
+        suffixes=("_warehouse", "_parquet"), indicator=True)
     differs = merged[
         (merged["_merge"] != "both")
         | (merged["status_warehouse"] != merged["status_parquet"])
         | (merged["created_date_warehouse"] != merged["created_date_parquet"])
     ]
-    result = _result(pd.concat([duplicated.assign(problem="duplicated in Parquet"),
-                                differs.drop(columns="_merge").assign(problem=differs["_merge"].astype(str))]),
-                     first, last, "disagreements")
+    problems = pd.concat([doubled, differs.drop(columns="_merge").assign(problem=differs["_merge"].map(_WHERE))])
+    result = _result(problems, first, last, "disagreements")
     return AssetCheckResult(
         passed=result.passed,
-        metadata={**result.metadata, "warehouse_rows": len(stored), "parquet_rows": len(snapshot),
-                  "parquet_duplicates": len(duplicated)},
+        metadata={**result.metadata, "warehouse_rows": len(stored), "parquet_rows": len(snapshot)},
     )
+
+
+_WHERE = {"left_only": "only in the warehouse", "right_only": "only in Parquet", "both": "state differs"}
+
+
+def _doubled(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
+    return frame[frame.duplicated(["project_id", "id"], keep=False)].assign(problem=problem)

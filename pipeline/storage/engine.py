@@ -1,0 +1,77 @@
+"""Warehouse URLs and engines: which databases are supported, and SQLite set up for concurrent runs."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+# SQLite makes a second writer wait this long for the first instead of failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+SQLITE_CACHE_KIB = 64 * 1024
+# Execution option naming a connection that will write: SQLite then takes the write lock at BEGIN (IMMEDIATE),
+# so two runs queue up instead of failing when a read-then-write transaction cannot be upgraded.
+WRITE = "dds_write"
+_EXAMPLES = "sqlite:///data/warehouse.db or postgresql+psycopg://user@host/db"
+
+
+def parse_warehouse_url(url: object) -> URL:
+    """The SQLAlchemy URL of a supported warehouse; ValueError (never showing a password) otherwise."""
+    if isinstance(url, URL):
+        parsed = url
+    elif isinstance(url, str) and url.strip():
+        try:
+            parsed = make_url(url.strip())
+        except (sa.exc.ArgumentError, ValueError):
+            raise ValueError(f"warehouse URL is malformed: expected a SQLAlchemy URL such as {_EXAMPLES}") from None
+    else:
+        raise ValueError(f"warehouse URL must be a non-empty string such as {_EXAMPLES}, got {type(url).__name__}")
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == SQLITE and driver in ("", "pysqlite"):
+        return parsed.set(drivername=SQLITE)
+    if backend in (POSTGRESQL, "postgres") and driver in ("", "psycopg"):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ValueError(
+        f"unsupported warehouse database {parsed.drivername!r}: "
+        f"use SQLite or PostgreSQL through psycopg 3, e.g. {_EXAMPLES}"
+    )
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def create_warehouse_engine(url: URL) -> Engine:
+    """An engine for a URL from parse_warehouse_url; for a SQLite file its folder is created first."""
+    if url.get_backend_name() != SQLITE:
+        return sa.create_engine(url, pool_pre_ping=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection, _record) -> None:
+    # pysqlite's own implicit BEGIN is deferred and skips SELECTs; we emit BEGIN ourselves (see _begin_...).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    # WAL: readers never block the writer nor the writer the readers; NORMAL sync is durable enough under WAL.
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    # A bulk upsert touches every page of the table's indexes; SQLite's default 2 MB cache thrashes on them.
+    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    cursor.close()
+
+
+def _begin_sqlite_transaction(connection: sa.Connection) -> None:
+    writes = connection.get_execution_options().get(WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")

@@ -1,0 +1,77 @@
+"""Synthetic DDS job records in the API's own form (every field a string), for the storage benchmark and tests."""
+
+import random
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
+
+BEIJING = timezone(timedelta(hours=8))
+TASK_NAMES = (
+    "RestartInstance",
+    "ResizeMongoDBInstance",
+    "EnlargeMongoDBVolume",
+    "MongodbSnapshotBackup",
+    "MongodbSnapshotEBackup",
+    "ModifySecurityGroup",
+    "SwitchPrimary",
+    "CreateMongoDB",
+)
+FAIL_REASONS = ("Insufficient resources in the AZ.", "Backup agent timed out.", "实例状态异常，请稍后重试。")
+
+
+def api_time(moment: datetime, zone: timezone = BEIJING) -> str:
+    """``moment`` as the API writes it, e.g. ``2022-09-05T14:24:14+0800``."""
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def api_record(
+    job_id: str,
+    created_at: datetime,
+    *,
+    status: str = "Completed",
+    name: str = "RestartInstance",
+    ended_at: datetime | None = None,
+    progress: str = "",
+    fail_reason: str = "",
+    instance_id: str = "1f311e6a299345d7bbc878874844e233in02",
+    instance_name: str = "dds-6be2",
+) -> dict[str, str]:
+    """One JobInfo object; a finished job without ``ended_at`` is given one 90 seconds after creation."""
+    if ended_at is None and status != "Running":
+        ended_at = created_at + timedelta(seconds=90)
+    return {
+        "id": job_id,
+        "name": name,
+        "instance_id": instance_id,
+        "instance_name": instance_name,
+        "status": status,
+        "progress": progress,
+        "fail_reason": fail_reason,
+        "created_at": api_time(created_at),
+        "ended_at": api_time(ended_at) if ended_at else "",
+    }
+
+
+def synthetic_records(count: int, first_day: date, days: int = 30, seed: int = 0) -> list[dict[str, str]]:
+    """``count`` distinct jobs created over ``days`` UTC days from ``first_day``, on 500 instances: mostly
+    Completed, some Failed, a few still Running."""
+    rng = random.Random(seed)
+    start = datetime.combine(first_day, time.min, tzinfo=timezone.utc)
+    records = []
+    for _ in range(count):
+        created = start + timedelta(seconds=rng.randrange(days * 86400))
+        status = rng.choices(("Completed", "Failed", "Running"), weights=(85, 10, 5))[0]
+        instance = rng.randrange(500)
+        records.append(
+            api_record(
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                created,
+                status=status,
+                name=rng.choice(TASK_NAMES),
+                ended_at=None if status == "Running" else created + timedelta(seconds=rng.randrange(5, 7200)),
+                progress=f"{rng.randrange(100)}%" if status == "Running" else "",
+                fail_reason=rng.choice(FAIL_REASONS) if status == "Failed" else "",
+                instance_id=f"{instance:032x}in02",
+                instance_name=f"dds-{instance:04d}",
+            )
+        )
+    return records

@@ -1,0 +1,212 @@
+"""The one column list of the ``dds_jobs`` table, and everything derived from it.
+
+A row of ``dds_jobs`` is the latest known state of one DDS task-center job, keyed by (project_id, id).
+The SQLAlchemy table, the pyarrow schema and the pandas dtypes below are all built from ``COLUMNS``, so the
+warehouse, the Parquet snapshots and the normalized frames cannot drift apart.
+"""
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+TABLE_NAME = "dds_jobs"
+KEY_COLUMNS = ("project_id", "id")
+INDEXED_COLUMNS = ("created_date", "status", "instance_id")
+PARTITION_COLUMN = "created_date"
+# A job in one of these states is final: a later answer saying otherwise is stale (see precedence.py).
+TERMINAL_STATUSES = ("Completed", "Failed")
+
+
+class Kind(enum.Enum):
+    """What a column holds; each kind maps to one SQL, one Arrow and one pandas type below."""
+
+    TEXT = "text"
+    FLOAT = "float"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of ``dds_jobs``; ``doc`` says what its value means (also stored as the SQL column comment)."""
+
+    name: str
+    kind: Kind
+    nullable: bool
+    doc: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("project_id", Kind.TEXT, False, "project the job was read from (key)"),
+    Column("id", Kind.TEXT, False, "task id (key)"),
+    Column("name", Kind.TEXT, True, "task name as sent, e.g. RestartInstance"),
+    Column("instance_id", Kind.TEXT, True, "DB instance id as sent"),
+    Column("instance_name", Kind.TEXT, True, "DB instance name as sent"),
+    Column("status", Kind.TEXT, True, "Running, Completed, Failed, or any new value as sent"),
+    Column("progress_pct", Kind.FLOAT, True, "'60%' gives 60.0; empty gives NULL"),
+    Column("fail_reason", Kind.TEXT, True, "failure message; empty gives NULL"),
+    Column("created_at", Kind.TIMESTAMP, False, "creation instant, UTC"),
+    Column("ended_at", Kind.TIMESTAMP, True, "end instant, UTC; NULL while running"),
+    Column("duration_seconds", Kind.FLOAT, True, "ended_at - created_at"),
+    Column("created_date", Kind.DATE, False, "UTC day of created_at: the partition key"),
+    Column("first_seen_at", Kind.TIMESTAMP, False, "first sync that saw the job, UTC"),
+    Column("last_seen_at", Kind.TIMESTAMP, False, "latest sync that saw the job, UTC"),
+    Column("region", Kind.TEXT, True, "region the job was read from, when known"),
+    Column("raw_record", Kind.TEXT, True, "the JSON record as sent, kept only when anomalous or with unknown fields"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+NOT_NULL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if not c.nullable)
+
+_SQL_TYPES: dict[Kind, sa.types.TypeEngine] = {
+    Kind.TEXT: sa.Text(),
+    Kind.FLOAT: sa.Float(precision=53),
+    # timestamptz on PostgreSQL; SQLite has no zone-aware type, so the warehouse stores UTC there.
+    Kind.TIMESTAMP: sa.DateTime(timezone=True),
+    Kind.DATE: sa.Date(),
+}
+_ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.TEXT: pa.string(),
+    Kind.FLOAT: pa.float64(),
+    Kind.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    Kind.DATE: pa.date32(),
+}
+_PANDAS_DTYPES: dict[Kind, object] = {
+    # Python strings (None for NULL): what the API's JSON gives and what DB drivers take, so neither normalizing
+    # nor loading pays for a conversion.
+    Kind.TEXT: np.dtype(object),
+    Kind.FLOAT: np.dtype("float64"),
+    Kind.TIMESTAMP: pd.DatetimeTZDtype("us", "UTC"),
+    # pandas has no date dtype of its own; the Arrow date keeps it a date (not a midnight timestamp).
+    Kind.DATE: pd.ArrowDtype(pa.date32()),
+}
+
+# What a text column may hold in a frame: Python strings, and None for NULL.
+TEXT_TYPES = {str, type(None)}
+
+METADATA = sa.MetaData()
+DDS_JOBS = sa.Table(
+    TABLE_NAME,
+    METADATA,
+    *(
+        sa.Column(c.name, _SQL_TYPES[c.kind], nullable=c.nullable, primary_key=c.name in KEY_COLUMNS, comment=c.doc)
+        for c in COLUMNS
+    ),
+    *(sa.Index(f"ix_{TABLE_NAME}_{name}", name) for name in INDEXED_COLUMNS),
+    comment="One row per DDS task-center job (project_id, id): its latest known state.",
+    # Re-syncs update rows in place (last_seen_at, Running to Completed); free room on each page lets PostgreSQL
+    # keep those updates on the page without touching the indexes (HOT updates).
+    postgresql_with={"fillfactor": 70},
+)
+
+ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW_TYPES[c.kind], nullable=c.nullable) for c in COLUMNS])
+PANDAS_DTYPES: dict[str, object] = {c.name: _PANDAS_DTYPES[c.kind] for c in COLUMNS}
+
+
+def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
+    """A pyarrow table holding the ``dds_jobs`` columns as a frame with the schema's pandas dtypes."""
+    table = table.select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
+    return pd.DataFrame({name: series_from_arrow(table.column(name)) for name in COLUMN_NAMES})
+
+
+def series_from_arrow(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """One column of ``ARROW_SCHEMA`` types as a pandas Series of the matching dtype (nulls as None/NaN/NaT)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type == pa.string():
+        return pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
+    if values.type == pa.date32():
+        return pd.Series(pd.arrays.ArrowExtensionArray(values))
+    if values.type == pa.float64():
+        return pd.Series(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_timestamp(values.type):
+        naive_utc = pd.Series(values.to_numpy(zero_copy_only=False))
+        return naive_utc.dt.tz_localize("UTC").astype(_PANDAS_DTYPES[Kind.TIMESTAMP])
+    raise TypeError(f"no dds_jobs column has the Arrow type {values.type}")
+
+
+def frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """The ``dds_jobs`` columns of ``frame`` as a pyarrow table of ``ARROW_SCHEMA``; ValueError names a bad column."""
+    check_columns(frame)
+    check_not_null(frame)
+    return pa.Table.from_arrays([_to_arrow(frame[f.name], f) for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
+
+
+def _to_arrow(series: pd.Series, field: pa.Field) -> pa.Array:
+    try:
+        try:
+            return pa.array(series, type=field.type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # e.g. ISO date strings or timestamps for created_date: Arrow casts what it cannot convert directly.
+            return pa.array(series, from_pandas=True).cast(field.type)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise ValueError(f"column {field.name!r} cannot be read as {field.type}: {_first_line(exc)}") from None
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with exactly the ``dds_jobs`` columns, in order, with the schema's dtypes (timestamps in UTC);
+    ValueError naming the first column that is missing, null where it may not be, or of the wrong type."""
+    check_columns(frame)
+    if _has_schema_types(frame):
+        check_not_null(frame)
+        return frame[list(COLUMN_NAMES)]
+    return arrow_to_frame(frame_to_arrow(frame))
+
+
+def _has_schema_types(frame: pd.DataFrame) -> bool:
+    for column in COLUMNS:
+        series = frame[column.name]
+        if series.dtype != PANDAS_DTYPES[column.name]:
+            return False
+        if column.kind is Kind.TEXT and not set(map(type, series.to_numpy())) <= TEXT_TYPES:
+            return False
+    return True
+
+
+def empty_frame() -> pd.DataFrame:
+    """A frame of no jobs with the schema's columns and dtypes."""
+    return arrow_to_frame(ARROW_SCHEMA.empty_table())
+
+
+def check_columns(frame: object) -> None:
+    """ValueError unless ``frame`` is a DataFrame with exactly the ``dds_jobs`` columns (any order)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"expected a pandas DataFrame of dds_jobs rows, got {type(frame).__name__}")
+    missing = [name for name in COLUMN_NAMES if name not in frame.columns]
+    extra = [str(name) for name in frame.columns if name not in COLUMN_NAMES]
+    if missing or extra:
+        raise ValueError(f"frame does not have the dds_jobs columns: missing {missing}, unexpected {extra}")
+    if frame.columns.duplicated().any():
+        raise ValueError(f"frame has duplicated columns: {sorted(set(frame.columns[frame.columns.duplicated()]))}")
+
+
+def check_not_null(frame: pd.DataFrame) -> None:
+    """ValueError naming the first NOT NULL column of ``dds_jobs`` that holds a null in ``frame``."""
+    for name in NOT_NULL_COLUMNS:
+        nulls = int(frame[name].isna().sum())
+        if nulls:
+            raise ValueError(f"column {name!r} must not be null but is null in {nulls} row(s)")
+
+
+def as_days(days: Iterable[date]) -> list[date]:
+    """Distinct partition days, sorted; ValueError for anything but dates (a datetime is not taken for its day)."""
+    if isinstance(days, (str, date)):
+        raise ValueError(f"days must be a list of dates, got a single {type(days).__name__}")
+    if not isinstance(days, Iterable):
+        raise ValueError(f"days must be a list of dates, got {type(days).__name__}")
+    distinct = set()
+    for day in days:
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise ValueError(f"days must be datetime.date values, got {day!r}")
+        distinct.add(day)
+    return sorted(distinct)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

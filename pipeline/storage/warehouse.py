@@ -1,0 +1,206 @@
+"""The SQL warehouse of DDS jobs: the ``dds_jobs`` table and its views, on SQLite or PostgreSQL (SQLAlchemy Core).
+
+A row is the latest known state of one job (project_id, id); a *day* is a UTC calendar day of created_at
+(``created_date``, indexed), the unit every read and the daily sync work in.
+"""
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_engine, parse_warehouse_url
+from pipeline.storage.postgres_copy import upsert_postgres
+from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.schema import (
+    ARROW_SCHEMA,
+    COLUMNS,
+    DDS_JOBS,
+    TABLE_NAME,
+    Kind,
+    as_days,
+    conform,
+    series_from_arrow,
+)
+from pipeline.storage.upsert import UpsertCounts, upsert_sqlite
+from pipeline.storage.views import recreate_views
+
+# Serializes schema changes of concurrent runs on PostgreSQL (CREATE ... IF NOT EXISTS alone can still race).
+_SCHEMA_LOCK_KEY = 0x0DD5_0B5
+_UPSERTS = {SQLITE: upsert_sqlite, POSTGRESQL: upsert_postgres}
+
+
+class Warehouse:
+    """The warehouse at a SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
+
+    The URL is checked at once (ValueError, before any connection); the database is first touched by the first
+    method that needs it, which also creates the table, indexes and views when missing.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = parse_warehouse_url(url)
+        self._engine = create_warehouse_engine(self._url)
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self._url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._url.get_backend_name()
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine, for tools that take one (e.g. ``pandas.read_sql``)."""
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    def ensure_schema(self) -> None:
+        """Create the table and its indexes when missing, and (re)create the analyst views of sql/views/."""
+        with self._writing() as connection:
+            if self.dialect == POSTGRESQL:
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            connection.execute(sa.schema.CreateTable(DDS_JOBS, if_not_exists=True))
+            for index in sorted(DDS_JOBS.indexes, key=lambda ix: ix.name):
+                connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+            _check_stored_columns(connection)
+            recreate_views(connection)
+        self._schema_ready = True
+
+    def upsert(self, frame: pd.DataFrame) -> UpsertCounts:
+        """Insert new jobs and update stored ones, all in one transaction (a failure leaves the table as it was).
+
+        A stored terminal state is never replaced by a stale non-terminal one; first_seen_at keeps the minimum,
+        last_seen_at the maximum. Several rows of one key in ``frame`` are first reduced to the latest state.
+        """
+        frame = latest_state_per_key(conform(frame))
+        if frame.empty:
+            return UpsertCounts(0, 0)
+        self._ensure_schema_once()
+        with self._writing() as connection:
+            return _UPSERTS[self.dialect](connection, frame)
+
+    def read_days(self, days: Iterable[date], project_id: str | None = None) -> pd.DataFrame:
+        """The stored jobs created on ``days`` (UTC), with the columns and dtypes of normalize_jobs' frames."""
+        wanted = as_days(days)
+        statement = sa.select(DDS_JOBS).where(*self._filters(wanted, project_id)).order_by(*DDS_JOBS.primary_key)
+        with self._reading() as connection:
+            rows = connection.execute(statement).all() if wanted else []
+        return _frame_from_rows(rows)
+
+    def count_by_day(self, days: Iterable[date], project_id: str | None = None) -> dict[date, int]:
+        """Stored jobs per day, every day of ``days`` included (0 when none)."""
+        wanted = as_days(days)
+        created_date = DDS_JOBS.c.created_date
+        statement = (
+            sa.select(created_date, sa.func.count())
+            .where(*self._filters(wanted, project_id))
+            .group_by(created_date)
+        )
+        with self._reading() as connection:
+            counts = dict(connection.execute(statement).all()) if wanted else {}
+        return {day: int(counts.get(day, 0)) for day in sorted(wanted)}
+
+    def days_with_status(self, status: str, since: date, project_id: str | None = None) -> list[date]:
+        """The days from ``since`` on holding at least one job in ``status`` (e.g. Running ones to re-sync)."""
+        if not isinstance(status, str) or not status:
+            raise ValueError(f"status must be a non-empty string, got {status!r}")
+        since = as_days([since])[0]
+        conditions = [DDS_JOBS.c.status == status, DDS_JOBS.c.created_date >= since]
+        if project_id is not None:
+            conditions.append(DDS_JOBS.c.project_id == project_id)
+        statement = sa.select(DDS_JOBS.c.created_date).where(*conditions).distinct().order_by(DDS_JOBS.c.created_date)
+        with self._reading() as connection:
+            return list(connection.execute(statement).scalars())
+
+    def query(self, sql: str, **params: object) -> pd.DataFrame:
+        """The result of one read-only SQL statement with ``:name`` parameters bound from ``params``.
+
+        Dates and datetimes bind as such on both databases (naive datetimes are read as UTC); a list or tuple
+        binds an ``IN :name`` list. The statement runs in a transaction that is rolled back: it changes nothing.
+        """
+        if not isinstance(sql, str) or not sql.strip():
+            raise ValueError("query needs a non-empty SQL string")
+        try:
+            statement = sa.text(sql).bindparams(*(_bind(name, value) for name, value in params.items()))
+        except sa.exc.ArgumentError as exc:
+            raise ValueError(f"query parameters do not match the SQL: {exc}") from None
+        with self._reading() as connection:
+            result = connection.execute(statement, {k: _utc(v) for k, v in params.items()})
+            if not result.returns_rows:
+                raise ValueError("query runs statements that return rows (SELECT ...); nothing was changed")
+            columns = list(result.keys())
+            rows = result.all()
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def _ensure_schema_once(self) -> None:
+        if not self._schema_ready:
+            self.ensure_schema()
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A connection in a write transaction (on SQLite holding the write lock from its start)."""
+        with self._engine.connect() as connection:
+            connection.execution_options(**{WRITE: True})
+            with connection.begin():
+                yield connection
+
+    def _reading(self) -> sa.Connection:
+        self._ensure_schema_once()
+        return self._engine.connect()
+
+    def _filters(self, days: list[date], project_id: str | None) -> list[sa.ColumnElement[bool]]:
+        conditions = [DDS_JOBS.c.created_date.in_(days)]
+        if project_id is not None:
+            conditions.append(DDS_JOBS.c.project_id == project_id)
+        return conditions
+
+
+def _check_stored_columns(connection: sa.Connection) -> None:
+    stored = {column["name"] for column in sa.inspect(connection).get_columns(TABLE_NAME)}
+    missing = [c.name for c in COLUMNS if c.name not in stored]
+    if missing:
+        raise RuntimeError(f"table {TABLE_NAME} exists without the columns {missing}: migrate it before syncing")
+
+
+def _bind(name: str, value: object) -> sa.BindParameter:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sa.bindparam(name, expanding=True)
+    if isinstance(value, datetime):
+        return sa.bindparam(name, type_=sa.DateTime(timezone=True))
+    if isinstance(value, date):
+        return sa.bindparam(name, type_=sa.Date())
+    return sa.bindparam(name)
+
+
+def _utc(value: object) -> object:
+    # SQLite stores UTC without an offset, so a datetime is compared there as UTC wall time: convert aware ones,
+    # and read naive ones as UTC on PostgreSQL too (rather than in the session's time zone).
+    if isinstance(value, datetime):
+        aware = value if value.utcoffset() is not None else value.replace(tzinfo=timezone.utc)
+        return aware.astimezone(timezone.utc)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return value
+
+
+def _frame_from_rows(rows: list[sa.Row]) -> pd.DataFrame:
+    """Rows of dds_jobs (naive UTC datetimes on SQLite, aware ones on PostgreSQL) as a schema-typed frame."""
+    columns = list(zip(*rows)) if rows else [() for _ in COLUMNS]
+    frame = {}
+    for column, values, field in zip(COLUMNS, columns, ARROW_SCHEMA):
+        if column.kind is Kind.TEXT:
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+            frame[column.name] = pd.Series(array, dtype=object)
+        else:
+            frame[column.name] = series_from_arrow(pa.array(values, type=field.type))
+    return pd.DataFrame(frame)

@@ -1,0 +1,107 @@
+"""The analyst views and example queries of sql/ answer the same on SQLite and PostgreSQL."""
+
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from pipeline.sqlfiles import SQL_DIR
+from pipeline.storage.normalize import normalize_jobs
+from pipeline.storage.samples import api_record, synthetic_records
+from pipeline.storage.views import load_views
+from pipeline.storage.warehouse import Warehouse
+
+DAY = date(2026, 11, 1)
+SEEN = datetime(2026, 11, 9, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+QUERY_PARAMS = {"first_day": DAY, "last_day": DAY + timedelta(days=6), "created_before": T0 + timedelta(days=3)}
+
+
+@pytest.fixture
+def warehouse(warehouse_url):
+    store = Warehouse(warehouse_url)
+    store.ensure_schema()
+    records = synthetic_records(500, DAY, days=7, seed=11) + [
+        api_record("bk-1", T0, name="MongodbSnapshotBackup", status="Failed", instance_id="inst-a", fail_reason="x"),
+        api_record("bk-2", T0 + timedelta(days=1), name="MongodbSnapshotEBackup", status="Failed",
+                   instance_id="inst-a", fail_reason="y"),
+        api_record("bk-3", T0 + timedelta(days=2), name="MongodbSnapshotBackup", status="Failed", instance_id="inst-b"),
+        api_record("rs-1", T0, name="ResizeMongoDBInstance", ended_at=T0 + timedelta(minutes=30)),
+        api_record("rs-2", T0, name="ResizeMongoDBInstance", ended_at=T0 + timedelta(minutes=90)),
+        api_record("old", T0 - timedelta(days=40), name="MongodbSnapshotBackup", status="Failed", instance_id="inst-c"),
+        api_record("stuck", T0, status="Running", progress="5%"),
+    ]
+    store.upsert(normalize_jobs(records, "proj-1", SEEN).frame)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def jobs(warehouse) -> pd.DataFrame:
+    return warehouse.query("SELECT * FROM dds_jobs")
+
+
+def test_ensure_schema_creates_every_view_file_and_recreates_them(warehouse):
+    names = [view.name for view in load_views()]
+    assert len(names) >= 4
+    warehouse.ensure_schema()
+    for name in names:
+        assert not warehouse.query(f"SELECT * FROM {name}").empty
+
+
+def test_daily_status_counts_jobs_per_day_and_status(warehouse, jobs):
+    view = warehouse.query("SELECT project_id, day, status, jobs FROM dds_jobs_daily_status")
+    expected = jobs.groupby(["project_id", "created_date", "status"]).size()
+    got = view.assign(day=view["day"].astype(str)).set_index(["project_id", "day", "status"])["jobs"]
+    assert got.sort_index().to_dict() == {(p, str(d), s): n for (p, d, s), n in expected.items()}
+
+
+def test_failed_lists_every_failed_job_with_its_reason(warehouse, jobs):
+    view = warehouse.query("SELECT id, fail_reason FROM dds_jobs_failed")
+    failed = jobs[jobs["status"] == "Failed"]
+    assert dict(zip(view["id"], view["fail_reason"])) == dict(zip(failed["id"], failed["fail_reason"]))
+
+
+def test_duration_by_name_summarises_each_task_kind(warehouse, jobs):
+    view = warehouse.query("SELECT * FROM dds_jobs_duration_by_name").set_index("name")
+    for name, group in jobs.groupby("name"):
+        row = view.loc[name]
+        assert row["jobs"] == len(group) and row["failed_jobs"] == (group["status"] == "Failed").sum()
+        assert row["finished_jobs"] == group["duration_seconds"].notna().sum()
+        assert row["avg_duration_seconds"] == pytest.approx(group["duration_seconds"].mean())
+        assert row["max_duration_seconds"] == group["duration_seconds"].max()
+
+
+def test_instance_latest_gives_the_last_created_job_of_each_instance(warehouse, jobs):
+    view = warehouse.query("SELECT instance_id, id FROM dds_jobs_instance_latest")
+    created = pd.to_datetime(jobs["created_at"], utc=True)
+    latest = jobs.assign(created=created).sort_values(["created", "id"]).groupby("instance_id").tail(1)
+    assert dict(zip(view["instance_id"], view["id"])) == dict(zip(latest["instance_id"], latest["id"]))
+
+
+@pytest.mark.parametrize("path", sorted((SQL_DIR / "queries").glob("*.sql")), ids=lambda p: p.stem)
+def test_every_example_query_runs(warehouse, path):
+    sql = path.read_text(encoding="utf-8")
+    params = {name: value for name, value in QUERY_PARAMS.items() if f":{name}" in sql}
+    warehouse.query(sql, **params)
+
+
+def test_failed_backups_by_instance_answers_the_quarter_question(warehouse):
+    sql = (SQL_DIR / "queries" / "failed_backups_by_instance.sql").read_text(encoding="utf-8")
+    found = warehouse.query(sql, first_day=DAY, last_day=DAY + timedelta(days=6))
+    mine = found[found["instance_id"].isin(["inst-a", "inst-b", "inst-c"])]
+    assert mine[["instance_id", "failed_backups"]].values.tolist() == [["inst-a", 2], ["inst-b", 1]]
+
+
+def test_resize_durations_reports_minutes(warehouse):
+    sql = (SQL_DIR / "queries" / "resize_durations.sql").read_text(encoding="utf-8")
+    found = warehouse.query(sql, first_day=DAY, last_day=DAY).set_index("name")
+    assert float(found.loc["ResizeMongoDBInstance", "max_minutes"]) >= 90.0
+    assert found.loc["ResizeMongoDBInstance", "resizes"] >= 2
+
+
+def test_running_longer_than_finds_the_stuck_job(warehouse):
+    sql = (SQL_DIR / "queries" / "running_longer_than.sql").read_text(encoding="utf-8")
+    found = warehouse.query(sql, created_before=T0 + timedelta(minutes=1))
+    assert "stuck" in set(found["id"])
+    assert "stuck" not in set(warehouse.query(sql, created_before=T0)["id"])
