@@ -8,34 +8,23 @@ import os
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.schedules import dds_jobs_daily
 from pipeline.settings import Settings
 
-_SECRET_VARIABLES = {
-    "auth_token": "DDS_AUTH_TOKEN",
-    "access_key": "HUAWEICLOUD_SDK_AK",
-    "secret_key": "HUAWEICLOUD_SDK_SK",
-    "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-    "iam_username": "DDS_IAM_USERNAME",
-    "iam_password": "DDS_IAM_PASSWORD",
-    "iam_domain": "DDS_IAM_DOMAIN",
-}
-
-
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
-    secrets = {field: EnvVar(var) for field, var in _SECRET_VARIABLES.items() if os.environ.get(var)}
-    iam_endpoint = os.environ.get("DDS_IAM_ENDPOINT", "").strip()
+    # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
+    credentials = {field: EnvVar(var) for field, var in ENV_VARIABLES.items() if os.environ.get(var, "").strip()}
     return DdsTaskCenterResource(
         project_id=settings.project_id or "",
         region=settings.region or "",
         endpoint=settings.endpoint or "",
         max_concurrency=settings.max_concurrency,
         ca_bundle=os.environ.get("DDS_CA_BUNDLE") or None,
-        **({"iam_endpoint": iam_endpoint} if iam_endpoint else {}),
-        **secrets,
+        **credentials,
     )
 
 

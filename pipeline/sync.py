@@ -6,7 +6,6 @@ month, so each day is first classed by how much of it the source still holds (it
 longer holds are not fetched, and nothing stored for them is touched.
 """
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -26,9 +25,6 @@ RETENTION_MARGIN = timedelta(minutes=10)
 
 FULL, PARTIAL, GONE = "full", "partial", "gone"
 TERMINAL_STATUSES = ("Completed", "Failed")
-
-log = logging.getLogger(__name__)
-
 
 def day_window(day: date) -> TimeWindow:
     """The half-open UTC window [day 00:00, next day 00:00) of a partition."""
@@ -88,6 +84,8 @@ class SyncResult:
     updated: int = 0
     rejected: int = 0
     seconds: float = 0.0
+    # One line per kind of problem met in the records (rejections, unreadable fields), for the run log.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def gone_days(self) -> list[date]:
@@ -142,12 +140,7 @@ def sync_days(
         result.stats = fetched.stats
         normalized = normalize_jobs(fetched.jobs, client.project_id, seen_at=now, region=region)
         result.rejected = len(normalized.rejected)
-        if normalized.rejected:
-            log.warning(
-                "%d job record(s) rejected (no usable id or created_at); first: %s",
-                len(normalized.rejected),
-                str(normalized.rejected[0])[:300],
-            )
+        result.problems = list(normalized.anomaly_samples)
         frame = _only_days(normalized.frame, days)
         _count_per_day(result, frame)
         counts = warehouse.upsert(frame)

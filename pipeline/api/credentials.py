@@ -34,7 +34,7 @@ ENV_VARIABLES = {
     "iam_endpoint": "DDS_IAM_ENDPOINT",
 }
 METHOD_VARIABLES = {AKSK: "HUAWEICLOUD_SDK_AK/SK", IAM: "DDS_IAM_*", TOKEN: "DDS_AUTH_TOKEN"}
-_SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "iam_password"})
+SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "iam_password"})
 _AKSK_FIELDS = ("access_key", "secret_key")
 _IAM_FIELDS = ("iam_username", "iam_password", "iam_domain")
 
@@ -100,7 +100,7 @@ class Credentials:
         shown = []
         for field in fields(self):
             value = getattr(self, field.name)
-            if value is not None and field.name in _SECRET_FIELDS:
+            if value is not None and field.name in SECRET_FIELDS:
                 shown.append(f"{field.name}=***")
             elif value is not None and field.name == "access_key":
                 shown.append(f"{field.name}={mask_key(value)}")

@@ -72,13 +72,15 @@ def _count_check(result: SyncResult) -> AssetCheckResult:
     )
 
 
+# Both assets: one partition per UTC day, and any range of days as one run (one API window per run).
+_DAILY = {"partitions_def": dds_daily_partitions, "backfill_policy": BackfillPolicy.single_run(), "group_name": "dds"}
+
+
 @asset(
     name="dds_jobs",
-    partitions_def=dds_daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
     pool=DDS_API_POOL,
     kinds={"sql"},
-    group_name="dds",
+    **_DAILY,
     check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs",
                                 description="Stored jobs per day equal the distinct jobs the API returned")],
     description="DDS task-center jobs, one row per (project_id, id) with its latest state, in the SQL warehouse. "
@@ -101,6 +103,8 @@ def dds_jobs(
             "are older than the DDS API's one-month retention: the source no longer holds them, nothing was "
             "fetched for them, and what is stored for them is left as it is"
         )
+    for problem in result.problems:
+        context.log.warning(f"DDS job records: {problem}")
     for day, day_sync in result.days.items():
         context.add_asset_metadata(day_sync.metadata(), partition_key=day_key(day))
     context.log.info(
@@ -113,10 +117,8 @@ def dds_jobs(
 @asset(
     name="dds_jobs_parquet",
     deps=[dds_jobs],
-    partitions_def=dds_daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
     kinds={"parquet"},
-    group_name="dds",
+    **_DAILY,
     description="Hive-partitioned Parquet snapshots of dds_jobs: {root}/dds_jobs/created_date=YYYY-MM-DD/, "
     "the latest state of each job, written from the warehouse.",
 )

@@ -10,12 +10,10 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.api.credentials import Credentials, build_auth
+from pipeline.api.credentials import ENV_VARIABLES, SECRET_FIELDS, Credentials, build_auth
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY, ConfigError, check_http_url, endpoint_for_region, masked_url
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.warehouse import Warehouse
-
-_SECRET_FIELDS = ("auth_token", "secret_key", "security_token", "iam_password")
 
 
 class DdsTaskCenterResource(ConfigurableResource):
@@ -43,16 +41,7 @@ class DdsTaskCenterResource(ConfigurableResource):
         raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
 
     def credentials(self) -> Credentials:
-        return Credentials(
-            auth_token=self.auth_token,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
-            security_token=self.security_token,
-            iam_username=self.iam_username,
-            iam_password=self.iam_password,
-            iam_domain=self.iam_domain,
-            iam_endpoint=self.iam_endpoint,
-        )
+        return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
 
     def client(self) -> tuple[DdsTaskCenterClient, str]:
         """A ready client and the name of the authentication method chosen; raises ConfigError first."""
@@ -73,7 +62,7 @@ class DdsTaskCenterResource(ConfigurableResource):
 
     def __repr__(self) -> str:
         shown = {
-            name: ("***" if name in _SECRET_FIELDS and value else value)
+            name: ("***" if name in SECRET_FIELDS and value else value)
             for name, value in self.__dict__.items()
             if not name.startswith("_")
         }
