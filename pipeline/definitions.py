@@ -6,6 +6,7 @@ never its value. All steps run in one process: a run pays Python and Dagster sta
 
 import os
 
+import sqlalchemy as sa
 from dagster import Definitions, EnvVar, in_process_executor
 
 from pipeline.api.credentials import ENV_VARIABLES
@@ -28,6 +29,18 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     )
 
 
+def warehouse_url_config(settings: Settings) -> str:
+    """The warehouse URL as Dagster should record it: ``EnvVar("DDS_WAREHOUSE_URL")`` when it holds a password.
+
+    Dagster stores a resource's configured values in every run's job snapshot and shows them in its UI; a
+    PostgreSQL password in the URL would be stored in plain text there.
+    """
+    from_env = os.environ.get("DDS_WAREHOUSE_URL", "").strip()
+    if from_env == settings.warehouse_url and sa.engine.make_url(settings.warehouse_url).password:
+        return EnvVar("DDS_WAREHOUSE_URL")
+    return settings.warehouse_url
+
+
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[dds_jobs, dds_jobs_parquet],
@@ -35,7 +48,7 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules=[dds_jobs_daily],
         resources={
             "dds_api": dds_api_resource(settings),
-            "warehouse": WarehouseResource(url=settings.warehouse_url),
+            "warehouse": WarehouseResource(url=warehouse_url_config(settings)),
             "parquet": ParquetSnapshotResource(root=settings.parquet_root),
         },
         executor=in_process_executor,

@@ -5,16 +5,22 @@ the same ``Definitions``, resources, assets, checks and storage, fed by the same
 """
 
 import os
+import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 from dagster import DagsterInstance
 
+from pipeline.api.auth import mask_key
+from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings, masked_url
 from pipeline.simulator import DdsSimulator, SimulatorConfig
+from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.storage.warehouse import Warehouse
 
 DEMO_SEED = 2026
@@ -42,17 +48,49 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
             + _frame("Slowest tasks:", slowest))
 
 
-def run_demo(days: int = 7, jobs_per_day: int = 200) -> int:
+def demo_key_pair() -> tuple[str, str]:
+    """A fresh (access key, secret key) for one demo run: only that run's simulator accepts it."""
+    return "DEMO" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+
+
+@contextmanager
+def demo_environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` holding ``values`` and none of the user's own credential variables, restored on exit.
+
+    The user's real credentials must not reach the simulator, and a partial set of them would fail the run.
+    """
+    saved = {name: os.environ.pop(name, None) for name in {*values, *ENV_VARIABLES.values()}}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_demo(days: int = 7, jobs_per_day: int = 200, key_pair: tuple[str, str] | None = None) -> int:
+    """Syncs the last ``days`` days from a fresh simulator; ``key_pair`` is (AK, SK), generated when None."""
     settings = Settings.from_env()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     last_day = now.date() - timedelta(days=1)
     first_day = max(last_day - timedelta(days=days - 1), settings.start_date)
     first, last = first_day.isoformat(), last_day.isoformat()
-    config = SimulatorConfig(seed=DEMO_SEED, jobs_per_day=jobs_per_day, history_days=days + 35, now=now)
+    access_key, secret_key = key_pair or demo_key_pair()
+    # AK/SK signing is the method a schedule should use; the simulator's gateway verifies every signature.
+    gateway = SimulatorAuthenticator(keys={access_key: secret_key})
+    config = SimulatorConfig(seed=DEMO_SEED, jobs_per_day=jobs_per_day, history_days=days + 35, now=now,
+                             authenticator=gateway)
     print(f"Starting the DDS API simulator (seed {DEMO_SEED}, ~{jobs_per_day} jobs a day) on 127.0.0.1 ...")
-    with DdsSimulator(config, port=0) as sim:
-        os.environ.update({"DDS_ENDPOINT": sim.url, "DDS_PROJECT_ID": sim.project_id, "DDS_AUTH_TOKEN": config.token})
+    with DdsSimulator(config, port=0) as sim, demo_environment({
+        "DDS_ENDPOINT": sim.url, "DDS_PROJECT_ID": sim.project_id,
+        "HUAWEICLOUD_SDK_AK": access_key, "HUAWEICLOUD_SDK_SK": secret_key,
+    }):
         settings = replace(settings, endpoint=sim.url, project_id=sim.project_id)
+        print(f"Signing every request with the demo's access key {mask_key(access_key)} (AK/SK, the method for "
+              "schedules: docs/authentication.md)")
         print(f"Syncing {first} ... {last} ({(last_day - first_day).days + 1} days) through Dagster ...", flush=True)
         job = build_definitions(settings).resolve_implicit_global_asset_job_def()
         with DagsterInstance.ephemeral() as instance:

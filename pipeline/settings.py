@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from pipeline.storage.engine import parse_warehouse_url, sqlite_file
+from pipeline.storage.parquet import check_parquet_root
+
 # A fixed date, never "today minus N": a default that moved with the clock would shift the partitions of an
 # existing deployment and orphan its history. The API's one-month retention made this the first day
 # anyone could still fetch when the project started; deployments that start later set DDS_START_DATE.
@@ -43,8 +46,14 @@ def parse_day(value: str, setting: str) -> date:
 
 def check_http_url(value: str, setting: str) -> str:
     """An http(s) URL with a host, without a trailing slash, or a ConfigError naming ``setting``."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        # .port raises ValueError for a port that is not a number in 0..65535.
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:
+        usable = False
+    if not usable or any(char.isspace() for char in text):
         raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as https://dds.ap-southeast-1.myhuaweicloud.com")
     return value.strip().rstrip("/")
 
@@ -62,7 +71,31 @@ def check_warehouse_url(value: str, setting: str = "DDS_WAREHOUSE_URL") -> str:
             f"{setting}={url.render_as_string(hide_password=True)!r} names a database driver that is not "
             f"installed or unknown ({url.drivername}): {str(exc).splitlines()[0]}"
         ) from None
+    try:
+        parse_warehouse_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{setting}={url.render_as_string(hide_password=True)!r}: {exc}") from None
     return value
+
+
+def check_writable_folder(path: Path, setting: str) -> None:
+    """ConfigError naming ``setting`` unless files can be created in ``path`` (made when missing); writes nothing."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{setting}: {str(path)!r} cannot be a folder, {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{setting}: {str(path)!r} is not writable by this user ({str(existing)!r} is not)")
+
+
+def _check_local_folders(warehouse_url: str, warehouse_setting: str, parquet_root: str, parquet_setting: str) -> None:
+    """The folders the SQLite warehouse and local Parquet snapshots will be written to must be writable."""
+    database = sqlite_file(parse_warehouse_url(warehouse_url))
+    if database is not None:
+        check_writable_folder(database.parent, warehouse_setting)
+    if "://" not in parquet_root:
+        check_writable_folder(Path(parquet_root), parquet_setting)
 
 
 def masked_url(url: str) -> str:
@@ -99,12 +132,28 @@ class Settings:
     region: str | None
     endpoint: str | None
 
+    def __repr__(self) -> str:
+        # A PostgreSQL warehouse URL may hold a password.
+        shown = {**vars(self), "warehouse_url": masked_url(self.warehouse_url)}
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         data_dir = Path(env.get("DDS_DATA_DIR", "").strip() or "./data")
-        warehouse_url = check_warehouse_url(
-            env.get("DDS_WAREHOUSE_URL", "").strip() or f"sqlite:///{data_dir / 'warehouse.db'}"
+        warehouse_raw = env.get("DDS_WAREHOUSE_URL", "").strip()
+        warehouse_url = check_warehouse_url(warehouse_raw or f"sqlite:///{data_dir / 'warehouse.db'}")
+        parquet_raw = env.get("DDS_PARQUET_ROOT", "").strip()
+        parquet_root = parquet_raw or str(data_dir / "parquet")
+        try:
+            check_parquet_root(parquet_root, env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        _check_local_folders(
+            warehouse_url,
+            "DDS_WAREHOUSE_URL" if warehouse_raw else "DDS_DATA_DIR",
+            parquet_root,
+            "DDS_PARQUET_ROOT" if parquet_raw else "DDS_DATA_DIR",
         )
         start_raw = env.get("DDS_START_DATE", "").strip()
         start_date = parse_day(start_raw, "DDS_START_DATE") if start_raw else DEFAULT_START_DATE
@@ -120,7 +169,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             warehouse_url=warehouse_url,
-            parquet_root=env.get("DDS_PARQUET_ROOT", "").strip() or str(data_dir / "parquet"),
+            parquet_root=parquet_root,
             start_date=start_date,
             max_concurrency=_int_setting(
                 env, "DDS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT

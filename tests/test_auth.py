@@ -2,12 +2,18 @@
 
 Each method fetches a window of jobs end to end; bad credentials are refused once and never retried; IAM
 tokens are cached, refreshed early, and refreshed once when revoked mid-fetch; no secret leaks anywhere.
+`dds-tasks simulate` serves the same gateway for AK/SK and IAM users, and its printed instructions work.
 """
 
 import logging
+import shlex
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,9 +23,11 @@ from pipeline.api.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from pipeline.api.credentials import STATIC_TOKEN_WARNING, Credentials, CredentialsError, build_auth
 from pipeline.api.iam import IamError, IamTokenProvider
 from pipeline.api.signer import sign_request
+from pipeline.cli import main as dds_tasks
 from pipeline.settings import ConfigError
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
+from tests.dagster_helpers import env_without_secrets, yesterday
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
 WINDOW = TimeWindow.for_days(date(2026, 11, 10), date(2026, 11, 14))
@@ -380,3 +388,51 @@ def test_no_repr_or_str_shows_a_secret(gateway):
     assert repr(everything[0]) == "TokenAuth(token=***)"
     assert repr(everything[1]) == "AkSkAuth(ak=AKPE***, sk=***, project_id='p1')"
     assert "access_key=AKPE***" in repr(everything[-1]) and "iam_password=***" in repr(everything[-1])
+
+
+# --- `dds-tasks simulate` with AK/SK and an IAM user --------------------------------------------------------
+
+def test_the_simulate_command_accepts_aksk_and_an_iam_user_and_its_instructions_work():
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dds-tasks"), "simulate", "--port", "0", "--jobs-per-day", "30",
+         "--token", "", "--ak", AK, "--sk", SK, "--iam-user", USER, "--iam-password", PASSWORD,
+         "--iam-domain", DOMAIN, "--iam-token-minutes", "90"],
+        env=env_without_secrets(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] != "Press Ctrl-C to stop.":
+            lines.append(process.stdout.readline().rstrip("\n"))
+            assert lines[-1] or process.poll() is None, process.stderr.read()
+        exports = [line.split("#")[0] for line in lines if line.strip().startswith("export ")]
+        printed = dict(item.split("=", 1) for line in exports for item in shlex.split(line)[1:])
+        # The secret key and the password are never echoed: the user fills them in.
+        assert (printed["HUAWEICLOUD_SDK_SK"], printed["DDS_IAM_PASSWORD"]) == ("<your --sk>", "<your --iam-password>")
+        assert "DDS_AUTH_TOKEN" not in printed and any("tokens live 90 min" in line for line in lines)
+        env = {**printed, "HUAWEICLOUD_SDK_SK": SK, "DDS_IAM_PASSWORD": PASSWORD}
+        ids = {}
+        for names in (("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"),
+                      ("DDS_IAM_ENDPOINT", "DDS_IAM_USERNAME", "DDS_IAM_DOMAIN", "DDS_IAM_PASSWORD")):
+            auth, chosen = build_auth(Credentials.from_env({name: env[name] for name in names}), env["DDS_PROJECT_ID"])
+            with DdsTaskCenterClient(env["DDS_ENDPOINT"], env["DDS_PROJECT_ID"], auth) as client:
+                jobs = client.fetch_jobs(TimeWindow.for_days(yesterday(), yesterday())).jobs
+            ids[chosen] = {job["id"] for job in jobs}
+        assert ids["aksk"] == ids["iam"] and len(ids["aksk"]) > 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    output = "\n".join(lines) + out + err
+    assert not any(secret in output for secret in SECRETS)
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--ak", AK], "--ak and --sk go together: give both or neither"),
+    (["--sk", SK], "--ak and --sk go together: give both or neither"),
+    (["--iam-user", USER, "--iam-password", PASSWORD],
+     "--iam-user, --iam-password and --iam-domain go together: give all three or none"),
+    (["--iam-user", USER, "--iam-password", PASSWORD, "--iam-domain", DOMAIN, "--iam-token-minutes", "-1"],
+     "--iam-token-minutes must be >= 0, got -1.0"),
+])
+def test_the_simulate_command_refuses_an_incomplete_credential_set_before_serving(capsys, options, message):
+    assert dds_tasks(["simulate", "--port", "0", *options]) == 2
+    assert capsys.readouterr().err == f"dds-tasks simulate: {message}\n"

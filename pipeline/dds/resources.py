@@ -5,15 +5,22 @@ endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name,
 ``repr`` masks them too.
 """
 
+import os
+
 import requests
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.credentials import ENV_VARIABLES, SECRET_FIELDS, Credentials, build_auth
+from pipeline.api.retry import RetryPolicy
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY, ConfigError, check_http_url, endpoint_for_region, masked_url
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.warehouse import Warehouse
+
+
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class DdsTaskCenterResource(ConfigurableResource):
@@ -32,6 +39,11 @@ class DdsTaskCenterResource(ConfigurableResource):
     iam_endpoint: str = "https://iam.myhuaweicloud.com"
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     ca_bundle: str | None = None
+    # How long one request may take and how hard a failing one is retried (RetryPolicy's defaults otherwise).
+    read_timeout_seconds: float = 60.0
+    retry_max_attempts: int = RetryPolicy.max_attempts
+    retry_base_delay_seconds: float = RetryPolicy.base_delay
+    retry_budget_seconds: float = RetryPolicy.total_budget
 
     def resolved_endpoint(self) -> str:
         if self.endpoint:
@@ -50,15 +62,31 @@ class DdsTaskCenterResource(ConfigurableResource):
         if not 1 <= self.max_concurrency <= 32:
             raise ConfigError(f"DDS_MAX_CONCURRENCY={self.max_concurrency} is outside 1..32")
         endpoint = self.resolved_endpoint()
+        if self.ca_bundle and not os.path.isfile(self.ca_bundle):
+            raise ConfigError(f"DDS_CA_BUNDLE={self.ca_bundle!r} is not a file of PEM certificates")
         verify = self.ca_bundle or True
+        retry = self._retry_policy()
         # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
         iam_session = requests.Session()
         iam_session.verify = verify
         auth, method = build_auth(self.credentials(), self.project_id, session=iam_session)
         client = DdsTaskCenterClient(
-            endpoint, self.project_id, auth, max_concurrency=self.max_concurrency, verify=verify
+            endpoint, self.project_id, auth, max_concurrency=self.max_concurrency, verify=verify, retry=retry,
+            timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds),
         )
         return client, method
+
+    def _retry_policy(self) -> RetryPolicy:
+        if not self.read_timeout_seconds > 0:
+            raise ConfigError(f"dds_api read_timeout_seconds={self.read_timeout_seconds} must be above 0")
+        try:
+            return RetryPolicy(
+                max_attempts=self.retry_max_attempts,
+                base_delay=self.retry_base_delay_seconds,
+                total_budget=self.retry_budget_seconds,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"dds_api retry settings: {exc}") from None
 
     def __repr__(self) -> str:
         shown = {
@@ -66,6 +94,9 @@ class DdsTaskCenterResource(ConfigurableResource):
             for name, value in self.__dict__.items()
             if not name.startswith("_")
         }
+        # Once Dagster has resolved the EnvVar this holds the real key: masked as everywhere else.
+        if shown.get("access_key"):
+            shown["access_key"] = mask_key(shown["access_key"])
         return f"DdsTaskCenterResource({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     __str__ = __repr__
@@ -78,8 +109,8 @@ class WarehouseResource(ConfigurableResource):
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._warehouse = Warehouse(self.url)
-        self._warehouse.ensure_schema()
+        # Opened (its folder and table created) at first use: a run that fails on its settings writes nothing.
+        self._warehouse = None
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._warehouse is not None:
@@ -87,8 +118,9 @@ class WarehouseResource(ConfigurableResource):
 
     def get(self) -> Warehouse:
         if self._warehouse is None:
-            self.setup_for_execution(None)  # type: ignore[arg-type]
-        return self._warehouse  # type: ignore[return-value]
+            self._warehouse = Warehouse(self.url)
+            self._warehouse.ensure_schema()
+        return self._warehouse
 
     def __repr__(self) -> str:
         return f"WarehouseResource(warehouse={masked_url(self.url)!r})"

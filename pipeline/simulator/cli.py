@@ -1,4 +1,9 @@
-"""`dds-tasks simulate`: serves the simulator on 127.0.0.1 for trying things out by hand."""
+"""`dds-tasks simulate`: serves the simulator on 127.0.0.1 for trying things out by hand.
+
+With ``--ak/--sk`` it verifies AK/SK-signed requests, with ``--iam-user/--iam-password/--iam-domain`` it serves
+a fake IAM login at ``POST /v3/auth/tokens``; once serving it prints the variables that point the pipeline at
+it. The secret key and the password are never printed.
+"""
 
 import argparse
 import shlex
@@ -6,6 +11,7 @@ import sys
 import threading
 from datetime import timedelta
 
+from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.simulator.server import DEFAULT_PROJECT_ID, DdsSimulator, SimulatorConfig
 
 DEFAULT_PORT = 8930
@@ -23,35 +29,96 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"a served project id, repeatable (default {DEFAULT_PROJECT_ID})")
     parser.add_argument("--token", default="sim-token",
                         help="the X-Auth-Token to require; an empty string turns authentication off "
-                             "(default sim-token)")
+                             "(default sim-token); with --ak or --iam-user, it only removes the static token")
+    credentials = parser.add_argument_group("AK/SK signing and IAM users (docs/authentication.md)")
+    credentials.add_argument("--ak", help="an access key whose signed requests are accepted (needs --sk)")
+    credentials.add_argument("--sk", help="the secret key of --ak (never printed)")
+    credentials.add_argument("--iam-user", help="an IAM user that may log in at POST /v3/auth/tokens "
+                                                "(needs --iam-password and --iam-domain)")
+    credentials.add_argument("--iam-password", help="the password of --iam-user (never printed)")
+    credentials.add_argument("--iam-domain", help="the account (domain) name of --iam-user")
+    credentials.add_argument("--iam-token-minutes", type=float, default=24 * 60,
+                             help="how long an issued IAM token is accepted (default 1440, as the provider's)")
+
+
+def _authenticator_from_args(args: argparse.Namespace) -> SimulatorAuthenticator | None:
+    """The gateway for --ak/--sk and --iam-* (None without them); ValueError names an incomplete set."""
+    if bool(args.ak) != bool(args.sk):
+        raise ValueError("--ak and --sk go together: give both or neither")
+    iam = (args.iam_user, args.iam_password, args.iam_domain)
+    if any(iam) and not all(iam):
+        raise ValueError("--iam-user, --iam-password and --iam-domain go together: give all three or none")
+    if args.iam_token_minutes < 0:
+        raise ValueError(f"--iam-token-minutes must be >= 0, got {args.iam_token_minutes}")
+    if not args.ak and not args.iam_user:
+        return None
+    return SimulatorAuthenticator(
+        tokens=[args.token] if args.token else [],
+        keys={args.ak: args.sk} if args.ak else None,
+        iam_users={args.iam_user: (args.iam_password, args.iam_domain)} if args.iam_user else None,
+        token_lifetime=timedelta(minutes=args.iam_token_minutes),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The simulator configuration the parsed options describe; ValueError names a bad option."""
     if args.latency_ms < 0:
         raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+    gateway = _authenticator_from_args(args)
     return SimulatorConfig(seed=args.seed, project_ids=tuple(args.project_ids or (DEFAULT_PROJECT_ID,)),
                            token=args.token or None, jobs_per_day=args.jobs_per_day,
                            history_days=args.history_days, include_total_count=not args.no_total_count,
-                           latency_s=args.latency_ms / 1000)
+                           latency_s=args.latency_ms / 1000, authenticator=gateway,
+                           extra_routes=gateway.routes() if gateway else ())
 
 
-def usage_text(sim: DdsSimulator) -> str:
-    """What to tell the user once serving: where, with what credentials, and a request to paste."""
+def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[str]:
+    """The shell lines that point the pipeline at ``sim``: one ``export`` line per way of authenticating.
+
+    The secret key and the password appear as placeholders: they were typed by the user and stay out of
+    terminals and logs.
+    """
+    last = sim.store.now.date() - timedelta(days=1)
+    ways = []
+    if args.ak:
+        ways.append((shlex.join(["export", f"HUAWEICLOUD_SDK_AK={args.ak}", "HUAWEICLOUD_SDK_SK=<your --sk>"]),
+                     "AK/SK signing: the method for schedules"))
+    if args.iam_user:
+        ways.append((shlex.join(["export", f"DDS_IAM_ENDPOINT={sim.url}", f"DDS_IAM_USERNAME={args.iam_user}",
+                                 f"DDS_IAM_DOMAIN={args.iam_domain}", "DDS_IAM_PASSWORD=<your --iam-password>"]),
+                     f"IAM user: tokens live {args.iam_token_minutes:g} min, fetched again as needed"))
+    if sim.config.token:
+        ways.append((shlex.join(["export", f"DDS_AUTH_TOKEN={sim.config.token}"]),
+                     "static token: the real ones expire within 24 h, not for schedules"))
+    lines = ["Point the pipeline at it:",
+             "  " + shlex.join(["export", f"DDS_ENDPOINT={sim.url}", f"DDS_PROJECT_ID={sim.project_id}"])]
+    if ways:
+        lines.append("  and one way of authenticating:")
+        lines.extend(f"  {line}   # {why}" for line, why in ways)
+    lines.append("  then: dagster asset materialize -m pipeline.definitions --select dds_jobs,dds_jobs_parquet "
+                 f"--partition-range {last - timedelta(days=2)}...{last}")
+    return lines
+
+
+def usage_text(sim: DdsSimulator, args: argparse.Namespace | None = None) -> str:
+    """What to tell the user once serving: where, with what credentials, a request to paste and, given the
+    parsed options, how to point the pipeline at it."""
     end = sim.store.now
     start = end - timedelta(days=1)
     # The offset's `+` must travel as %2B: a bare `+` in a query string decodes to a space.
     window = (f"start_time={start:%Y-%m-%dT%H:%M:%S}%2B0000&end_time={end:%Y-%m-%dT%H:%M:%S}%2B0000"
               "&offset=0&limit=10")
     token = sim.config.token
+    secured = args is not None and bool(args.ak or args.iam_user)
     curl = ["curl", "-sS"] + (["-H", f"X-Auth-Token: {token}"] if token else [])
     curl.append(f"{sim.url}/v3.1/{sim.project_id}/jobs?{window}")
     return "\n".join([
         f"DDS API simulator serving {sim.url}",
         f"  project id(s): {', '.join(sim.config.project_ids)}",
-        f"  X-Auth-Token:  {token or '(none: authentication off)'}",
+        f"  X-Auth-Token:  {token or ('(none)' if secured else '(none: authentication off)')}",
         f"  clock (frozen): {sim.store.now.isoformat()}",
         f"  try: {shlex.join(curl)}",
+        *(pipeline_instructions(sim, args) if args is not None else []),
         "Press Ctrl-C to stop.",
     ])
 
@@ -64,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"dds-tasks simulate: {exc}", file=sys.stderr)
         return 2
-    print(usage_text(sim), flush=True)
+    print(usage_text(sim, args), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
