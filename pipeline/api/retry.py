@@ -3,6 +3,7 @@
 import email.utils
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,8 +45,24 @@ def retry_kind_of_status(status: int) -> str | None:
     return None
 
 
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """Why TLS verification refused the server's certificate, when that is what ``exc`` comes from, else None."""
+    # requests wraps urllib3's MaxRetryError, whose .reason wraps the ssl module's error.
+    cause: object = exc
+    for _ in range(8):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        if not isinstance(cause, BaseException):
+            return None
+        inner = cause.args[0] if cause.args else None
+        cause = inner if isinstance(inner, BaseException) else getattr(cause, "reason", None)
+    return None
+
+
 def retry_kind_of_exception(exc: BaseException) -> str | None:
     """The retry kind of an exception raised while sending a request or reading its answer."""
+    if untrusted_certificate(exc) is not None:
+        return None  # sending again cannot make an untrusted certificate trusted
     if isinstance(exc, requests.Timeout):
         return TIMEOUT
     # requests reports a read timeout in the middle of a body as a ConnectionError wrapping urllib3's.

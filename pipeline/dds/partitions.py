@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 from dagster import DailyPartitionsDefinition, TimeWindow
 
-from pipeline.settings import Settings
+from pipeline.settings import ConfigError, Settings
 
 
 def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
@@ -16,8 +16,14 @@ dds_daily_partitions = daily_partitions(Settings.from_env().start_date)
 
 
 def days_of(window: TimeWindow) -> list[date]:
-    """The UTC days a Dagster partition time window covers."""
+    """The UTC days a Dagster partition time window covers; ConfigError for a range given backwards."""
     first, end = window.start.date(), window.end.date()
+    if end <= first:
+        # Dagster accepts a range whose start is after its end and hands over an empty window.
+        last = date.fromordinal(end.toordinal() - 1)
+        raise ConfigError(
+            f"partition range {day_key(first)}...{day_key(last)} is empty: its first day is after its last"
+        )
     return [date.fromordinal(o) for o in range(first.toordinal(), end.toordinal())]
 
 

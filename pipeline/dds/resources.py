@@ -86,7 +86,9 @@ class DdsTaskCenterResource(ConfigurableResource):
                 total_budget=self.retry_budget_seconds,
             )
         except ValueError as exc:
-            raise ConfigError(f"dds_api retry settings: {exc}") from None
+            settings = (f"retry_max_attempts={self.retry_max_attempts}, retry_base_delay_seconds="
+                        f"{self.retry_base_delay_seconds}, retry_budget_seconds={self.retry_budget_seconds}")
+            raise ConfigError(f"dds_api resource ({settings}): {exc}") from None
 
     def __repr__(self) -> str:
         shown = {

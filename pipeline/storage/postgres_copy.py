@@ -13,17 +13,19 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
-from pipeline.storage.schema import COLUMN_NAMES, TABLE_NAME, frame_to_arrow
+from pipeline.storage.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
 from pipeline.storage.upsert import UpsertCounts, on_conflict_clause
 
 STAGING_TABLE = f"{TABLE_NAME}_staging"
 _COLUMN_LIST = ", ".join(COLUMN_NAMES)
 _CREATE_STAGING = f"CREATE TEMPORARY TABLE {STAGING_TABLE} (LIKE {TABLE_NAME} INCLUDING DEFAULTS) ON COMMIT DROP"
 _COPY = f"COPY {STAGING_TABLE} ({_COLUMN_LIST}) FROM STDIN (FORMAT csv)"
+# In key order, whatever order the rows came in: two loads of the same jobs at once then lock their rows in the
+# same order, and the second waits for the first instead of deadlocking with it.
 _UPSERT_FROM_STAGING = f"""
 WITH upserted AS (
     INSERT INTO {TABLE_NAME} ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE}
+    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} ORDER BY {", ".join(KEY_COLUMNS)}
     {on_conflict_clause()}
     RETURNING (xmax = 0) AS inserted
 )
