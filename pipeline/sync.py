@@ -7,15 +7,21 @@ longer holds are not fetched, and nothing stored for them is touched.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
+from pipeline.api.pagination import job_key
 from pipeline.api.windows import TimeWindow
-from pipeline.storage.normalize import normalize_jobs
+from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs
 from pipeline.storage.parquet import ParquetStore
+from pipeline.storage.precedence import latest_state_per_key
 from pipeline.storage.warehouse import Warehouse
 
 # The provider answers for "within one month"; 30 days is what it reliably holds.
@@ -24,6 +30,12 @@ API_RETENTION = timedelta(days=30)
 RETENTION_MARGIN = timedelta(minutes=10)
 
 FULL, PARTIAL, GONE = "full", "partial", "gone"
+# Records normalized at a time while a window is fetched: bounds the memory of the API's dicts (~800 bytes each).
+NORMALIZE_BATCH = 20_000
+# Text columns whose values repeat on every page: task names, instances, statuses, failure messages.
+REPEATING_TEXT_COLUMNS = ("name", "instance_id", "instance_name", "status", "fail_reason")
+# Stored rows read back and written to Parquet at a time (whole days): bounds the memory of a long backfill.
+ROWS_AT_ONCE = 20_000
 TERMINAL_STATUSES = ("Completed", "Failed")
 
 def day_window(day: date) -> TimeWindow:
@@ -136,9 +148,8 @@ def sync_days(
     started = datetime.now(timezone.utc)
     result = SyncResult({d: DaySync(d, coverage(d, now)) for d in days}, fetch_window(days, now), None)
     if result.window is not None:
-        fetched = client.fetch_jobs(result.window, on_page=on_page)
-        result.stats = fetched.stats
-        normalized = normalize_jobs(fetched.jobs, client.project_id, seen_at=now, region=region)
+        result.stats = FetchStats()
+        normalized = _fetch_normalized(client, result.window, result.stats, now, region, on_page)
         result.rejected = len(normalized.rejected)
         result.problems = list(normalized.anomaly_samples)
         frame = _only_days(normalized.frame, days)
@@ -151,27 +162,87 @@ def sync_days(
     return result
 
 
+def _fetch_normalized(
+    client: DdsTaskCenterClient,
+    window: TimeWindow,
+    stats: FetchStats,
+    now: datetime,
+    region: str | None,
+    on_page: ProgressHook | None,
+) -> NormalizedJobs:
+    """The window's jobs as rows, normalized every NORMALIZE_BATCH records while the pages arrive.
+
+    A month of a busy project held as the API's dicts until the last page took more memory than all the rest of
+    a run; normalized rows take a third of it. A job met in two pages (offsets shift while jobs are created)
+    keeps its latest state, by the same rule as the client's fetch_jobs.
+    """
+    batches: list[NormalizedJobs] = []
+    pending: list[dict] = []
+
+    def normalize_pending() -> None:
+        normalized = normalize_jobs(pending, client.project_id, seen_at=now, region=region)
+        pending.clear()
+        batches.append(replace(normalized, frame=_sharing_repeated_text(normalized.frame)))
+
+    with closing(client.iter_pages(window, stats=stats)) as pages:
+        for page in pages:
+            pending.extend(page.jobs)
+            if on_page is not None:
+                on_page(page, stats)
+            if len(pending) >= NORMALIZE_BATCH:
+                normalize_pending()
+    if pending or not batches:
+        normalize_pending()
+    frame = batches[0].frame if len(batches) == 1 else pd.concat([b.frame for b in batches], ignore_index=True)
+    # A record met twice (a slice paged again) is rejected once, as the client's fetch_jobs keeps it once.
+    rejected = list({job_key(record): record for b in batches for record in b.rejected}.values())
+    frame = latest_state_per_key(frame)
+    stats.jobs = len(frame) + len(rejected)
+    return NormalizedJobs(
+        frame=frame,
+        anomalies=sum(b.anomalies for b in batches),
+        rejected=rejected,
+        anomaly_samples=[line for b in batches for line in b.anomaly_samples][:MAX_SAMPLES],
+    )
+
+
+def _sharing_repeated_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with one string object per distinct value in the columns whose values repeat on every page: the
+    rows kept from a batch then hold no copy of them per row, and the API's strings are freed with its dicts."""
+    columns = {name: frame[name] for name in frame.columns}
+    for name in REPEATING_TEXT_COLUMNS:
+        codes, distinct = pd.factorize(columns[name].to_numpy())
+        shared = np.asarray(distinct, dtype=object)[codes]
+        shared[codes < 0] = None
+        columns[name] = pd.Series(shared, dtype=object)
+    # A new frame rather than columns replaced in place: the frame's block of text columns would keep every row's
+    # own string alive.
+    return pd.DataFrame(columns)
+
+
 def _only_days(frame: pd.DataFrame, days: Sequence[date]) -> pd.DataFrame:
-    wanted = pd.Series(pd.to_datetime(list(days))).dt.date
-    keep = pd.to_datetime(frame["created_date"]).dt.date.isin(set(wanted))
-    return frame.loc[keep]
+    # Compared as Arrow dates, never as a Python date per row (which took 40 ms per 30,000 rows).
+    wanted = pa.array(list(days), pa.date32())
+    keep = pc.is_in(pa.array(frame["created_date"]), value_set=wanted).to_numpy(zero_copy_only=False)
+    return frame if keep.all() else frame.loc[keep]
 
 
 def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
     if frame.empty:
         return
-    day_of_row = pd.to_datetime(frame["created_date"]).dt.date
-    for (day, status), count in frame.groupby([day_of_row, frame["status"]]).size().items():
+    for (day, status), count in frame.groupby(["created_date", "status"], observed=True).size().items():
         result.days[day].by_status[str(status)] = int(count)
     for day, day_sync in result.days.items():
         day_sync.api_jobs = sum(day_sync.by_status.values())
     if "raw_record" in frame.columns:
-        for day, count in frame["raw_record"].notna().groupby(day_of_row).sum().items():
+        for day, count in frame["raw_record"].notna().groupby(frame["created_date"], observed=True).sum().items():
             result.days[day].anomalies = int(count)
 
 
 def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, int]:
     """Write the warehouse's latest state of ``days`` to the Parquet snapshots; rows written per day."""
-    frame = warehouse.read_days(list(days))
-    written = store.write_days(frame) if not frame.empty else {}
+    written: dict[date, int] = {}
+    for batch in warehouse.day_batches(days, ROWS_AT_ONCE):
+        frame = warehouse.read_days(batch)
+        written.update(store.write_days(frame) if not frame.empty else {})
     return {d: written.get(d, 0) for d in days}

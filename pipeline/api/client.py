@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from requests.auth import AuthBase
 
 from pipeline.api.http import JobsAnswer, JobsHttp, Timeout
-from pipeline.api.pagination import Page, SlicePager
+from pipeline.api.pagination import Page, SlicePager, job_key
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 
@@ -78,9 +78,14 @@ def keep_latest_state(jobs_by_id: dict[str, dict], jobs: list[dict]) -> None:
     """Merge ``jobs`` into ``jobs_by_id``: a later copy of a job replaces the kept one, unless that would turn
     a finished job (Completed/Failed) back into an unfinished one (pages fetched concurrently race)."""
     for job in jobs:
-        kept = jobs_by_id.get(job["id"])
-        if kept is None or kept.get("status") not in TERMINAL_STATUSES or job.get("status") in TERMINAL_STATUSES:
-            jobs_by_id[job["id"]] = job
+        key = job_key(job)
+        kept = jobs_by_id.get(key)
+        if kept is None or _status(kept) not in TERMINAL_STATUSES or _status(job) in TERMINAL_STATUSES:
+            jobs_by_id[key] = job
+
+
+def _status(job: object) -> object:
+    return job.get("status") if isinstance(job, dict) else None
 
 
 def _validated_endpoint(endpoint: object) -> str:

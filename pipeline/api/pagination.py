@@ -1,5 +1,6 @@
 """Offset paging of one slice (at most 30 days) of the jobs list, concurrent when the API tells the total."""
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, as_completed
@@ -11,6 +12,15 @@ from pipeline.api.windows import TimeWindow
 
 # Fetches the page at an offset, retries included.
 FetchPage = Callable[[int], JobsAnswer]
+_NO_ID = "\0record without an id: "
+
+
+def job_key(job: object) -> str:
+    """What a job is told apart by: its ``id``; for a record without a usable one (the normalizer rejects and
+    counts it) its JSON text, so that such a record is kept once instead of failing the whole page."""
+    if isinstance(job, dict) and isinstance(job.get("id"), str) and job["id"]:
+        return job["id"]
+    return _NO_ID + json.dumps(job, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class SlicePager:
             yield from self._consecutive(0, ahead=1, refetch=True)
 
     def _page(self, answer: JobsAnswer, offset: int, refetch: bool = False) -> Page:
-        self._seen.update(job["id"] for job in answer.jobs)
+        self._seen.update(map(job_key, answer.jobs))
         return Page(answer.jobs, self._slice, offset, answer.total_count, refetch)
 
     def _submit(self, offset: int) -> "Future[JobsAnswer]":
@@ -91,7 +101,9 @@ class SlicePager:
         tail_full = not offsets
         try:
             for future in as_completed(futures):
-                offset = futures[future]
+                # Dropped once read: a done future holds its page, and a month's pages held to the end weigh more
+                # than all the rest of a run.
+                offset = futures.pop(future)
                 answer = future.result()
                 yield self._page(answer, offset)
                 if offset == offsets[-1]:
@@ -114,7 +126,7 @@ class SlicePager:
                 page_offset, future = in_flight.popleft()
                 answer = future.result()
                 known = len(pass_ids)
-                pass_ids.update(job["id"] for job in answer.jobs)
+                pass_ids.update(map(job_key, answer.jobs))
                 yield self._page(answer, page_offset, refetch)
                 if len(answer.jobs) < self._page_size:
                     break

@@ -29,7 +29,8 @@ from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 # parameter beta, and repeating that on every load and run says nothing to our users.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
 
-# Runs that call the DDS API share this Dagster pool; its limit (README) keeps backfills from throttling the account.
+# Steps that call the DDS API or write its Parquet snapshots share this Dagster pool; its limit (README) keeps
+# backfills from throttling the account and serializes writers of the same Parquet day.
 DDS_API_POOL = "dds_api"
 STORED_MATCHES_API = "stored_count_matches_api"
 # Progress lines: often enough to watch a backfill, rare enough not to flood the run log.
@@ -117,6 +118,8 @@ def dds_jobs(
 @asset(
     name="dds_jobs_parquet",
     deps=[dds_jobs],
+    # Object storage (DDS_PARQUET_ROOT=s3://...) has no locks: writers of the same day queue on the pool instead.
+    pool=DDS_API_POOL,
     kinds={"parquet"},
     **_DAILY,
     description="Hive-partitioned Parquet snapshots of dds_jobs: {root}/dds_jobs/created_date=YYYY-MM-DD/, "

@@ -83,14 +83,16 @@ def normalize_jobs(
     _check_arguments(records, project_id, seen_at, region)
     n = len(records)
     objects, not_objects = _only_objects(records)
-    raw, raw_complete, all_text = _fields(objects)
+    raw, raw_complete, kinds = _fields(objects)
+    all_text = kinds <= TEXT_TYPES
     findings = _Findings(raw["id"])
     findings.flag(not_objects, "record", None, "is not a JSON object", reject=True)
     ids = _text(raw["id"], "id", findings, all_text)
     findings.flag(_blank(ids), "id", raw["id"], "is missing or empty", reject=True)
     created_at = _timestamps(raw["created_at"], "created_at", findings, all_text, required=True)
     text = {name: _text(raw[name], name, findings, all_text) for name in (*EXPECTED_TEXT_FIELDS, "fail_reason")}
-    for name in EXPECTED_TEXT_FIELDS:
+    # Most batches hold no null at all, and looking for them in every column took a tenth of the time.
+    for name in EXPECTED_TEXT_FIELDS if type(None) in kinds else ():
         findings.flag(_nulls(text[name]), name, None, "is missing")
     ended_at = _timestamps(raw["ended_at"], "ended_at", findings, all_text, required=False)
     duration = (ended_at - created_at).dt.total_seconds().to_numpy(copy=True)
@@ -118,7 +120,10 @@ def normalize_jobs(
         "raw_record": _raw_records(records, keep_raw),
     }
     kept = ~findings.rejected
-    frame = pd.DataFrame({name: pd.Series(columns[name], dtype=PANDAS_DTYPES[name]) for name in COLUMN_NAMES})
+    # copy=False: the frame copies every column into its blocks anyway.
+    frame = pd.DataFrame(
+        {name: pd.Series(columns[name], dtype=PANDAS_DTYPES[name], copy=False) for name in COLUMN_NAMES}
+    )
     if findings.rejected.any():
         frame = frame.loc[kept].reset_index(drop=True)
     if len(set(ids[kept])) < len(frame):
@@ -150,9 +155,9 @@ def _only_objects(records: Sequence[object]) -> tuple[Sequence[dict], np.ndarray
     return [r if type(r) is dict else {} for r in records], not_objects
 
 
-def _fields(objects: Sequence[dict]) -> tuple[dict[str, np.ndarray], bool, bool]:
+def _fields(objects: Sequence[dict]) -> tuple[dict[str, np.ndarray], bool, set[type]]:
     """Every known field of every record (None where missing) as object arrays, read in one pass over the records;
-    whether every record had every known field; whether the fields hold only strings and None."""
+    whether every record had every known field; the types of the values the fields hold."""
     count = len(objects) * len(KNOWN_FIELDS)
     complete = True
     try:
@@ -162,7 +167,7 @@ def _fields(objects: Sequence[dict]) -> tuple[dict[str, np.ndarray], bool, bool]
         values = np.fromiter(chain.from_iterable(map(_known_values, objects)), dtype=object, count=count)
     matrix = values.reshape(len(objects), len(KNOWN_FIELDS))
     columns = {name: matrix[:, j] for j, name in enumerate(KNOWN_FIELDS)}
-    return columns, complete, set(map(type, values)) <= TEXT_TYPES
+    return columns, complete, set(map(type, values))
 
 
 def _known_values(record: dict) -> tuple:

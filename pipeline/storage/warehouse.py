@@ -4,13 +4,14 @@ A row is the latest known state of one job (project_id, id); a *day* is a UTC ca
 (``created_date``, indexed), the unit every read and the daily sync work in.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_engine, parse_warehouse_url
@@ -18,9 +19,12 @@ from pipeline.storage.postgres_copy import upsert_postgres
 from pipeline.storage.precedence import latest_state_per_key
 from pipeline.storage.schema import (
     ARROW_SCHEMA,
+    COLUMN_NAMES,
     COLUMNS,
     DDS_JOBS,
+    KEY_COLUMNS,
     TABLE_NAME,
+    Column,
     Kind,
     as_days,
     conform,
@@ -32,6 +36,12 @@ from pipeline.storage.views import recreate_views
 # Serializes schema changes of concurrent runs on PostgreSQL (CREATE ... IF NOT EXISTS alone can still race).
 _SCHEMA_LOCK_KEY = 0x0DD5_0B5
 _UPSERTS = {SQLITE: upsert_sqlite, POSTGRESQL: upsert_postgres}
+# Timestamps and dates are read as the driver returns them: SQLite's text is then parsed by Arrow a column at a
+# time, many times faster than SQLAlchemy's parsing of each value (psycopg returns datetimes either way).
+_AS_STORED = {
+    spec.name: sa.type_coerce(column, sa.Text) if spec.kind in (Kind.TIMESTAMP, Kind.DATE) else column
+    for spec, column in zip(COLUMNS, DDS_JOBS.c)
+}
 
 
 class Warehouse:
@@ -88,26 +98,49 @@ class Warehouse:
         with self._writing() as connection:
             return _UPSERTS[self.dialect](connection, frame)
 
-    def read_days(self, days: Iterable[date], project_id: str | None = None) -> pd.DataFrame:
-        """The stored jobs created on ``days`` (UTC), with the columns and dtypes of normalize_jobs' frames."""
+    def read_days(
+        self, days: Iterable[date], project_id: str | None = None, columns: Sequence[str] = COLUMN_NAMES
+    ) -> pd.DataFrame:
+        """The stored jobs created on ``days`` (UTC), sorted by key, with the dtypes of normalize_jobs' frames;
+        only ``columns`` (all by default) are read."""
         wanted = as_days(days)
-        statement = sa.select(DDS_JOBS).where(*self._filters(wanted, project_id)).order_by(*DDS_JOBS.primary_key)
+        unknown = [name for name in columns if name not in COLUMN_NAMES]
+        if unknown or not columns:
+            raise ValueError(f"columns must be some of {list(COLUMN_NAMES)}, got {list(columns)!r}")
+        specs = [c for c in COLUMNS if c.name in columns]
+        # Sorted by key afterwards, in Arrow: an ORDER BY makes SQLite sort the rows in a temporary B-tree.
+        statement = sa.select(*(_AS_STORED[c.name] for c in specs)).where(*self._filters(wanted, project_id))
         with self._reading() as connection:
             rows = connection.execute(statement).all() if wanted else []
-        return _frame_from_rows(rows)
+        return _frame_from_rows(rows, specs)
 
     def count_by_day(self, days: Iterable[date], project_id: str | None = None) -> dict[date, int]:
         """Stored jobs per day, every day of ``days`` included (0 when none)."""
         wanted = as_days(days)
         created_date = DDS_JOBS.c.created_date
-        statement = (
-            sa.select(created_date, sa.func.count())
-            .where(*self._filters(wanted, project_id))
-            .group_by(created_date)
-        )
+        # The project filters the count, not the rows: as a WHERE condition PostgreSQL may read the primary key's
+        # whole index for it (most rows are of one project), which took a daily run from 0.14 to 0.24 s once a
+        # million rows were stored.
+        count = sa.func.count()
+        if project_id is not None:
+            count = count.filter(DDS_JOBS.c.project_id == project_id)
+        statement = sa.select(created_date, count).where(*self._filters(wanted, None)).group_by(created_date)
         with self._reading() as connection:
             counts = dict(connection.execute(statement).all()) if wanted else {}
         return {day: int(counts.get(day, 0)) for day in sorted(wanted)}
+
+    def day_batches(self, days: Iterable[date], max_rows: int) -> list[list[date]]:
+        """``days`` in consecutive groups of at most ``max_rows`` stored jobs each (a busier day forms a group alone):
+        for reading many days back a bounded number of rows at a time."""
+        batches: list[list[date]] = []
+        rows = 0
+        for day, count in self.count_by_day(days).items():
+            if not batches or rows + count > max_rows:
+                batches.append([])
+                rows = 0
+            batches[-1].append(day)
+            rows += count
+        return batches
 
     def days_with_status(self, status: str, since: date, project_id: str | None = None) -> list[date]:
         """The days from ``since`` on holding at least one job in ``status`` (e.g. Running ones to re-sync)."""
@@ -192,15 +225,38 @@ def _utc(value: object) -> object:
     return value
 
 
-def _frame_from_rows(rows: list[sa.Row]) -> pd.DataFrame:
-    """Rows of dds_jobs (naive UTC datetimes on SQLite, aware ones on PostgreSQL) as a schema-typed frame."""
-    columns = list(zip(*rows)) if rows else [() for _ in COLUMNS]
+def _frame_from_rows(rows: list[sa.Row], specs: list[Column]) -> pd.DataFrame:
+    """Rows of the ``specs`` columns of dds_jobs (timestamps and dates as text on SQLite, as objects on
+    PostgreSQL) as a schema-typed frame sorted by key (when the key columns are among them)."""
+    columns = dict(zip((c.name for c in specs), zip(*rows) if rows else [() for _ in specs]))
+    order = np.arange(len(rows))
+    if all(name in columns for name in KEY_COLUMNS):
+        keys = pa.table({name: pa.array(columns[name], pa.string()) for name in KEY_COLUMNS})
+        order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in KEY_COLUMNS]).to_numpy()
     frame = {}
-    for column, values, field in zip(COLUMNS, columns, ARROW_SCHEMA):
+    for column in specs:
+        values = columns[column.name]
         if column.kind is Kind.TEXT:
             array = np.empty(len(values), dtype=object)
             array[:] = values
-            frame[column.name] = pd.Series(array, dtype=object)
+            frame[column.name] = pd.Series(array[order], dtype=object)
         else:
-            frame[column.name] = series_from_arrow(pa.array(values, type=field.type))
-    return pd.DataFrame(frame)
+            field = ARROW_SCHEMA.field(column.name)
+            frame[column.name] = series_from_arrow(_stored_values(values, field).take(order))
+    return pd.DataFrame(frame, columns=[c.name for c in specs])
+
+
+def _stored_values(values: tuple, field: pa.Field) -> pa.Array:
+    try:
+        return pa.array(values, type=field.type)
+    except pa.ArrowTypeError:
+        text = pa.array(values, type=pa.string())  # SQLite's text
+    if field.type == pa.date32():
+        return text.cast(pa.date32())
+    try:
+        # As upsert.py stores them: UTC wall time, 'YYYY-MM-DD HH:MM:SS.ffffff'.
+        return text.cast(pa.timestamp("us")).cast(field.type)
+    except pa.ArrowInvalid:
+        # Rows written by another tool: any ISO 8601 form, with or without an offset (none means UTC).
+        instants = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+        return pa.array(instants, type=field.type)
