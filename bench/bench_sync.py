@@ -17,18 +17,14 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -36,12 +32,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baselines import BASELINE_INSERT_ROWS, naive_normalize, row_by_row_insert_seconds  # noqa: E402
 from bench.bench_storage import bench_warehouse, best_of, postgres_schema_urls  # noqa: E402
+from bench.processes import cli_sync, dagster_env, scratch_postgres, simulator_process  # noqa: E402
 from pipeline.api.auth import TokenAuth  # noqa: E402
 from pipeline.api.client import DdsTaskCenterClient, FetchResult  # noqa: E402
 from pipeline.api.windows import TimeWindow  # noqa: E402
@@ -51,15 +48,11 @@ from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
 from pipeline.storage.engine import parse_warehouse_url  # noqa: E402
 from pipeline.storage.normalize import normalize_jobs  # noqa: E402
 from pipeline.storage.parquet import ParquetStore  # noqa: E402
-from pipeline.storage.schema import DDS_JOBS, PANDAS_DTYPES, frame_to_arrow  # noqa: E402
+from pipeline.storage.schema import PANDAS_DTYPES  # noqa: E402
 from pipeline.storage.warehouse import Warehouse  # noqa: E402
 from pipeline.sync import fetch_window, snapshot_days, sync_days  # noqa: E402
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-API_TIME = "%Y-%m-%dT%H:%M:%S%z"
-TEXT_FIELDS = ("id", "name", "instance_id", "instance_name", "status")
-# Row-by-row inserts run at a few thousand rows/s: their rate is measured on this many rows, not all of them.
-BASELINE_INSERT_ROWS = 5_000
 # A throttled provider: this share of requests answered 429 with Retry-After: 1 (the provider advises 2 to 5 s).
 THROTTLED_SHARE = 0.05
 # Runs per fetch figure and per daily-run figure: both last a fraction of a second, so noise weighs more.
@@ -90,27 +83,6 @@ def rate_row(step: str, rows: int, seconds: float, base_seconds: float, base_row
                f">= {target:,} rows/s", per_s >= target, per_s)
 
 
-@contextmanager
-def simulator_process(jobs_per_day: int, days: int, latency_ms: float, token: str) -> Iterator[str]:
-    """The simulator serving on a free loopback port, in a process of its own; yields its URL."""
-    command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
-               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), "--token", token]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        first_line = process.stdout.readline()
-        found = re.search(r"serving (http://\S+)", first_line)
-        if found is None:
-            raise RuntimeError(f"the simulator did not start: {first_line.strip() or process.stdout.read(300)}")
-        yield found[1]
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def client_for(url: str, token: str, concurrency: int) -> DdsTaskCenterClient:
     return DdsTaskCenterClient(url, DEFAULT_PROJECT_ID, TokenAuth(token), max_concurrency=concurrency)
 
@@ -120,85 +92,6 @@ def timed_fetch(url: str, token: str, window: TimeWindow, concurrency: int) -> t
         started = time.perf_counter()
         result = client.fetch_jobs(window)
         return time.perf_counter() - started, result
-
-
-def naive_normalize(records: list[dict], project_id: str, seen_at: datetime) -> pd.DataFrame:
-    """The baseline: each record parsed on its own with datetime.strptime, then one frame from the list of dicts."""
-    def utc(text: str | None) -> datetime | None:
-        return datetime.strptime(text, API_TIME).astimezone(timezone.utc) if text else None
-
-    rows = []
-    for record in records:
-        created, ended, progress = utc(record["created_at"]), utc(record.get("ended_at")), record.get("progress")
-        rows.append({"project_id": project_id, **{k: record.get(k) for k in TEXT_FIELDS},
-                     "progress_pct": float(progress.rstrip("%")) if progress else None,
-                     "fail_reason": record.get("fail_reason") or None, "created_at": created, "ended_at": ended,
-                     "duration_seconds": (ended - created).total_seconds() if ended else None,
-                     "created_date": created.date(), "first_seen_at": seen_at, "last_seen_at": seen_at,
-                     "region": None, "raw_record": None})
-    return pd.DataFrame(rows)
-
-
-def row_by_row_insert_seconds(url: str, frame: pd.DataFrame) -> float:
-    """The baseline load: one SQLAlchemy INSERT per row into a fresh table, in one transaction."""
-    warehouse = Warehouse(url)
-    warehouse.ensure_schema()
-    rows = frame_to_arrow(frame.head(BASELINE_INSERT_ROWS)).to_pylist()
-    try:
-        with warehouse.engine.begin() as connection:
-            started = time.perf_counter()
-            for row in rows:
-                connection.execute(DDS_JOBS.insert(), row)
-            return time.perf_counter() - started
-    finally:
-        warehouse.dispose()
-
-
-@contextmanager
-def scratch_postgres(server_url: str | None) -> Iterator[str | None]:
-    """The URL of a database of our own on the server, dropped afterwards; None without a server."""
-    if server_url is None:
-        yield None
-        return
-    admin, name = sa.create_engine(server_url, isolation_level="AUTOCOMMIT"), f"dds_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        raise SystemExit(f"bench_sync: cannot reach PostgreSQL ({str(exc.orig).strip().splitlines()[0]}); "
-                         "--no-postgres skips it") from None
-    try:
-        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
-def dagster_env(url: str, token: str, data_dir: Path, home: Path, concurrency: int) -> dict[str, str]:
-    """The CONTRACT.md variables of a run against the simulator, with a Dagster instance of its own."""
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("{}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_"))}
-    return {**env, "DDS_ENDPOINT": url, "DDS_PROJECT_ID": DEFAULT_PROJECT_ID, "DDS_AUTH_TOKEN": token,
-            "DDS_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home), "DDS_MAX_CONCURRENCY": str(concurrency)}
-
-
-def cli_sync(module: str, env: dict[str, str], days: list[date]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of the contract's CLI command over ``days``, in a process of its own."""
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select",
-               "dds_jobs,dds_jobs_parquet", "--partition-range", f"{days[0]:%Y-%m-%d}...{days[-1]:%Y-%m-%d}"]
-    with tempfile.TemporaryFile("w+") as output:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            output.seek(0)
-            raise RuntimeError(f"{module} run failed ({process.returncode}):\n{output.read()[-1500:]}")
-    return seconds, usage.ru_maxrss // 1024
 
 
 def history_frames(template: pd.DataFrame, rows: int, before: date) -> Iterator[pd.DataFrame]:
