@@ -1,8 +1,6 @@
 """The simulator's HTTP side: a stdlib threaded server on 127.0.0.1 that routes requests through a table,
 checks them with one pluggable authenticator, injects faults and records every request."""
 
-import hmac
-import json
 import logging
 import re
 import socket
@@ -10,14 +8,27 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.simulator.faults import Fault, FaultInjector
+from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers and tests import them from here
+    ApiError,
+    Authenticator,
+    OpenAuthenticator,
+    RecordedRequest,
+    RequestInfo,
+    Response,
+    Route,
+    TokenAuthenticator,
+    as_route,
+    error_response,
+    json_response,
+)
 from pipeline.simulator.jobs import ORDERS, RUNNING_ENDED_AT_STYLES, InvalidQuery, JobStore, parse_job_query
 
 log = logging.getLogger(__name__)
@@ -26,129 +37,6 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_PROJECT_ID = "0b6f0c4e2a9d4c1f8e3a5b7d9c1e2f30"
 JOBS_PATH = re.compile(r"/v3\.1/(?P<project_id>[^/]+)/jobs")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]+")
-# Headers whose values are credentials: kept for inspection, never shown by repr().
-SECRET_HEADERS = frozenset({"x-auth-token", "authorization", "x-subject-token", "x-security-token"})
-
-
-class ApiError(Exception):
-    """An error answer in the provider's shape: HTTP status and body {"error_code", "error_msg"}."""
-
-    def __init__(self, status: int, error_code: str, error_msg: str) -> None:
-        super().__init__(f"{status} {error_code}: {error_msg}")
-        self.status, self.error_code, self.error_msg = status, error_code, error_msg
-
-
-def _redacted(headers: dict[str, str]) -> dict[str, str]:
-    return {name: "***" if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """A request as received: `path` and `raw_query` exactly as sent (not decoded), `query` decoded by
-    parse_qsl (a bare `+` is a space), `path_params` the named groups of the route's pattern."""
-    method: str
-    path: str
-    raw_query: str
-    query: dict[str, str]
-    headers: dict[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
-    path_params: dict[str, str] = field(default_factory=dict)
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """A header by case-insensitive name."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers.items() if key.lower() == wanted), default)
-
-
-@dataclass(frozen=True)
-class Response:
-    """An answer: status, headers (Content-Type included) and body bytes."""
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})},
-                    json.dumps(payload, separators=(",", ":")).encode())
-
-
-def error_response(error: ApiError) -> Response:
-    return json_response(error.status, {"error_code": error.error_code, "error_msg": error.error_msg})
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the simulator received and what it answered; `status` 0 when the connection was dropped.
-    repr() masks credential headers."""
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    status: int
-    fault: str | None
-    raw_query: str = ""
-
-    def __repr__(self) -> str:
-        return (f"RecordedRequest(method={self.method!r}, path={self.path!r}, query={self.query!r}, "
-                f"headers={_redacted(self.headers)!r}, status={self.status}, fault={self.fault!r})")
-
-
-class Authenticator(Protocol):
-    """Checks a request to an authenticated route: returns (or raises) an ApiError to refuse it, else None."""
-
-    def check(self, request: RequestInfo) -> ApiError | None: ...
-
-
-class TokenAuthenticator:
-    """The gateway's static token check: X-Auth-Token must equal the configured token."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-
-    def __repr__(self) -> str:
-        return "TokenAuthenticator(token=***)"
-
-    def check(self, request: RequestInfo) -> ApiError | None:
-        sent = request.header("X-Auth-Token")
-        if not sent:
-            return ApiError(401, "APIG.0301", "Incorrect IAM authentication information: x-auth-token not found")
-        if not hmac.compare_digest(sent.encode(), self._token):
-            return ApiError(401, "APIG.0301", "Incorrect IAM authentication information: decrypt token fail")
-        return None
-
-
-class OpenAuthenticator:
-    """Accepts every request (the config's token is None)."""
-
-    def check(self, request: RequestInfo) -> ApiError | None:
-        return None
-
-
-Handler = Callable[["DdsSimulator", RequestInfo], Response]
-
-
-@dataclass(frozen=True)
-class Route:
-    """`method` + a full match of `pattern` on the raw path go to `handler`; `authenticated` routes pass the
-    authenticator first; `faultable` routes receive injected faults."""
-    method: str
-    pattern: re.Pattern[str]
-    handler: Handler
-    authenticated: bool = True
-    faultable: bool = False
-
-
-def as_route(spec: "Route | tuple[Any, ...]") -> Route:
-    """A Route from a Route or a tuple (method, regex, handler[, authenticated[, faultable]])."""
-    if isinstance(spec, Route):
-        return spec
-    if not isinstance(spec, tuple) or not 3 <= len(spec) <= 5 or not callable(spec[2]):
-        raise ValueError(f"extra route must be (method, regex, handler[, authenticated[, faultable]]), got {spec!r}")
-    method, pattern, handler, *flags = spec
-    return Route(str(method).upper(), re.compile(pattern) if isinstance(pattern, str) else pattern, handler, *flags)
-
-
 @dataclass(frozen=True)
 class SimulatorConfig:
     """What the simulated provider holds and how it answers. now=None: the current UTC time at start-up, then
