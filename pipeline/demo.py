@@ -17,6 +17,7 @@ from dagster import DagsterInstance
 
 from pipeline.api.auth import mask_key
 from pipeline.api.credentials import ENV_VARIABLES
+from pipeline.dds.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings, masked_url
 from pipeline.simulator import DdsSimulator, SimulatorConfig
@@ -24,8 +25,6 @@ from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.storage.warehouse import Warehouse
 
 DEMO_SEED = 2026
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _frame(title: str, frame: pd.DataFrame) -> str:
@@ -96,7 +95,7 @@ def run_demo(days: int = 7, jobs_per_day: int = 200, key_pair: tuple[str, str] |
         with DagsterInstance.ephemeral() as instance:
             result = job.execute_in_process(
                 instance=instance,
-                tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
+                tags=range_tags(first_day, last_day),
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
                 raise_on_error=False,
             )

@@ -39,6 +39,23 @@ def endpoint_for_region(region: str) -> str:
     return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
 
 
+def resolve_endpoint(endpoint: str | None, region: str | None) -> str | None:
+    """DDS_ENDPOINT when given (checked), else the region's default, else None."""
+    if endpoint and endpoint.strip():
+        return check_http_url(endpoint, "DDS_ENDPOINT")
+    return endpoint_for_region(region) if region else None
+
+
+def require_source(project_id: str | None, endpoint: str | None, region: str | None) -> str:
+    """The endpoint a real sync calls, or a ConfigError naming what is missing (project id first)."""
+    if not project_id:
+        raise ConfigError("DDS_PROJECT_ID is not set: the project id of the tenant in the region is required")
+    resolved = resolve_endpoint(endpoint, region)
+    if not resolved:
+        raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
+    return resolved
+
+
 def parse_day(value: str, setting: str) -> date:
     """A ``YYYY-MM-DD`` day, or a ConfigError naming ``setting``."""
     try:
@@ -163,12 +180,7 @@ class Settings:
         if start_date > datetime.now(timezone.utc).date():
             raise ConfigError(f"DDS_START_DATE={start_date.isoformat()} is in the future; no day could be synced")
         region = env.get("DDS_REGION", "").strip() or None
-        endpoint_raw = env.get("DDS_ENDPOINT", "").strip()
-        endpoint = (
-            check_http_url(endpoint_raw, "DDS_ENDPOINT")
-            if endpoint_raw
-            else (endpoint_for_region(region) if region else None)
-        )
+        endpoint = resolve_endpoint(env.get("DDS_ENDPOINT", ""), region)
         return cls(
             data_dir=data_dir,
             warehouse_url=warehouse_url,
@@ -181,11 +193,3 @@ class Settings:
             region=region,
             endpoint=endpoint,
         )
-
-    def require_source(self) -> tuple[str, str]:
-        """The (endpoint, project id) a real sync needs, or a ConfigError naming what is missing."""
-        if not self.project_id:
-            raise ConfigError("DDS_PROJECT_ID is not set: the project id of the tenant in the region is required")
-        if not self.endpoint:
-            raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
-        return self.endpoint, self.project_id

@@ -9,7 +9,7 @@ longer holds are not fetched, and nothing stored for them is touched.
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -36,12 +36,11 @@ NORMALIZE_BATCH = 20_000
 REPEATING_TEXT_COLUMNS = ("name", "instance_id", "instance_name", "status", "fail_reason")
 # Stored rows read back and written to Parquet at a time (whole days): bounds the memory of a long backfill.
 ROWS_AT_ONCE = 20_000
-TERMINAL_STATUSES = ("Completed", "Failed")
+
 
 def day_window(day: date) -> TimeWindow:
     """The half-open UTC window [day 00:00, next day 00:00) of a partition."""
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-    return TimeWindow(start, start + timedelta(days=1))
+    return TimeWindow.for_days(day, day)
 
 
 def retained_since(now: datetime) -> datetime:

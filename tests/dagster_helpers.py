@@ -9,11 +9,11 @@ from pathlib import Path
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, Definitions, ExecuteInProcessResult
 
+from pipeline.dds.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 TOKEN = "sim-token-for-tests"
 
 
@@ -43,8 +43,8 @@ class PipelineUnderTest:
     def sync(self, first: date, last: date, *, raise_on_error: bool = True) -> ExecuteInProcessResult:
         """Materialize dds_jobs and dds_jobs_parquet for first..last as one run, like a backfill does."""
         job = self.definitions().resolve_implicit_global_asset_job_def()
-        tags = dict(zip(RANGE_TAGS, (first.isoformat(), last.isoformat())))
-        return job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=raise_on_error)
+        return job.execute_in_process(instance=self.instance, tags=range_tags(first, last),
+                                      raise_on_error=raise_on_error)
 
     def day_metadata(self, asset: str, day: date) -> Mapping[str, object]:
         records = self.instance.fetch_materializations(

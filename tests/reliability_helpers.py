@@ -15,10 +15,11 @@ import pyarrow.dataset as ds
 import sqlalchemy as sa
 from dagster import Definitions, ExecuteInProcessResult
 
+from pipeline.dds.partitions import range_tags
 from pipeline.dds.resources import DdsTaskCenterResource
 from pipeline.simulator.server import JOBS_PATH, DdsSimulator, RequestInfo, Response, list_jobs
 from pipeline.storage.warehouse import Warehouse
-from tests.dagster_helpers import RANGE_TAGS, TOKEN, PipelineUnderTest, expected_jobs
+from tests.dagster_helpers import TOKEN, PipelineUnderTest, expected_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 # Retries fast enough for tests; the read timeout is what turns the simulator's "slow" fault into a timeout.
@@ -39,8 +40,7 @@ def sync_with_api(p: PipelineUnderTest, first: date, last: date, **api_fields: o
         executor=defs.executor,
     )
     job = tuned.resolve_implicit_global_asset_job_def()
-    tags = dict(zip(RANGE_TAGS, (first.isoformat(), last.isoformat())))
-    return job.execute_in_process(instance=p.instance, tags=tags, raise_on_error=False)
+    return job.execute_in_process(instance=p.instance, tags=range_tags(first, last), raise_on_error=False)
 
 
 def failure_messages(result: ExecuteInProcessResult) -> list[str]:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 UPSERT_PREFIX = "INSERT INTO dds_jobs "
 TEMPORARY_PARQUET_PREFIX = ".part-0."
 
@@ -88,11 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import DagsterInstance
 
+    from pipeline.dds.partitions import range_tags
     from pipeline.definitions import build_definitions
     from pipeline.settings import Settings
 
     job = build_definitions(Settings.from_env()).resolve_implicit_global_asset_job_def()
-    tags = dict(zip(RANGE_TAGS, (args.first.isoformat(), args.last.isoformat())))
+    tags = range_tags(args.first, args.last)
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     print("run succeeded" if result.success else "run failed", flush=True)

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
-from tests.dagster_helpers import RANGE_TAGS, pipeline_under_test, yesterday
+from pipeline.dds.partitions import range_tags
+from tests.dagster_helpers import pipeline_under_test, yesterday
 
 
 def run_checks_only(p, day) -> dict[str, bool]:
@@ -15,8 +16,7 @@ def run_checks_only(p, day) -> dict[str, bool]:
     job = define_asset_job("checks_only", selection=AssetSelection.checks(
         no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse))
     defs = Definitions.merge(p.definitions(), Definitions(jobs=[job]))
-    tags = dict(zip(RANGE_TAGS, (day.isoformat(), day.isoformat())))
-    result = defs.resolve_job_def("checks_only").execute_in_process(instance=p.instance, tags=tags)
+    result = defs.resolve_job_def("checks_only").execute_in_process(instance=p.instance, tags=range_tags(day, day))
     return {e.check_name: e.passed
             for e in result.get_asset_check_evaluations()}
 

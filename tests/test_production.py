@@ -32,7 +32,8 @@ from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.s3 import S3Options
 from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.warehouse import Warehouse
-from tests.dagster_helpers import RANGE_TAGS, TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
+from pipeline.dds.partitions import range_tags
+from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -303,7 +304,7 @@ def daemon(env: dict[str, str], log_path: Path) -> Iterator[None]:
 def launch(env: dict[str, str], first: date, last: date, run_id: str) -> subprocess.Popen:
     """Queue a sync of first..last through the instance's run coordinator, as the UI's Materialize does
     (``__ASSET_JOB`` is Dagster's implicit job of all assets)."""
-    tags = dict(zip(RANGE_TAGS, (first.isoformat(), last.isoformat())))
+    tags = range_tags(first, last)
     return subprocess.Popen([str(BIN / "dagster"), "job", "launch", "-m", "pipeline.definitions", "-j", "__ASSET_JOB",
                              "--tags", json.dumps(tags), "--run-id", run_id], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -4,12 +4,12 @@ from datetime import datetime, time, timedelta, timezone
 
 from dagster import DagsterInstance, build_schedule_context
 
+from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.dds.resources import WarehouseResource
 from pipeline.dds.schedules import dds_jobs_daily
 from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.warehouse import Warehouse
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _job(job_id: str, created: datetime, status: str) -> dict:
@@ -39,7 +39,7 @@ def test_the_daily_run_asks_for_yesterday_and_retained_days_still_running(sqlite
             requests = list(dds_jobs_daily(context))
 
     asked = sorted(
-        (r.tags.get(RANGE_START) or r.partition_key, r.tags.get(RANGE_END) or r.partition_key) for r in requests
+        (r.tags.get(RANGE_START_TAG) or r.partition_key, r.tags.get(RANGE_END_TAG) or r.partition_key) for r in requests
     )
     day = lambda n: (yesterday - timedelta(days=n)).isoformat()  # noqa: E731
     # Day -40 is beyond the API's retention; day -3 holds no Running job; -1 and yesterday share a run.

@@ -19,7 +19,7 @@ from pipeline.api.windows import TimeWindow, format_api_time
 __all__ = ["DdsTaskCenterClient", "FetchResult", "FetchStats", "Page", "keep_latest_state"]
 
 MAX_PAGE_SIZE = 100  # the API's limit maximum
-TERMINAL_STATUSES = frozenset({"Completed", "Failed"})
+TERMINAL_STATUSES = ("Completed", "Failed")
 _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 

@@ -10,25 +10,21 @@ import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
 
 from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
+from pipeline.dds.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, days_between
 from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
 from pipeline.sqlfiles import read_sql
 from pipeline.sync import ROWS_AT_ONCE
 
 # Launched without a partition (from the UI's check list), a check covers the API's month and a day more.
 CHECK_DAYS_ALONE = 31
-_RANGE_START, _RANGE_END, _PARTITION = (
-    "dagster/asset_partition_range_start",
-    "dagster/asset_partition_range_end",
-    "dagster/partition",
-)
 _SAMPLE = 20
 
 
 def checked_days(context: AssetCheckExecutionContext) -> tuple[date, date]:
     """The first and last day of the run's partitions, or the last CHECK_DAYS_ALONE days."""
     tags = context.run.tags
-    first = tags.get(_RANGE_START) or tags.get(_PARTITION)
-    last = tags.get(_RANGE_END) or tags.get(_PARTITION)
+    first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+    last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
     if first and last:
         return date.fromisoformat(first), date.fromisoformat(last)
     today = datetime.now(timezone.utc).date()
@@ -78,7 +74,7 @@ def parquet_matches_warehouse(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
 ) -> AssetCheckResult:
     first, last = checked_days(context)
-    days = [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
+    days = days_between(first, last)
     problems, rows = [], {"warehouse_rows": 0, "parquet_rows": 0}
     for batch in warehouse.get().day_batches(days, ROWS_AT_ONCE):
         stored = warehouse.get().read_days(batch, columns=_COMPARED)

@@ -7,6 +7,18 @@ from dagster import DailyPartitionsDefinition, TimeWindow
 from pipeline.settings import ConfigError, Settings
 
 
+# The run tags through which Dagster hands a run its partition range (set by --partition-range, single-run
+# backfills and schedules) or its single partition.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags asking for the partitions ``first``..``last`` as one run."""
+    return {RANGE_START_TAG: day_key(first), RANGE_END_TAG: day_key(last)}
+
+
 def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
     """Days from ``start_date`` up to yesterday (UTC): a day becomes a partition once it is over."""
     return DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC", fmt="%Y-%m-%d")
@@ -24,7 +36,12 @@ def days_of(window: TimeWindow) -> list[date]:
         raise ConfigError(
             f"partition range {day_key(first)}...{day_key(last)} is empty: its first day is after its last"
         )
-    return [date.fromordinal(o) for o in range(first.toordinal(), end.toordinal())]
+    return days_between(first, date.fromordinal(end.toordinal() - 1))
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """The UTC days ``first`` to ``last``, both included."""
+    return [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
 
 
 def day_key(day: date | datetime) -> str:

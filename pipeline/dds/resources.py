@@ -14,8 +14,15 @@ from pydantic import PrivateAttr
 from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.credentials import ENV_VARIABLES, SECRET_FIELDS, Credentials, build_auth
+from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
 from pipeline.api.retry import RetryPolicy
-from pipeline.settings import DEFAULT_MAX_CONCURRENCY, ConfigError, check_http_url, endpoint_for_region, masked_url
+from pipeline.settings import (
+    DEFAULT_MAX_CONCURRENCY,
+    MAX_CONCURRENCY_LIMIT,
+    ConfigError,
+    masked_url,
+    require_source,
+)
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.warehouse import Warehouse
 
@@ -36,7 +43,7 @@ class DdsTaskCenterResource(ConfigurableResource):
     iam_username: str | None = None
     iam_password: str | None = None
     iam_domain: str | None = None
-    iam_endpoint: str = "https://iam.myhuaweicloud.com"
+    iam_endpoint: str = DEFAULT_IAM_ENDPOINT
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     ca_bundle: str | None = None
     # How long one request may take and how hard a failing one is retried (RetryPolicy's defaults otherwise).
@@ -45,23 +52,14 @@ class DdsTaskCenterResource(ConfigurableResource):
     retry_base_delay_seconds: float = RetryPolicy.base_delay
     retry_budget_seconds: float = RetryPolicy.total_budget
 
-    def resolved_endpoint(self) -> str:
-        if self.endpoint:
-            return check_http_url(self.endpoint, "DDS_ENDPOINT")
-        if self.region:
-            return endpoint_for_region(self.region)
-        raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
-
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
 
     def client(self) -> tuple[DdsTaskCenterClient, str]:
         """A ready client and the name of the authentication method chosen; raises ConfigError first."""
-        if not self.project_id:
-            raise ConfigError("DDS_PROJECT_ID is not set: the project id of the tenant in the region is required")
-        if not 1 <= self.max_concurrency <= 32:
-            raise ConfigError(f"DDS_MAX_CONCURRENCY={self.max_concurrency} is outside 1..32")
-        endpoint = self.resolved_endpoint()
+        endpoint = require_source(self.project_id, self.endpoint, self.region)
+        if not 1 <= self.max_concurrency <= MAX_CONCURRENCY_LIMIT:
+            raise ConfigError(f"DDS_MAX_CONCURRENCY={self.max_concurrency} is outside 1..{MAX_CONCURRENCY_LIMIT}")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"DDS_CA_BUNDLE={self.ca_bundle!r} is not a file of PEM certificates")
         verify = self.ca_bundle or True

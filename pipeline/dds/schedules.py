@@ -11,12 +11,10 @@ from datetime import date, datetime, timedelta, timezone
 from dagster import RunRequest, ScheduleEvaluationContext, schedule
 
 from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
-from pipeline.dds.partitions import day_key, dds_daily_partitions
+from pipeline.dds.partitions import day_key, dds_daily_partitions, range_tags
 from pipeline.dds.resources import WarehouseResource
-from pipeline.sync import GONE, coverage
+from pipeline.sync import GONE, coverage, retained_since
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def contiguous_runs(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -42,7 +40,7 @@ def run_request(first: date, last: date) -> RunRequest:
     run_key = f"{day_key(first)}...{day_key(last)}"
     if first == last:
         return RunRequest(run_key=run_key, partition_key=day_key(first))
-    return RunRequest(run_key=run_key, tags={RANGE_START_TAG: day_key(first), RANGE_END_TAG: day_key(last)})
+    return RunRequest(run_key=run_key, tags=range_tags(first, last))
 
 
 @schedule(
@@ -55,7 +53,7 @@ def run_request(first: date, last: date) -> RunRequest:
 def dds_jobs_daily(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
     now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
     first_day = dds_daily_partitions.start.date()
-    since = max(first_day, now.date() - timedelta(days=31))
+    since = max(first_day, retained_since(now).date())
     running = warehouse.get().days_with_status("Running", since=since)
     runs = days_to_sync(now, running, first_day)
     context.log.info("daily run: " + ", ".join(f"{day_key(a)}...{day_key(b)}" for a, b in runs))

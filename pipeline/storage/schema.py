@@ -15,12 +15,13 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+# A job in one of the API's final states is final: a later answer saying otherwise is stale (see precedence.py).
+from pipeline.api.client import TERMINAL_STATUSES  # noqa: F401 - re-exported to the storage modules
+
 TABLE_NAME = "dds_jobs"
 KEY_COLUMNS = ("project_id", "id")
 INDEXED_COLUMNS = ("created_date", "status", "instance_id")
 PARTITION_COLUMN = "created_date"
-# A job in one of these states is final: a later answer saying otherwise is stale (see precedence.py).
-TERMINAL_STATUSES = ("Completed", "Failed")
 
 
 class Kind(enum.Enum):
