@@ -1,16 +1,15 @@
-"""Loading rows into ``dds_jobs`` on PostgreSQL: COPY into a temporary staging table, then one upsert.
+"""Loading rows into ``dds_jobs`` on PostgreSQL: COPY in binary format, then one upsert.
 
-COPY streams the whole frame in one round trip (CSV written by Arrow, no Python work per row); the single
-INSERT ... SELECT ... ON CONFLICT that follows applies the same latest-state rule as SQLite (upsert.py), and
-RETURNING (xmax = 0) tells inserted rows from updated ones.
+Binary COPY spares the server parsing text (timestamps above all) and the client formatting it; Arrow builds the
+whole stream in a few column-wide operations, with no Python work per row. The rows go to a temporary staging
+table, and one INSERT ... SELECT ... ON CONFLICT applies the same latest-state rule as SQLite (upsert.py), its
+RETURNING (xmax = 0) telling inserted rows from updated ones. Into an empty table the rows are copied directly.
 """
 
-import io
-
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from pipeline.storage.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
@@ -19,7 +18,6 @@ from pipeline.storage.upsert import UpsertCounts, on_conflict_clause
 STAGING_TABLE = f"{TABLE_NAME}_staging"
 _COLUMN_LIST = ", ".join(COLUMN_NAMES)
 _CREATE_STAGING = f"CREATE TEMPORARY TABLE {STAGING_TABLE} (LIKE {TABLE_NAME} INCLUDING DEFAULTS) ON COMMIT DROP"
-_COPY = f"COPY {STAGING_TABLE} ({_COLUMN_LIST}) FROM STDIN (FORMAT csv)"
 # In key order, whatever order the rows came in: two loads of the same jobs at once then lock their rows in the
 # same order, and the second waits for the first instead of deadlocking with it.
 _UPSERT_FROM_STAGING = f"""
@@ -31,45 +29,94 @@ WITH upserted AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
-# COPY sends the CSV in pieces of this size, so a large frame is never held twice in memory as one bytes object.
+# The sort into key order above spills to disk past the default 4 MB (about 20,000 rows); in memory it is three
+# times faster. Local to the load's transaction.
+_SORT_MEMORY = "SET LOCAL work_mem = '256MB'"
+_TABLE_IS_EMPTY = f"SELECT NOT EXISTS (SELECT 1 FROM {TABLE_NAME})"
+# Blocks other loads (it conflicts with the lock every INSERT takes) but not readers; taken only when the table
+# looked empty, it makes that emptiness last until this load commits.
+_LOCK_OUT_WRITERS = f"LOCK TABLE {TABLE_NAME} IN SHARE ROW EXCLUSIVE MODE"
+# COPY sends the stream in pieces of this size.
 _COPY_CHUNK_BYTES = 8 << 20
+
+# PostgreSQL's binary COPY: a signature, flags and header extension length, one tuple per row (a field count,
+# then each field as a big-endian length, -1 for NULL, and its bytes), and a trailer.
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_BINARY_TRAILER = b"\xff\xff"
+_NULL_FIELD = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
+_NO_BYTES = pa.scalar(b"", pa.binary())
+# Binary timestamps count microseconds, and dates days, from 2000-01-01 rather than from 1970-01-01.
+_POSTGRES_EPOCH_MICROSECONDS = 946_684_800_000_000
+_POSTGRES_EPOCH_DAYS = 10_957
 
 
 def upsert_postgres(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCounts:
     """Load a conformed frame of distinct keys within the connection's open transaction."""
-    data = postgres_csv(frame)
+    data = postgres_binary(frame)
     dbapi_connection = connection.connection.driver_connection
     with dbapi_connection.cursor() as cursor:
-        # The CSV holds UTC wall times without an offset; COPY reads them in the session's zone.
-        cursor.execute("SET LOCAL TimeZone = 'UTC'")
+        if _empty_and_locked(cursor):
+            # No row can conflict: COPY writes the rows straight into the table (in key order, as the upsert
+            # would), skipping the staging table and the upsert's per-row conflict checks.
+            _copy(cursor, TABLE_NAME, data)
+            return UpsertCounts(inserted=len(frame), updated=0)
+        cursor.execute(_SORT_MEMORY)
         cursor.execute(_CREATE_STAGING)
-        with cursor.copy(_COPY) as copy, data.getbuffer() as view:
-            for start in range(0, len(view), _COPY_CHUNK_BYTES):
-                copy.write(view[start : start + _COPY_CHUNK_BYTES])
+        _copy(cursor, STAGING_TABLE, data)
         cursor.execute(_UPSERT_FROM_STAGING)
         inserted, updated = cursor.fetchone()
     return UpsertCounts(inserted=inserted, updated=updated)
 
 
-def postgres_csv(frame: pd.DataFrame) -> io.BytesIO:
-    """The frame as CSV for COPY: NULL unquoted and empty, every value quoted, NUL characters removed (PostgreSQL
-    text cannot hold them), timestamps as UTC wall time (COPY runs with the session in UTC)."""
-    # One chunk per column: Arrow's CSV writer emits junk bytes when a column starts with an empty chunk
-    # (apache/arrow#36889), which pandas leaves behind after concatenating frames.
+def _empty_and_locked(cursor) -> bool:
+    """Whether the table is empty, and stays so for this transaction (other loads wait for it to end)."""
+    if not cursor.execute(_TABLE_IS_EMPTY).fetchone()[0]:
+        return False
+    cursor.execute(_LOCK_OUT_WRITERS)
+    # Another load may have committed rows between the look and the lock.
+    return cursor.execute(_TABLE_IS_EMPTY).fetchone()[0]
+
+
+def _copy(cursor, table: str, data: pa.Buffer) -> None:
+    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN (FORMAT binary)") as copy:
+        view = memoryview(data)
+        for start in range(0, len(view), _COPY_CHUNK_BYTES):
+            copy.write(view[start : start + _COPY_CHUNK_BYTES])
+
+
+def postgres_binary(frame: pd.DataFrame) -> pa.Buffer:
+    """The frame's rows in key order as one PostgreSQL binary COPY stream, NUL characters removed from text
+    (PostgreSQL text cannot hold them)."""
     table = frame_to_arrow(frame).combine_chunks()
-    buffer = io.BytesIO()
-    pa_csv.write_csv(
-        pa.table([_for_csv(column) for column in table.columns], names=table.column_names),
-        buffer,
-        write_options=pa_csv.WriteOptions(include_header=False, quoting_style="all_valid"),
-    )
-    return buffer
+    table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in KEY_COLUMNS]))
+    fields = [_fields(column.combine_chunks()) for column in table.columns]
+    rows = pc.binary_join_element_wise(_fixed_width(np.full(table.num_rows, len(fields), ">i2")), *fields, _NO_BYTES)
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=4 * rows.offset)
+    body = rows.buffers()[2][offsets[0] : offsets[-1]]
+    return pa.py_buffer(b"".join((_BINARY_HEADER, body, _BINARY_TRAILER)))
 
 
-def _for_csv(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    if column.type == pa.string():
-        return pc.replace_substring(column, "\x00", "")
+def _fields(column: pa.Array) -> pa.Array:
+    """Each value of ``column`` as a field of a binary COPY tuple: its length, then its bytes."""
+    if pa.types.is_string(column.type):
+        text = pc.replace_substring(column, "\x00", "").cast(pa.binary())
+        lengths = pc.binary_length(text).fill_null(-1).to_numpy().astype(">i4")
+        return pc.binary_join_element_wise(_fixed_width(lengths), text.fill_null(b""), _NO_BYTES)
     if pa.types.is_timestamp(column.type):
-        # Arrow writes zone-aware timestamps ten times slower than naive ones.
-        return column.cast(pa.timestamp(column.type.unit))
-    return column
+        values, form = column.cast(pa.int64()).fill_null(0).to_numpy() - _POSTGRES_EPOCH_MICROSECONDS, ">i8"
+    elif pa.types.is_date(column.type):
+        values, form = column.cast(pa.int32()).fill_null(0).to_numpy() - _POSTGRES_EPOCH_DAYS, ">i4"
+    else:
+        values, form = column.fill_null(0.0).to_numpy(), ">f8"
+    fields = np.empty(len(values), dtype=[("length", ">i4"), ("value", form)])
+    fields["length"] = np.dtype(form).itemsize
+    fields["value"] = values
+    fixed = _fixed_width(fields)
+    return pc.if_else(column.is_valid(), fixed, _NULL_FIELD) if column.null_count else fixed
+
+
+def _fixed_width(values: np.ndarray) -> pa.Array:
+    """The bytes of each element of ``values`` as a binary array (zero-copy until the cast)."""
+    width = values.dtype.itemsize
+    array = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(values)])
+    return array.cast(pa.binary())

@@ -1,0 +1,120 @@
+"""The upsert's own paths, on real SQLite and PostgreSQL: the first load into an empty table (no conflict checks,
+SQLite's indexes built after the rows, PostgreSQL's rows copied straight in), the columns SQLite gets as literals,
+and PostgreSQL's binary COPY stream."""
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipeline.storage.samples import api_record, synthetic_records
+from pipeline.storage.upsert import UpsertCounts
+from pipeline.storage.warehouse import Warehouse
+from tests.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
+    CREATED, DAY, MONDAY, TUESDAY, _poison_inserts_of, rows, stored, warehouse,
+)
+
+INDEXED = {("created_date",), ("status",), ("instance_id",)}
+
+
+def indexed_columns(warehouse: Warehouse) -> set[tuple[str, ...]]:
+    return {tuple(index["column_names"]) for index in sa.inspect(warehouse.engine).get_indexes("dds_jobs")}
+
+
+def test_the_first_load_into_an_empty_table_counts_inserts_and_keeps_the_indexes(warehouse):
+    frame = rows(synthetic_records(500, DAY, days=3, seed=3))
+    assert warehouse.upsert(frame) == UpsertCounts(inserted=500, updated=0)
+    assert INDEXED <= indexed_columns(warehouse)
+    days = sorted(set(frame["created_date"]))
+    assert sorted(stored(warehouse, days)["id"]) == sorted(frame["id"])
+    # The next load takes the conflict path over what the first one wrote.
+    assert warehouse.upsert(frame) == UpsertCounts(inserted=0, updated=500)
+
+
+def test_precedence_holds_over_rows_of_the_empty_table_load(warehouse):
+    warehouse.upsert(rows([api_record("done", CREATED, status="Completed"), api_record("busy", CREATED, status="Running")],
+                          TUESDAY))
+    later = rows([api_record("done", CREATED, status="Running"), api_record("busy", CREATED, status="Failed"),
+                  api_record("new", CREATED)], MONDAY)
+    assert warehouse.upsert(later) == UpsertCounts(inserted=1, updated=2)
+    by_id = stored(warehouse).set_index("id")
+    assert by_id.loc["done", "status"] == "Completed" and by_id.loc["busy", "status"] == "Failed"
+    assert (by_id["first_seen_at"] == pd.Timestamp(MONDAY)).all()
+    assert (by_id.loc[["done", "busy"], "last_seen_at"] == pd.Timestamp(TUESDAY)).all()
+
+
+def test_a_failed_load_into_an_empty_table_leaves_it_empty_with_its_indexes(warehouse):
+    frame = rows([api_record(f"job-{i:03d}", CREATED) for i in range(100)])
+    _poison_inserts_of(warehouse, "job-050")
+    with pytest.raises(Exception, match="injected failure"):
+        warehouse.upsert(frame)
+    assert stored(warehouse).empty
+    assert INDEXED <= indexed_columns(warehouse)
+
+
+@pytest.mark.postgres
+def test_loads_racing_into_an_empty_postgresql_table_each_count_right(postgres_url):
+    Warehouse(postgres_url).ensure_schema()
+    frame = rows(synthetic_records(2000, DAY, days=3, seed=5))
+    counts, errors = [], []
+    start = threading.Barrier(3)
+
+    def load(seen_at: datetime) -> None:
+        store = Warehouse(postgres_url)
+        try:
+            start.wait(10)
+            counts.append(store.upsert(frame.assign(last_seen_at=pd.Timestamp(seen_at))))
+        except Exception as exc:  # noqa: BLE001 - reported below with the thread's failure
+            errors.append(exc)
+        finally:
+            store.dispose()
+
+    threads = [threading.Thread(target=load, args=(MONDAY + timedelta(hours=h),)) for h in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(counts, key=lambda c: c.inserted) == [UpsertCounts(0, 2000)] * 2 + [UpsertCounts(2000, 0)]
+    table = stored(Warehouse(postgres_url), sorted(set(frame["created_date"])))
+    assert len(table) == 2000 and (table["last_seen_at"] == pd.Timestamp(MONDAY + timedelta(hours=2))).all()
+
+
+def test_values_shared_by_every_row_round_trip_as_literals(warehouse):
+    quoted = "it's \"quoted\"; DROP TABLE dds_jobs; -- 数据库"
+    frame = rows([api_record(f"job-{i}", CREATED, instance_name=quoted, fail_reason=quoted, status="Failed")
+                  for i in range(3)], project_id="o'brien")
+    warehouse.upsert(frame)
+    warehouse.upsert(frame)  # the same literals through the ON CONFLICT path
+    table = warehouse.query("SELECT * FROM dds_jobs ORDER BY id")
+    assert table["project_id"].tolist() == ["o'brien"] * 3
+    assert table["instance_name"].tolist() == [quoted] * 3 and table["fail_reason"].tolist() == [quoted] * 3
+    assert table["region"].tolist() == ["ap-southeast-1"] * 3 and table["raw_record"].isna().all()
+
+
+def test_a_single_row_with_every_value_a_literal_is_loaded_and_updated(warehouse):
+    assert warehouse.upsert(rows([api_record("only", CREATED, status="Running")])) == UpsertCounts(1, 0)
+    assert warehouse.upsert(rows([api_record("only", CREATED)], TUESDAY)) == UpsertCounts(0, 1)
+    [row] = stored(warehouse).to_dict("records")
+    assert (row["status"], row["last_seen_at"]) == ("Completed", pd.Timestamp(TUESDAY))
+
+
+def test_nuls_nulls_and_extreme_instants_survive_the_load(warehouse):
+    far = {**api_record("far", CREATED), "created_at": "1970-01-01T00:00:00.000001Z", "ended_at": "2999-12-31T23:59:59Z"}
+    records = [api_record("nul", CREATED, status="Failed", fail_reason="bad\x00byte ✗"), far,
+               {**api_record("none", CREATED, status="Running", progress="60%"), "name": None}]
+    frame = rows(records, datetime(2026, 11, 2, 8, 0, 0, 123456, tzinfo=timezone.utc))
+    warehouse.upsert(frame)
+    table = warehouse.query("SELECT * FROM dds_jobs ORDER BY id")
+    by_id = {row["id"]: row for row in table.to_dict("records")}
+    nul = by_id["nul"]["fail_reason"]
+    # PostgreSQL text cannot hold NUL: it is dropped there, kept by SQLite.
+    assert nul == ("badbyte ✗" if warehouse.dialect == "postgresql" else "bad\x00byte ✗")
+    assert pd.isna(by_id["none"]["name"]) and by_id["none"]["progress_pct"] == 60.0
+    assert pd.isna(by_id["none"]["ended_at"]) and pd.isna(by_id["none"]["duration_seconds"])
+    read = warehouse.read_days([datetime(1970, 1, 1).date()]).iloc[0]
+    assert read["created_at"] == pd.Timestamp("1970-01-01 00:00:00.000001", tz="UTC")
+    assert read["ended_at"] == pd.Timestamp("2999-12-31 23:59:59", tz="UTC")
+    assert read["last_seen_at"] == pd.Timestamp("2026-11-02 08:00:00.123456", tz="UTC")
