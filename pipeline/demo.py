@@ -41,7 +41,7 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
         f"SELECT name, COUNT(*) AS failed FROM dds_jobs {where} AND status = 'Failed' "
         "GROUP BY name ORDER BY failed DESC, name LIMIT 5", **params)
     slowest = warehouse.query(
-        f"SELECT name, instance_name, status, ROUND(CAST(duration_seconds / 60.0 AS NUMERIC), 1) AS minutes FROM dds_jobs {where} "
+        f"SELECT name, instance_name, status, ROUND(CAST(duration_seconds / 60.0 AS DECIMAL(20, 6)), 1) AS minutes FROM dds_jobs {where} "
         "AND duration_seconds IS NOT NULL ORDER BY duration_seconds DESC, id LIMIT 5", **params)
     return (_frame("Jobs per status:", per_status) + _frame("Task names that fail most:", failing)
             + _frame("Slowest tasks:", slowest))

@@ -1,8 +1,10 @@
 """Shared fixtures: real databases for the warehouse tests.
 
 PostgreSQL tests run against the server named by ``DDS_TEST_POSTGRES_URL`` (default: the local trust-auth
-server on 127.0.0.1:5432). Each test session gets a database of its own, dropped afterwards. Without a
-server the tests skip with the reason, except under CI (``CI=true``), where a missing server is a failure.
+server on 127.0.0.1:5432), MariaDB tests (the generic upsert path) against ``DDS_TEST_MARIADB_URL`` (default:
+root without password on 127.0.0.1:3306, through PyMySQL). Each test session gets a database of its own on
+each, dropped afterwards. Without a server the tests skip with the reason, except under CI (``CI=true``),
+where a missing server is a failure.
 """
 
 import os
@@ -14,12 +16,17 @@ import sqlalchemy as sa
 POSTGRES_ADMIN_URL = os.environ.get(
     "DDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_ADMIN_URL = os.environ.get("DDS_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+def _server_unavailable(server: str, url: str, reason: str):
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{server} is required under CI but unusable: {reason}", pytrace=False)
+    pytest.skip(f"{server} not reachable at {url}: {reason}")
 
 
 def _postgres_unavailable(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"PostgreSQL is required under CI but unusable: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {reason}")
+    _server_unavailable("PostgreSQL", POSTGRES_ADMIN_URL, reason)
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +69,37 @@ def warehouse_url(request, tmp_path):
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def mariadb_server_url():
+    """URL of a database of this test session's own on the MariaDB (or MySQL) server, dropped afterwards."""
+    try:
+        admin = sa.create_engine(MARIADB_ADMIN_URL)
+    except ImportError as exc:  # PyMySQL comes with the dev extra
+        _server_unavailable("MariaDB", MARIADB_ADMIN_URL, f"its driver is not installed ({exc})")
+    name = f"dds_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _server_unavailable("MariaDB", MARIADB_ADMIN_URL, str(exc).splitlines()[0])
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server_url):
+    """The session's MariaDB database, emptied of tables, views and triggers before each test."""
+    engine = sa.create_engine(mariadb_server_url)
+    name = engine.url.database
+    with engine.connect() as conn:
+        # A connection a failed test left open would make the DROP wait for its locks: a year, by default.
+        conn.execute(sa.text("SET SESSION lock_wait_timeout = 30"))
+        conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    return mariadb_server_url

@@ -55,7 +55,7 @@ A_FILE = "{a_file}"  # replaced by the path of a regular file: a folder cannot b
         ("DDS_ENDPOINT", "ftp://dds.example.com"),
         ("DDS_ENDPOINT", "https://dds.example.com:https"),
         ("DDS_ENDPOINT", "https://dds example.com"),
-        ("DDS_WAREHOUSE_URL", "mysql+pymysql://etl:s3cret-pw@db.example.com/dds"),
+        ("DDS_WAREHOUSE_URL", "mysql+mysqldb://etl:s3cret-pw@db.example.com/dds"),
         ("DDS_WAREHOUSE_URL", "nosuchdb://db.example.com/dds"),
         ("DDS_WAREHOUSE_URL", "warehouse.db"),
         ("DDS_DATA_DIR", f"{A_FILE}/data"),

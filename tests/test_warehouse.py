@@ -119,6 +119,11 @@ def _poison_inserts_of(warehouse: Warehouse, job_id: str) -> None:
                 f"CREATE TRIGGER poison BEFORE INSERT ON dds_jobs WHEN NEW.id = '{job_id}' "
                 "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
             )
+        elif warehouse.dialect in ("mysql", "mariadb"):
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER poison BEFORE INSERT ON dds_jobs FOR EACH ROW BEGIN IF NEW.id = '{job_id}' THEN "
+                "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+            )
         else:
             connection.exec_driver_sql(
                 "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS "

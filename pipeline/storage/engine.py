@@ -1,4 +1,4 @@
-"""Warehouse URLs and engines: which databases are supported, and SQLite set up for concurrent runs."""
+"""Warehouse URLs and engines: which databases can be opened, and SQLite set up for concurrent runs."""
 
 from pathlib import Path
 
@@ -7,6 +7,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
+# Dialect names of MySQL and of MariaDB (which SQLAlchemy names "mariadb" only in a mariadb:// URL).
+MYSQL_FAMILY = ("mysql", "mariadb")
 # SQLite makes a second writer wait this long for the first instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 SQLITE_CACHE_KIB = 64 * 1024
@@ -17,7 +19,8 @@ _EXAMPLES = "sqlite:///data/warehouse.db or postgresql+psycopg://user@host/db"
 
 
 def parse_warehouse_url(url: object) -> URL:
-    """The SQLAlchemy URL of a supported warehouse; ValueError (never showing a password) otherwise."""
+    """The SQLAlchemy URL of a warehouse this environment can open; ValueError (one line, never showing a
+    password) for a malformed URL, a database without a SQLAlchemy dialect, or a driver not installed."""
     if isinstance(url, URL):
         parsed = url
     elif isinstance(url, str) and url.strip():
@@ -27,15 +30,34 @@ def parse_warehouse_url(url: object) -> URL:
             raise ValueError(f"warehouse URL is malformed: expected a SQLAlchemy URL such as {_EXAMPLES}") from None
     else:
         raise ValueError(f"warehouse URL must be a non-empty string such as {_EXAMPLES}, got {type(url).__name__}")
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
-    if backend == SQLITE and driver in ("", "pysqlite"):
-        return parsed.set(drivername=SQLITE)
-    if backend in (POSTGRESQL, "postgres") and driver in ("", "psycopg"):
-        return parsed.set(drivername="postgresql+psycopg")
-    raise ValueError(
-        f"unsupported warehouse database {parsed.drivername!r}: "
-        f"use SQLite or PostgreSQL through psycopg 3, e.g. {_EXAMPLES}"
-    )
+    unsupported = f"unsupported warehouse database {parsed.drivername!r}"
+    if parsed.get_backend_name() == "postgres":  # the old alias, still common in hosting providers' URLs
+        parsed = parsed.set(drivername="postgresql" + parsed.drivername.removeprefix("postgres"))
+    try:
+        dialect = parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise ValueError(f"{unsupported}: SQLAlchemy has no dialect of that name") from None
+    backend, driver = parsed.get_backend_name(), dialect.driver
+    # SQLite and PostgreSQL have fast paths written for one driver each (sqlite3's executemany, psycopg's COPY).
+    if backend == SQLITE:
+        if driver == "pysqlite":
+            return parsed.set(drivername=SQLITE)
+        raise ValueError(f"{unsupported}: use SQLite through Python's own driver, e.g. sqlite:///data/warehouse.db")
+    if backend == POSTGRESQL:
+        if driver == "psycopg":
+            return parsed.set(drivername="postgresql+psycopg")
+        raise ValueError(f"{unsupported}: use PostgreSQL through psycopg 3, e.g. postgresql+psycopg://user@host/db")
+    # Any other database goes through the generic path, given a synchronous driver that is installed.
+    if dialect.is_async:
+        raise ValueError(f"{unsupported}: an asyncio driver; name a synchronous one, e.g. mysql+pymysql://")
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise ValueError(
+            f"{unsupported}: its driver {driver!r} is not installed (install it, or name an installed driver "
+            "in the URL as database+driver://)"
+        ) from None
+    return parsed
 
 
 def sqlite_file(url: URL) -> Path | None:
@@ -48,6 +70,11 @@ def sqlite_file(url: URL) -> Path | None:
 
 def create_warehouse_engine(url: URL) -> Engine:
     """An engine for a URL from parse_warehouse_url; for a SQLite file its folder is created first."""
+    if url.get_backend_name() in MYSQL_FAMILY:
+        # READ COMMITTED: under InnoDB's default REPEATABLE READ the generic upsert's lookup (FOR UPDATE) locks the
+        # gaps where absent keys would go, and two loads of the same new jobs deadlock on each other's gaps; here
+        # the second waits for the first's inserts and is retried once they are committed (generic_upsert.py).
+        return sa.create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
     if url.get_backend_name() != SQLITE:
         return sa.create_engine(url, pool_pre_ping=True)
     path = sqlite_file(url)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, oracle
 
 # A job in one of the API's final states is final: a later answer saying otherwise is stale (see precedence.py).
 from pipeline.api.client import TERMINAL_STATUSES  # noqa: F401 - re-exported to the storage modules
@@ -65,13 +66,31 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 NOT_NULL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if not c.nullable)
 
+# The types' variants for other databases leave the SQLite and PostgreSQL DDL as it was. MySQL and MariaDB need
+# them most: their TEXT holds only 64 KB and cannot be a key or indexed without a length, their default collation
+# ignores case (two task ids differing in case would be one key), and DATETIME drops the microseconds.
+_MYSQL = ("mysql", "mariadb")
+_MYSQL_TEXT = {"charset": "utf8mb4", "collation": "utf8mb4_bin"}
+# Key and indexed text: unbounded where the database indexes it (SQLite, PostgreSQL), 255 characters elsewhere
+# (the API's ids and statuses are far shorter; two such utf8mb4 columns fit InnoDB's 3072-byte key limit).
+KEY_TEXT_LENGTH = 255
+_KEY_TEXT = (
+    sa.Unicode(KEY_TEXT_LENGTH)
+    .with_variant(sa.Text(), "sqlite", "postgresql")
+    .with_variant(mysql.VARCHAR(KEY_TEXT_LENGTH, **_MYSQL_TEXT), *_MYSQL)
+)
 _SQL_TYPES: dict[Kind, sa.types.TypeEngine] = {
-    Kind.TEXT: sa.Text(),
-    Kind.FLOAT: sa.Float(precision=53),
-    # timestamptz on PostgreSQL; SQLite has no zone-aware type, so the warehouse stores UTC there.
-    Kind.TIMESTAMP: sa.DateTime(timezone=True),
+    Kind.TEXT: sa.UnicodeText().with_variant(sa.Text(), "sqlite", "postgresql")
+    .with_variant(mysql.LONGTEXT(**_MYSQL_TEXT), *_MYSQL),
+    # Oracle counts a FLOAT's precision in bits, and refuses to guess: its IEEE double instead.
+    Kind.FLOAT: sa.Float(precision=53).with_variant(oracle.BINARY_DOUBLE(), "oracle"),
+    # timestamptz on PostgreSQL; SQLite, MySQL and MariaDB have no zone-aware type, so the warehouse stores UTC.
+    Kind.TIMESTAMP: sa.DateTime(timezone=True)
+    .with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
+    .with_variant(oracle.TIMESTAMP(timezone=True), "oracle"),  # Oracle's DateTime is DATE: whole seconds
     Kind.DATE: sa.Date(),
 }
+
 _ARROW_TYPES: dict[Kind, pa.DataType] = {
     Kind.TEXT: pa.string(),
     Kind.FLOAT: pa.float64(),
@@ -91,12 +110,19 @@ _PANDAS_DTYPES: dict[Kind, object] = {
 # What a text column may hold in a frame: Python strings, and None for NULL.
 TEXT_TYPES = {str, type(None)}
 
+
+def _sql_type(column: Column) -> sa.types.TypeEngine:
+    """The column's SQL type: text that is a key or indexed gets the bounded variant."""
+    keyed = column.name in KEY_COLUMNS or column.name in INDEXED_COLUMNS
+    return _KEY_TEXT if column.kind is Kind.TEXT and keyed else _SQL_TYPES[column.kind]
+
+
 METADATA = sa.MetaData()
 DDS_JOBS = sa.Table(
     TABLE_NAME,
     METADATA,
     *(
-        sa.Column(c.name, _SQL_TYPES[c.kind], nullable=c.nullable, primary_key=c.name in KEY_COLUMNS, comment=c.doc)
+        sa.Column(c.name, _sql_type(c), nullable=c.nullable, primary_key=c.name in KEY_COLUMNS, comment=c.doc)
         for c in COLUMNS
     ),
     *(sa.Index(f"ix_{TABLE_NAME}_{name}", name) for name in INDEXED_COLUMNS),

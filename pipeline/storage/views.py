@@ -1,17 +1,21 @@
 """The analyst views: each file ``sql/views/<name>.sql`` holds one SELECT, created as the view ``<name>``.
 
-The SELECTs are written in the SQL that SQLite and PostgreSQL share, so the same files serve both warehouses.
+The SELECTs are written in the SQL that SQLite, PostgreSQL and MariaDB share, so the same files serve every
+warehouse; on another database a view whose SQL it does not understand is skipped with a warning.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from pipeline.sqlfiles import SQL_DIR
+from pipeline.storage.engine import MYSQL_FAMILY
 
 VIEWS_DIR = SQL_DIR / "views"
 _VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,3 +47,31 @@ def recreate_views(connection: sa.Connection) -> list[str]:
     for view in views:
         connection.exec_driver_sql(f"CREATE VIEW {view.name} AS\n{view.select}")
     return [view.name for view in views]
+
+
+def recreate_views_where_possible(engine: sa.Engine) -> list[str]:
+    """On the databases without a fast path: (re)create each view in a transaction of its own, skipping with a
+    one-line warning those the database refuses (the warehouse works without them); the names created.
+
+    One transaction per view because MySQL and MariaDB commit each DDL statement at once anyway, and a refused
+    statement must not undo the others. Where the database can replace a view in place, concurrent runs never
+    see it missing, nor collide between one run's DROP and the other's CREATE.
+    """
+    created = []
+    for view in load_views():
+        try:
+            with engine.begin() as connection:
+                for statement in _replacing(view, engine.dialect.name):
+                    connection.exec_driver_sql(statement)
+        except sa.exc.DBAPIError as exc:
+            reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            logger.warning("view %s not created: %s refuses its SQL (%s)", view.name, engine.dialect.name, reason)
+        else:
+            created.append(view.name)
+    return created
+
+
+def _replacing(view: View, dialect: str) -> list[str]:
+    if dialect in MYSQL_FAMILY:
+        return [f"CREATE OR REPLACE VIEW {view.name} AS\n{view.select}"]
+    return [f"DROP VIEW IF EXISTS {view.name}", f"CREATE VIEW {view.name} AS\n{view.select}"]

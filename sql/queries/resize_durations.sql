@@ -3,9 +3,9 @@
 SELECT
     name,
     COUNT(*) AS resizes,
-    ROUND(CAST(AVG(duration_seconds) / 60.0 AS NUMERIC), 1) AS avg_minutes,
-    ROUND(CAST(MIN(duration_seconds) / 60.0 AS NUMERIC), 1) AS min_minutes,
-    ROUND(CAST(MAX(duration_seconds) / 60.0 AS NUMERIC), 1) AS max_minutes
+    ROUND(CAST(AVG(duration_seconds) / 60.0 AS DECIMAL(20, 6)), 1) AS avg_minutes,
+    ROUND(CAST(MIN(duration_seconds) / 60.0 AS DECIMAL(20, 6)), 1) AS min_minutes,
+    ROUND(CAST(MAX(duration_seconds) / 60.0 AS DECIMAL(20, 6)), 1) AS max_minutes
 FROM dds_jobs
 WHERE status = 'Completed'
   AND duration_seconds IS NOT NULL

@@ -1,0 +1,98 @@
+"""Throughput of the generic warehouse path (pipeline/storage/generic_upsert.py) on MariaDB or MySQL.
+
+    python bench/bench_generic.py [--server mysql+pymysql://root@127.0.0.1:3306/test] [--rows 10000 100000]
+                                  [--repeat 3]
+
+For each size, the best of ``--repeat`` runs of: a fresh load (every job new: locked lookup, then INSERT) and a
+re-sync of the same jobs a day later (every job stored: locked lookup, latest-state rule, then UPDATE), each in a
+database of its own on the server, dropped afterwards. SQLite's fast path on the same rows is printed alongside.
+"""
+
+import argparse
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_storage import FIRST_DAY, SEEN, Figure, best_of  # noqa: E402
+from pipeline.storage.normalize import normalize_jobs  # noqa: E402
+from pipeline.storage.samples import synthetic_records  # noqa: E402
+from pipeline.storage.warehouse import Warehouse  # noqa: E402
+
+LOCAL_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+def scratch_databases(server_url: str) -> tuple[Callable[[], str], Callable[[], None]]:
+    """URLs of fresh databases on the server, and a clean-up dropping them all."""
+    admin = sa.create_engine(server_url)
+    created: list[str] = []
+
+    def make_url() -> str:
+        name = f"dds_bench_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        created.append(name)
+        return admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all() -> None:
+        with admin.connect() as connection:
+            for name in created:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+    return make_url, drop_all
+
+
+def bench_loads(label: str, make_url: Callable[[], str], rows: int, repeat: int) -> list[Figure]:
+    records = synthetic_records(rows, FIRST_DAY, days=30, seed=1)
+    frame = normalize_jobs(records, "bench", SEEN).frame
+    resync = normalize_jobs(records, "bench", SEEN + timedelta(days=1)).frame
+
+    def fresh() -> Warehouse:
+        warehouse = Warehouse(make_url())
+        warehouse.ensure_schema()
+        return warehouse
+
+    def loaded() -> Warehouse:
+        warehouse = fresh()
+        warehouse.upsert(frame)
+        return warehouse
+
+    fresh_seconds = best_of(repeat, fresh, lambda w: w.upsert(frame), Warehouse.dispose)
+    resync_seconds = best_of(repeat, loaded, lambda w: w.upsert(resync), Warehouse.dispose)
+    return [Figure(f"{label} upsert, fresh", rows, fresh_seconds), Figure(f"{label} upsert, re-sync", rows, resync_seconds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", metavar="URL", default=LOCAL_MARIADB, help=f"default {LOCAL_MARIADB}")
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000], help="rows per load")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per step; the best is reported")
+    args = parser.parse_args(argv)
+
+    figures = []
+    make_url, drop_all = scratch_databases(args.server)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dds-bench-") as scratch:
+            sqlite_url = lambda: f"sqlite:///{Path(scratch) / uuid.uuid4().hex / 'warehouse.db'}"  # noqa: E731
+            for rows in args.rows:
+                print(f"loading {rows:,} rows ...", flush=True)
+                figures += bench_loads("generic, MariaDB", make_url, rows, args.repeat)
+                figures += bench_loads("fast, SQLite", sqlite_url, rows, args.repeat)
+    finally:
+        drop_all()
+
+    print(f"\n{'step':<34}{'rows':>9}{'seconds':>9}{'rows/s':>12}")
+    for figure in figures:
+        print(figure.line().rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
