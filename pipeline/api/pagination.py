@@ -5,6 +5,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass
+from operator import itemgetter
 
 from pipeline.api.errors import DdsApiError, Problem
 from pipeline.api.http import JobsAnswer
@@ -13,6 +14,7 @@ from pipeline.api.windows import TimeWindow
 # Fetches the page at an offset, retries included.
 FetchPage = Callable[[int], JobsAnswer]
 _NO_ID = "\0record without an id: "
+_ID = itemgetter("id")
 
 
 def job_key(job: object) -> str:
@@ -21,6 +23,21 @@ def job_key(job: object) -> str:
     if isinstance(job, dict) and isinstance(job.get("id"), str) and job["id"]:
         return job["id"]
     return _NO_ID + json.dumps(job, sort_keys=True, default=str)
+
+
+def job_keys(jobs: list) -> set[str]:
+    """The job_key of every job, as a set."""
+    # The usual page (every record a dict with a non-empty string id) in C loops, without job_key's checks per job:
+    # these took a sixth of the client's CPU per page.
+    if set(map(type, jobs)) <= {dict}:
+        try:
+            ids = set(map(_ID, jobs))
+        except (KeyError, TypeError):  # a record without id, or with an id that cannot be hashed
+            pass
+        else:
+            if set(map(type, ids)) <= {str} and "" not in ids:
+                return ids
+    return set(map(job_key, jobs))
 
 
 @dataclass(frozen=True)
@@ -81,7 +98,7 @@ class SlicePager:
             yield from self._consecutive(0, ahead=1, refetch=True)
 
     def _page(self, answer: JobsAnswer, offset: int, refetch: bool = False) -> Page:
-        self._seen.update(map(job_key, answer.jobs))
+        self._seen.update(job_keys(answer.jobs))
         return Page(answer.jobs, self._slice, offset, answer.total_count, refetch)
 
     def _submit(self, offset: int) -> "Future[JobsAnswer]":
@@ -126,7 +143,7 @@ class SlicePager:
                 page_offset, future = in_flight.popleft()
                 answer = future.result()
                 known = len(pass_ids)
-                pass_ids.update(map(job_key, answer.jobs))
+                pass_ids.update(job_keys(answer.jobs))
                 yield self._page(answer, page_offset, refetch)
                 if len(answer.jobs) < self._page_size:
                     break

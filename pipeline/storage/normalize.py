@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.storage.precedence import latest_state_per_key
-from pipeline.storage.schema import COLUMN_NAMES, PANDAS_DTYPES, TEXT_TYPES
+from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES, PANDAS_DTYPES, TEXT_TYPES, series_from_arrow
 
 # The fields of the API's JobInfo object; anything else means the API changed and the record is kept raw.
 KNOWN_FIELDS = (
@@ -167,7 +167,9 @@ def _fields(objects: Sequence[dict]) -> tuple[dict[str, np.ndarray], bool, set[t
         values = np.fromiter(chain.from_iterable(map(_known_values, objects)), dtype=object, count=count)
     matrix = values.reshape(len(objects), len(KNOWN_FIELDS))
     columns = {name: matrix[:, j] for j, name in enumerate(KNOWN_FIELDS)}
-    return columns, complete, set(map(type, values))
+    # The API sends only strings: pandas' compiled scan tells that three times faster than collecting the types.
+    kinds = {str} if pd.api.types.infer_dtype(values, skipna=False) == "string" else set(map(type, values))
+    return columns, complete, kinds
 
 
 def _known_values(record: dict) -> tuple:
@@ -188,15 +190,10 @@ def _text(values: np.ndarray, name: str, findings: _Findings, all_text: bool) ->
 def _timestamps(values: np.ndarray, name: str, findings: _Findings, all_text: bool, required: bool) -> pd.Series:
     """UTC instants of a timestamp field; a missing, empty or unreadable optional field gives NaT."""
     text = _text(values, name, findings, all_text)
-    present = ~_blank(text)
-    parsed = pc.strptime(pa.array(text, type=pa.string()), format=_API_TIME_FORMAT, unit="us", error_is_null=True)
-    instants = pd.Series(parsed.to_numpy(zero_copy_only=False)).dt.tz_localize("UTC")
-    without_offset = np.zeros(len(text), dtype=bool)
-    other_form = np.flatnonzero(present & instants.isna().to_numpy())
-    if len(other_form):
-        others = pd.to_datetime(text[other_form], format="ISO8601", utc=True, errors="coerce", cache=False)
-        instants.iloc[other_form] = others.as_unit("us")
-        without_offset[other_form] = others.notna() & [_OFFSET_AT_END.search(v) is None for v in text[other_form]]
+    arrow_text = pa.array(text, type=pa.string())
+    blank = pc.fill_null(pc.equal(arrow_text, ""), True)
+    present = ~blank.to_numpy(zero_copy_only=False)
+    instants, without_offset = _instants(text, pc.if_else(blank, None, arrow_text))
     unreadable = present & instants.isna().to_numpy()
     if required:
         findings.flag(~present, name, values, "is missing or empty", reject=True)
@@ -204,7 +201,27 @@ def _timestamps(values: np.ndarray, name: str, findings: _Findings, all_text: bo
     else:
         findings.flag(unreadable, name, values, "is not a timestamp; stored as NULL")
     findings.flag(without_offset, name, values, "has no UTC offset; read as UTC")
-    return instants.astype(PANDAS_DTYPES["created_at"])
+    return instants
+
+
+def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarray]:
+    """The instants of the ``present`` values (text, null where blank), NaT where unreadable; and where a value was
+    read without a UTC offset."""
+    without_offset = np.zeros(len(text), dtype=bool)
+    try:
+        # Every value in an ISO 8601 form with an offset, as the API sends them: one cast, a quarter of strptime's
+        # time. A value without offset or naming an impossible date fails the whole cast and is read below.
+        return series_from_arrow(present.cast(ARROW_SCHEMA.field("created_at").type)), without_offset
+    except pa.ArrowInvalid:
+        pass
+    parsed = pc.strptime(present, format=_API_TIME_FORMAT, unit="us", error_is_null=True)
+    instants = pd.Series(parsed.to_numpy(zero_copy_only=False)).dt.tz_localize("UTC")
+    other_form = np.flatnonzero(present.is_valid().to_numpy(zero_copy_only=False) & instants.isna().to_numpy())
+    if len(other_form):
+        others = pd.to_datetime(text[other_form], format="ISO8601", utc=True, errors="coerce", cache=False)
+        instants.iloc[other_form] = others.as_unit("us")
+        without_offset[other_form] = others.notna() & [_OFFSET_AT_END.search(v) is None for v in text[other_form]]
+    return instants.astype(PANDAS_DTYPES["created_at"]), without_offset
 
 
 def _progress(text: np.ndarray, findings: _Findings) -> np.ndarray:

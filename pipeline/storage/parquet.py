@@ -18,14 +18,15 @@ what it holds, so a reader or a crash never sees half a day or a day twice:
 import fcntl
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -34,6 +35,8 @@ from pipeline.storage.precedence import latest_state_per_key
 from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
 from pipeline.storage.schema import (
     ARROW_SCHEMA,
+    COLUMN_NAMES,
+    NOT_NULL_COLUMNS,
     PARTITION_COLUMN,
     TABLE_NAME,
     arrow_to_frame,
@@ -46,6 +49,8 @@ from pipeline.storage.schema import (
 DAY_FILE = "part-0.parquet"
 _TEMP_PREFIX, _TEMP_SUFFIX = ".part-0.", ".tmp"
 _LOCK_FILE = ".lock"
+# Folders flushed at once at the end of a write (a month of days, and a bound for longer backfills).
+_FLUSHES_AT_ONCE = 32
 _FILE_ORDER = (PARTITION_COLUMN, "created_at", "project_id", "id")
 FILE_SCHEMA = ARROW_SCHEMA.remove(ARROW_SCHEMA.get_field_index(PARTITION_COLUMN))
 _PARTITIONING = ds.partitioning(pa.schema([ARROW_SCHEMA.field(PARTITION_COLUMN)]), flavor="hive")
@@ -104,10 +109,11 @@ class ParquetStore:
         """The folder of one UTC day."""
         return self._shown(self._day_dir(day))
 
-    def write_days(self, frame: pd.DataFrame) -> dict[date, int]:
-        """Merge ``frame`` into the days it covers (only those days are read); rows each day then holds."""
-        frame = conform(frame)
-        days = as_days(pa.array(frame[PARTITION_COLUMN]).unique().to_pylist())
+    def write_days(self, rows: pd.DataFrame | pa.Table) -> dict[date, int]:
+        """Merge ``rows`` (a frame of dds_jobs rows, or an Arrow table of ``ARROW_SCHEMA``) into the days they cover
+        (only those days are read); rows each day then holds."""
+        new = conform(rows) if isinstance(rows, pd.DataFrame) else _checked_table(rows)
+        days = as_days(pa.array(new[PARTITION_COLUMN]).unique().to_pylist())
         folders = [self._day_dir(day) for day in days]
         with ExitStack() as claims:
             for folder in folders:  # in day order, so two writers never wait on each other crosswise
@@ -115,26 +121,39 @@ class ParquetStore:
             stored = [table for table in map(self._read_day, days) if table is not None]
             if stored:
                 # Stored rows first: on a tie the row being written is the newer one.
-                stored_frame = arrow_to_frame(pa.concat_tables(stored))
-                frame = latest_state_per_key(pd.concat([stored_frame, frame], ignore_index=True))
-            table = frame_to_arrow(frame).sort_by([(name, "ascending") for name in _FILE_ORDER])
+                frames = [arrow_to_frame(pa.concat_tables(stored)), new if isinstance(new, pd.DataFrame)
+                          else arrow_to_frame(new)]
+                new = latest_state_per_key(pd.concat(frames, ignore_index=True))
+            table = new if isinstance(new, pa.Table) else frame_to_arrow(new)
+            table = table.sort_by([(name, "ascending") for name in _FILE_ORDER])
+            # Sorted by day first: each day's rows are one slice of the table.
+            bounds = np.searchsorted(table[PARTITION_COLUMN].to_numpy(), np.array(days, dtype="datetime64[D]"),
+                                     side="right")
             written = {}
-            for day, folder in zip(days, folders):
+            for day, folder, start, end in zip(days, folders, np.r_[0, bounds[:-1]], bounds):
                 merged_files = self._day_files(folder)
-                rows = table.filter(pc.equal(table[PARTITION_COLUMN], pa.scalar(day, pa.date32())))
-                day_file = f"{folder}/{DAY_FILE}"
-                self._writes.replace(day_file, rows.drop_columns([PARTITION_COLUMN]))
-                written[day] = rows.num_rows
+                rows_of_day = table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
+                self._writes.replace(f"{folder}/{DAY_FILE}", rows_of_day)
+                written[day] = rows_of_day.num_rows
                 for path in merged_files:
                     if path.rsplit("/", 1)[-1] != DAY_FILE:
                         self.filesystem.delete_file(path)
+            self._writes.persist(folders)
         return written
 
     def read_days(self, days: Iterable[date]) -> pd.DataFrame:
         """The jobs of ``days`` (days without a file give no rows), columns and dtypes as in normalize_jobs."""
-        tables = [self._read_day(day) for day in as_days(days)]
-        tables = [table for table in tables if table is not None]
-        return arrow_to_frame(pa.concat_tables(tables)) if tables else empty_frame()
+        return arrow_to_frame(self.read_days_table(days))
+
+    def read_days_table(self, days: Iterable[date], columns: Sequence[str] = COLUMN_NAMES) -> pa.Table:
+        """The jobs of ``days`` as an Arrow table of ``ARROW_SCHEMA``'s types; only ``columns`` are read from the
+        files (in the schema's order)."""
+        unknown = [name for name in columns if name not in COLUMN_NAMES]
+        if unknown or not columns:
+            raise ValueError(f"columns must be some of {list(COLUMN_NAMES)}, got {list(columns)!r}")
+        schema = pa.schema([field for field in ARROW_SCHEMA if field.name in columns])
+        tables = [table for table in (self._read_day(day, schema) for day in as_days(days)) if table is not None]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def read_all(self) -> pd.DataFrame:
         """Every day of the snapshots, read as one hive-partitioned dataset."""
@@ -164,15 +183,19 @@ class ParquetStore:
             and not info.base_name.startswith((".", "_"))
         )
 
-    def _read_day(self, day: date) -> pa.Table | None:
+    def _read_day(self, day: date, schema: pa.Schema = ARROW_SCHEMA) -> pa.Table | None:
+        """The rows of one day's files, the columns of ``schema`` (a part of ARROW_SCHEMA); None without files."""
         files = self._day_files(self._day_dir(day))
         if not files:
             return None
+        in_files = [name for name in schema.names if name != PARTITION_COLUMN]
         table = pa.concat_tables(
-            pq.read_table(path, schema=FILE_SCHEMA, filesystem=self.filesystem) for path in files
+            pq.read_table(path, columns=in_files, schema=FILE_SCHEMA, filesystem=self.filesystem) for path in files
         )
+        if PARTITION_COLUMN not in schema.names:
+            return table
         days = pa.repeat(pa.scalar(day, ARROW_SCHEMA.field(PARTITION_COLUMN).type), table.num_rows)
-        return table.add_column(ARROW_SCHEMA.get_field_index(PARTITION_COLUMN), PARTITION_COLUMN, days)
+        return table.add_column(schema.get_field_index(PARTITION_COLUMN), PARTITION_COLUMN, days)
 
 
 class _LocalWrites:
@@ -183,7 +206,11 @@ class _LocalWrites:
         return _locked_and_cleaned(Path(folder))
 
     def replace(self, path: str, table: pa.Table) -> None:
-        """Write ``table`` beside ``path`` under a hidden name, flush it to disk, then rename it over ``path``."""
+        """Write ``table`` beside ``path`` under a hidden name, flush it to disk, then rename it over ``path``.
+
+        The file's data reaches the disk before the rename: after a power cut the name holds the old file or the
+        new one whole. The rename itself is made durable by ``persist``, once per folder and call.
+        """
         target = Path(path)
         temporary = target.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}")
         try:
@@ -192,7 +219,13 @@ class _LocalWrites:
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
-        _fsync(target.parent)
+
+    def persist(self, folders: Sequence[str]) -> None:
+        """Make the renames and removals made in ``folders`` durable: one flush of each folder, at the end of a
+        write rather than after each file, all at once (the file system then commits them together)."""
+        if folders:
+            with ThreadPoolExecutor(max_workers=min(len(folders), _FLUSHES_AT_ONCE)) as flushes:
+                list(flushes.map(_fsync, map(Path, folders)))
 
 
 class _ObjectWrites:
@@ -204,6 +237,9 @@ class _ObjectWrites:
     def claim(self, folder: str) -> AbstractContextManager[None]:
         return nullcontext()
 
+    def persist(self, folders: Sequence[str]) -> None:
+        """Nothing to do: an object is durable once its upload has returned."""
+
     def replace(self, path: str, table: pa.Table) -> None:
         """Serialize ``table`` whole first, then send it as the object ``path``: a failure before or during the
         upload leaves the previous object as it was (the server commits an object only once it is complete)."""
@@ -211,6 +247,17 @@ class _ObjectWrites:
         pq.write_table(table, serialized)
         with self._filesystem.open_output_stream(path) as upload:
             upload.write(serialized.getvalue())
+
+
+def _checked_table(table: pa.Table) -> pa.Table:
+    """``table`` if it is a table of ``ARROW_SCHEMA`` with no null where the schema forbids one; else ValueError."""
+    if not isinstance(table, pa.Table) or not table.schema.equals(ARROW_SCHEMA):
+        shown = table.schema if isinstance(table, pa.Table) else type(table).__name__
+        raise ValueError(f"expected a DataFrame of dds_jobs rows or an Arrow table of their schema, got {shown}")
+    for name in NOT_NULL_COLUMNS:
+        if table[name].null_count:
+            raise ValueError(f"column {name!r} must not be null but is null in {table[name].null_count} row(s)")
+    return table
 
 
 def _fsync(path: Path) -> None:

@@ -1,20 +1,21 @@
-"""The SQL warehouse of DDS jobs: the ``dds_jobs`` table and its views, on SQLite or PostgreSQL (SQLAlchemy Core).
+"""The SQL warehouse of DDS jobs: the ``dds_jobs`` table and its views, on SQLite, PostgreSQL or any other
+database SQLAlchemy has a dialect and an installed driver for (SQLAlchemy Core).
 
 A row is the latest known state of one job (project_id, id); a *day* is a UTC calendar day of created_at
 (``created_date``, indexed), the unit every read and the daily sync work in.
 """
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_engine, parse_warehouse_url
+from pipeline.storage.generic_upsert import upsert_generic_retrying
 from pipeline.storage.postgres_copy import upsert_postgres
 from pipeline.storage.precedence import latest_state_per_key
 from pipeline.storage.schema import (
@@ -31,10 +32,11 @@ from pipeline.storage.schema import (
     series_from_arrow,
 )
 from pipeline.storage.upsert import UpsertCounts, upsert_sqlite
-from pipeline.storage.views import recreate_views
+from pipeline.storage.views import recreate_views, recreate_views_where_possible
 
 # Serializes schema changes of concurrent runs on PostgreSQL (CREATE ... IF NOT EXISTS alone can still race).
 _SCHEMA_LOCK_KEY = 0x0DD5_0B5
+# The databases with a bulk upsert of their own; any other loads through generic_upsert.py.
 _UPSERTS = {SQLITE: upsert_sqlite, POSTGRESQL: upsert_postgres}
 # Timestamps and dates are read as the driver returns them: SQLite's text is then parsed by Arrow a column at a
 # time, many times faster than SQLAlchemy's parsing of each value (psycopg returns datetimes either way).
@@ -45,7 +47,7 @@ _AS_STORED = {
 
 
 class Warehouse:
-    """The warehouse at a SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
+    """The warehouse at a SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``, ``mysql+pymysql://...``).
 
     The URL is checked at once (ValueError, before any connection); the database is first touched by the first
     method that needs it, which also creates the table, indexes and views when missing.
@@ -61,7 +63,7 @@ class Warehouse:
 
     @property
     def dialect(self) -> str:
-        """``sqlite`` or ``postgresql``."""
+        """The URL's database: ``sqlite``, ``postgresql``, or another SQLAlchemy dialect name such as ``mysql``."""
         return self._url.get_backend_name()
 
     @property
@@ -75,6 +77,9 @@ class Warehouse:
 
     def ensure_schema(self) -> None:
         """Create the table and its indexes when missing, and (re)create the analyst views of sql/views/."""
+        if self.dialect not in _UPSERTS:
+            self._ensure_schema_portably()
+            return
         with self._writing() as connection:
             if self.dialect == POSTGRESQL:
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
@@ -95,6 +100,8 @@ class Warehouse:
         if frame.empty:
             return UpsertCounts(0, 0)
         self._ensure_schema_once()
+        if self.dialect not in _UPSERTS:
+            return upsert_generic_retrying(self._writing, frame)
         with self._writing() as connection:
             return _UPSERTS[self.dialect](connection, frame)
 
@@ -103,6 +110,15 @@ class Warehouse:
     ) -> pd.DataFrame:
         """The stored jobs created on ``days`` (UTC), sorted by key, with the dtypes of normalize_jobs' frames;
         only ``columns`` (all by default) are read."""
+        table = self.read_days_table(days, project_id, columns)
+        return pd.DataFrame({name: series_from_arrow(table[name]) for name in table.column_names},
+                            columns=table.column_names)
+
+    def read_days_table(
+        self, days: Iterable[date], project_id: str | None = None, columns: Sequence[str] = COLUMN_NAMES
+    ) -> pa.Table:
+        """read_days as an Arrow table of ``ARROW_SCHEMA``'s types (columns in its order): what the Parquet
+        snapshots and the checks work on, without making a pandas object of every value."""
         wanted = as_days(days)
         unknown = [name for name in columns if name not in COLUMN_NAMES]
         if unknown or not columns:
@@ -110,9 +126,13 @@ class Warehouse:
         specs = [c for c in COLUMNS if c.name in columns]
         # Sorted by key afterwards, in Arrow: an ORDER BY makes SQLite sort the rows in a temporary B-tree.
         statement = sa.select(*(_AS_STORED[c.name] for c in specs)).where(*self._filters(wanted, project_id))
-        with self._reading() as connection:
+        # A row object per row, then a tuple per column: allocations that set off collections which scan every
+        # row and free nothing.
+        with self._reading() as connection, _collection_paused():
             rows = connection.execute(statement).all() if wanted else []
-        return _frame_from_rows(rows, specs)
+            values = list(zip(*rows)) if rows else [() for _ in specs]
+        del rows
+        return _table_from_columns(values, specs)
 
     def count_by_day(self, days: Iterable[date], project_id: str | None = None) -> dict[date, int]:
         """Stored jobs per day, every day of ``days`` included (0 when none)."""
@@ -123,7 +143,7 @@ class Warehouse:
         # million rows were stored.
         count = sa.func.count()
         if project_id is not None:
-            count = count.filter(DDS_JOBS.c.project_id == project_id)
+            count = _count_where(DDS_JOBS.c.project_id == project_id, self.dialect)
         statement = sa.select(created_date, count).where(*self._filters(wanted, None)).group_by(created_date)
         with self._reading() as connection:
             counts = dict(connection.execute(statement).all()) if wanted else {}
@@ -174,6 +194,23 @@ class Warehouse:
             rows = result.all()
         return pd.DataFrame.from_records(rows, columns=columns)
 
+    def _ensure_schema_portably(self) -> None:
+        """ensure_schema on the other databases, in statements every one has (no IF NOT EXISTS: MySQL has none
+        for indexes); a table or index a concurrent run created first is taken as it is."""
+        with self._writing() as connection:
+            try:
+                DDS_JOBS.create(connection, checkfirst=True)  # with its indexes
+            except sa.exc.DBAPIError:
+                if not sa.inspect(connection).has_table(TABLE_NAME):
+                    raise
+            present = {index["name"] for index in sa.inspect(connection).get_indexes(TABLE_NAME)}
+            for index in sorted(DDS_JOBS.indexes, key=lambda ix: ix.name):
+                if index.name not in present:
+                    index.create(connection)
+            _check_stored_columns(connection)
+        recreate_views_where_possible(self._engine)
+        self._schema_ready = True
+
     def _ensure_schema_once(self) -> None:
         if not self._schema_ready:
             self.ensure_schema()
@@ -204,6 +241,14 @@ def _check_stored_columns(connection: sa.Connection) -> None:
         raise RuntimeError(f"table {TABLE_NAME} exists without the columns {missing}: migrate it before syncing")
 
 
+def _count_where(condition: sa.ColumnElement[bool], dialect: str) -> sa.ColumnElement[int]:
+    """COUNT of the rows meeting ``condition``: aggregate FILTER where the database has it (SQLite, PostgreSQL),
+    otherwise the CASE every database has (MySQL and MariaDB have no FILTER)."""
+    if dialect in (SQLITE, POSTGRESQL):
+        return sa.func.count().filter(condition)
+    return sa.func.count(sa.case((condition, 1)))
+
+
 def _bind(name: str, value: object) -> sa.BindParameter:
     if isinstance(value, (list, tuple, set, frozenset)):
         return sa.bindparam(name, expanding=True)
@@ -225,25 +270,27 @@ def _utc(value: object) -> object:
     return value
 
 
-def _frame_from_rows(rows: list[sa.Row], specs: list[Column]) -> pd.DataFrame:
-    """Rows of the ``specs`` columns of dds_jobs (timestamps and dates as text on SQLite, as objects on
-    PostgreSQL) as a schema-typed frame sorted by key (when the key columns are among them)."""
-    columns = dict(zip((c.name for c in specs), zip(*rows) if rows else [() for _ in specs]))
-    order = np.arange(len(rows))
-    if all(name in columns for name in KEY_COLUMNS):
-        keys = pa.table({name: pa.array(columns[name], pa.string()) for name in KEY_COLUMNS})
-        order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in KEY_COLUMNS]).to_numpy()
-    frame = {}
-    for column in specs:
-        values = columns[column.name]
-        if column.kind is Kind.TEXT:
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            frame[column.name] = pd.Series(array[order], dtype=object)
-        else:
-            field = ARROW_SCHEMA.field(column.name)
-            frame[column.name] = series_from_arrow(_stored_values(values, field).take(order))
-    return pd.DataFrame(frame, columns=[c.name for c in specs])
+def _table_from_columns(values: list[tuple], specs: list[Column]) -> pa.Table:
+    """The values of the ``specs`` columns of dds_jobs (timestamps and dates as text on SQLite, as objects on
+    PostgreSQL) as a table of ``ARROW_SCHEMA``'s types, sorted by key (when the key columns are among them)."""
+    fields = [ARROW_SCHEMA.field(column.name) for column in specs]
+    table = pa.Table.from_arrays([_stored_values(column, f) for column, f in zip(values, fields)],
+                                 schema=pa.schema(fields))
+    if all(name in table.column_names for name in KEY_COLUMNS):
+        table = table.sort_by([(name, "ascending") for name in KEY_COLUMNS])
+    return table
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The garbage collector held off (and then restored as it was)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _stored_values(values: tuple, field: pa.Field) -> pa.Array:
