@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from dagster import Definitions, EnvVar, in_process_executor
 
 from pipeline.api.credentials import ENV_VARIABLES
-from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
+from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
-from pipeline.dds.schedules import dds_jobs_daily
+from pipeline.dds.partitions import daily_partitions, dds_partitions
+from pipeline.dds.schedules import build_daily_schedule
 from pipeline.settings import Settings
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
@@ -42,10 +43,11 @@ def warehouse_url_config(settings: Settings) -> str:
 
 
 def build_definitions(settings: Settings) -> Definitions:
+    """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
     return Definitions(
-        assets=[dds_jobs, dds_jobs_parquet],
+        assets=build_dds_assets(dds_partitions(settings), settings.targets),
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse],
-        schedules=[dds_jobs_daily],
+        schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets)],
         resources={
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),

@@ -9,12 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 from pipeline.storage.engine import parse_warehouse_url, sqlite_file
 from pipeline.storage.parquet import check_parquet_root
+
+if TYPE_CHECKING:
+    from pipeline.targets import Target
 
 # A fixed date, never "today minus N": a default that moved with the clock would shift the partitions of an
 # existing deployment and orphan its history. The API's one-month retention made this the first day
@@ -151,6 +155,8 @@ class Settings:
     project_id: str | None
     region: str | None
     endpoint: str | None
+    # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
+    targets: tuple["Target", ...] = ()
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -181,6 +187,8 @@ class Settings:
             raise ConfigError(f"DDS_START_DATE={start_date.isoformat()} is in the future; no day could be synced")
         region = env.get("DDS_REGION", "").strip() or None
         endpoint = resolve_endpoint(env.get("DDS_ENDPOINT", ""), region)
+        project_id = env.get("DDS_PROJECT_ID", "").strip() or None
+        targets = _targets(env, project_id)
         return cls(
             data_dir=data_dir,
             warehouse_url=warehouse_url,
@@ -189,7 +197,22 @@ class Settings:
             max_concurrency=_int_setting(
                 env, "DDS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT
             ),
-            project_id=env.get("DDS_PROJECT_ID", "").strip() or None,
+            project_id=project_id,
             region=region,
             endpoint=endpoint,
+            targets=targets,
         )
+
+
+def _targets(env: Mapping[str, str], project_id: str | None) -> tuple["Target", ...]:
+    # Imported here: targets.py reads credentials, whose module imports ConfigError from this one.
+    from pipeline.targets import TARGETS_FILE_VARIABLE, load_targets
+
+    path = env.get(TARGETS_FILE_VARIABLE, "").strip()
+    if not path:
+        return ()
+    if project_id:
+        # Both would leave it unclear which projects a run reads.
+        raise ConfigError(f"DDS_PROJECT_ID and {TARGETS_FILE_VARIABLE} are both set: list every project in the "
+                          "targets file and unset DDS_PROJECT_ID")
+    return load_targets(path)

@@ -211,9 +211,9 @@ def _sharing_repeated_text(frame: pd.DataFrame) -> pd.DataFrame:
     columns = {name: frame[name] for name in frame.columns}
     for name in REPEATING_TEXT_COLUMNS:
         codes, distinct = pd.factorize(columns[name].to_numpy())
-        shared = np.asarray(distinct, dtype=object)[codes]
-        shared[codes < 0] = None
-        columns[name] = pd.Series(shared, dtype=object)
+        # Missing values are coded -1: the None appended last is what they pick (also when all are missing).
+        lookup = np.append(np.asarray(distinct, dtype=object), None)
+        columns[name] = pd.Series(lookup[codes], dtype=object)
     # A new frame rather than columns replaced in place: the frame's block of text columns would keep every row's
     # own string alive.
     return pd.DataFrame(columns)
@@ -242,6 +242,7 @@ def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date
     """Write the warehouse's latest state of ``days`` to the Parquet snapshots; rows written per day."""
     written: dict[date, int] = {}
     for batch in warehouse.day_batches(days, ROWS_AT_ONCE):
-        frame = warehouse.read_days(batch)
-        written.update(store.write_days(frame) if not frame.empty else {})
+        # As Arrow from end to end: the rows go from the database's values to Parquet without pandas objects.
+        table = warehouse.read_days_table(batch)
+        written.update(store.write_days(table) if table.num_rows else {})
     return {d: written.get(d, 0) for d in days}

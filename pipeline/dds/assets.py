@@ -1,4 +1,5 @@
-"""The assets: ``dds_jobs`` (warehouse table) and ``dds_jobs_parquet`` (Parquet snapshots), one partition per UTC day.
+"""The assets: ``dds_jobs`` (warehouse table) and ``dds_jobs_parquet`` (Parquet snapshots), one partition per UTC day
+(per UTC day and target when the deployment reads several projects).
 
 A run may cover many days (single-run backfill policy): the API is called once for the run's whole window,
 in slices of at most 30 days, and every day gets its own materialization with its own figures.
@@ -6,24 +7,33 @@ in slices of at most 30 days, and every day gets its own materialization with it
 
 import time
 import warnings
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetsDefinition,
     BackfillPolicy,
+    BetaWarning,
+    Failure,
     MaterializeResult,
     MetadataValue,
-    BetaWarning,
+    PartitionsDefinition,
     asset,
 )
 
 from pipeline.api.client import FetchStats, Page
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
-from pipeline.dds.partitions import day_key, days_of, dds_daily_partitions
+from pipeline.dds.partitions import day_key, days_by_target, days_of, dds_daily_partitions, partition_key
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
+from pipeline.settings import ConfigError
 from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
+from pipeline.targets import Target
 
 # Single-run backfills are the point of these assets (one API window per run); Dagster still labels the
 # parameter beta, and repeating that on every load and run says nothing to our users.
@@ -33,6 +43,7 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWa
 # backfills from throttling the account and serializes writers of the same Parquet day.
 DDS_API_POOL = "dds_api"
 STORED_MATCHES_API = "stored_count_matches_api"
+PARQUET_ASSET = AssetKey("dds_jobs_parquet")
 # Progress lines: often enough to watch a backfill, rare enough not to flood the run log.
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -56,13 +67,14 @@ class _PageProgress:
             )
 
 
-def _count_check(result: SyncResult) -> AssetCheckResult:
-    """Stored jobs of each fully retained day equal the distinct jobs the API returned for it.
+def _count_check(results: Mapping[str | None, SyncResult]) -> AssetCheckResult:
+    """Stored jobs of each fully retained day (of each target) equal the distinct jobs the API returned for it.
 
     Days the API holds only in part, or no longer, cannot be compared: the store rightly holds more.
     """
-    compared = {d: s for d, s in result.days.items() if s.coverage == FULL}
-    mismatched = {day_key(d): f"{s.stored_jobs} stored, {s.api_jobs} from API" for d, s in compared.items()
+    compared = {partition_key(d, target): s for target, result in results.items()
+                for d, s in result.days.items() if s.coverage == FULL}
+    mismatched = {str(key): f"{s.stored_jobs} stored, {s.api_jobs} from API" for key, s in compared.items()
                   if s.stored_jobs != s.api_jobs}
     return AssetCheckResult(
         check_name=STORED_MATCHES_API,
@@ -73,67 +85,184 @@ def _count_check(result: SyncResult) -> AssetCheckResult:
     )
 
 
-# Both assets: one partition per UTC day, and any range of days as one run (one API window per run).
-_DAILY = {"partitions_def": dds_daily_partitions, "backfill_policy": BackfillPolicy.single_run(), "group_name": "dds"}
-
-
-@asset(
-    name="dds_jobs",
-    pool=DDS_API_POOL,
-    kinds={"sql"},
-    **_DAILY,
-    check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs",
-                                description="Stored jobs per day equal the distinct jobs the API returned")],
-    description="DDS task-center jobs, one row per (project_id, id) with its latest state, in the SQL warehouse. "
-    "Partition = UTC day of created_at. Days older than the API's one-month retention are kept as stored.",
-)
-def dds_jobs(
-    context: AssetExecutionContext, dds_api: DdsTaskCenterResource, warehouse: WarehouseResource
-) -> MaterializeResult:
-    days = days_of(context.partition_time_window)
-    client, auth_method = dds_api.client()
-    context.log.info(f"DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
+def _sync_one(
+    context: AssetExecutionContext,
+    dds_api: DdsTaskCenterResource,
+    warehouse: WarehouseResource,
+    target: Target | None,
+    days: list[date],
+) -> SyncResult:
+    """Sync one project's days (``target`` None: the project of DDS_PROJECT_ID) and record each day's figures."""
+    client, auth_method = dds_api.client(target)
+    named = f"target {target.name}: " if target else ""
+    context.log.info(f"{named}DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
     if auth_method == "token":
         context.log.warning(STATIC_TOKEN_WARNING)
     with client:
-        result = sync_days(client, warehouse.get(), days, region=dds_api.region or None,
+        result = sync_days(client, warehouse.get(), days, region=(target.region if target else dds_api.region) or None,
                            on_page=_PageProgress(context))
     if result.gone_days:
         context.log.warning(
-            f"{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to {day_key(result.gone_days[-1])} "
-            "are older than the DDS API's one-month retention: the source no longer holds them, nothing was "
-            "fetched for them, and what is stored for them is left as it is"
+            f"{named}{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to "
+            f"{day_key(result.gone_days[-1])} are older than the DDS API's one-month retention: the source no longer "
+            "holds them, nothing was fetched for them, and what is stored for them is left as it is"
         )
     for problem in result.problems:
-        context.log.warning(f"DDS job records: {problem}")
+        context.log.warning(f"{named}DDS job records: {problem}")
+    target_name = target.name if target else None
     for day, day_sync in result.days.items():
-        context.add_asset_metadata(day_sync.metadata(), partition_key=day_key(day))
+        context.add_asset_metadata(day_sync.metadata(), partition_key=partition_key(day, target_name))
     context.log.info(
-        f"{sum(s.api_jobs for s in result.days.values()):,} jobs over {len(days)} day(s): "
+        f"{named}{sum(s.api_jobs for s in result.days.values()):,} jobs over {len(days)} day(s): "
         f"{result.inserted:,} new, {result.updated:,} updated, {result.rejected} rejected, {result.seconds:.1f}s"
     )
-    return MaterializeResult(metadata=result.metadata(), check_results=[_count_check(result)])
+    return result
 
 
-@asset(
-    name="dds_jobs_parquet",
-    deps=[dds_jobs],
-    # Object storage (DDS_PARQUET_ROOT=s3://...) has no locks: writers of the same day queue on the pool instead.
-    pool=DDS_API_POOL,
-    kinds={"parquet"},
-    **_DAILY,
-    description="Hive-partitioned Parquet snapshots of dds_jobs: {root}/dds_jobs/created_date=YYYY-MM-DD/, "
-    "the latest state of each job, written from the warehouse.",
-)
-def dds_jobs_parquet(
-    context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
+def _run_plan(context: AssetExecutionContext, targets: Mapping[str, Target]) -> dict[Target | None, list[date]]:
+    """The run's days per target; one entry keyed None when the deployment reads a single project."""
+    if not targets:
+        return {None: days_of(context.partition_time_window)}
+    plan = days_by_target(context.assets_def.partitions_def, context.partition_keys)
+    if not plan:
+        raise ConfigError("the run's partition range holds no partition: give a range of days of one target, "
+                          "such as 2026-11-01|sg-prod...2026-11-07|sg-prod")
+    return {targets[name]: days for name, days in plan.items()}
+
+
+def _sync_targets(
+    context: AssetExecutionContext,
+    dds_api: DdsTaskCenterResource,
+    warehouse: WarehouseResource,
+    parquet: ParquetSnapshotResource,
+    targets: Mapping[str, Target],
 ) -> MaterializeResult:
-    days = days_of(context.partition_time_window)
+    plan = _run_plan(context, targets)
+    results: dict[str | None, SyncResult] = {}
+    failures: dict[str, str] = {}
+    for target, days in plan.items():
+        name = target.name if target else None
+        if len(plan) == 1:
+            results[name] = _sync_one(context, dds_api, warehouse, target, days)
+            continue
+        # Each target loads in its own transaction: one that fails (credentials, throttling, a region down)
+        # leaves the others' loads in place, and is retried alone.
+        try:
+            results[name] = _sync_one(context, dds_api, warehouse, target, days)
+        except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
+            failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            context.log.error(f"target {target.name}: {failures[target.name]}")
+    if failures:
+        _record_healthy_targets(context, warehouse, parquet, plan, results)
+        raise Failure(
+            f"{len(failures)} of {len(plan)} targets failed ({', '.join(failures)}); the days of "
+            f"{', '.join(str(name) for name in results) or 'no other target'} are stored and snapshotted",
+            metadata={"failed_targets": MetadataValue.json(failures)},
+        )
+    metadata = next(iter(results.values())).metadata() if len(results) == 1 else {"targets": len(results)}
+    return MaterializeResult(metadata=metadata, check_results=[_count_check(results)])
+
+
+def _write_snapshots(
+    warehouse: WarehouseResource, parquet: ParquetSnapshotResource, plan: Mapping[Target | None, list[date]]
+) -> tuple[list[tuple[str, dict[str, object]]], int]:
+    """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows written.
+
+    A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it.
+    """
+    days = sorted(set().union(*plan.values()))
     store = parquet.get()
     written = snapshot_days(warehouse.get(), store, days)
-    for day, rows in written.items():
-        context.add_asset_metadata(
-            {"rows": rows, "path": MetadataValue.path(str(store.day_path(day)))}, partition_key=day_key(day)
-        )
-    context.log.info(f"{sum(written.values()):,} rows over {len(days)} day(s) written under {store.root}")
-    return MaterializeResult(metadata={"days": len(days), "root": MetadataValue.path(str(store.root))})
+    partitions = [
+        (partition_key(day, target.name if target else None),
+         {"rows": written[day], "path": MetadataValue.path(str(store.day_path(day)))})
+        for target, target_days in plan.items() for day in target_days
+    ]
+    return partitions, sum(written.values())
+
+
+def _record_healthy_targets(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    parquet: ParquetSnapshotResource,
+    plan: Mapping[Target | None, list[date]],
+    results: Mapping[str | None, SyncResult],
+) -> None:
+    """In a run where some targets failed: record the stored targets' days as materialized and write their Parquet
+    snapshots here, since the run's Parquet step will not run after this one fails. The UI then shows only the
+    failed target's days as failed, and a retry of that target alone completes the picture."""
+    for name, result in results.items():
+        for day, day_sync in result.days.items():
+            context.log_event(AssetMaterialization(
+                asset_key=context.asset_key, partition=partition_key(day, name),
+                metadata={**day_sync.metadata(), **result.metadata()},
+            ))
+    healthy = {target: days for target, days in plan.items() if target and target.name in results}
+    if healthy:
+        partitions, _ = _write_snapshots(warehouse, parquet, healthy)
+        for key, metadata in partitions:
+            context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
+
+
+def _snapshot(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    parquet: ParquetSnapshotResource,
+    targets: Mapping[str, Target],
+) -> MaterializeResult:
+    plan = _run_plan(context, targets)
+    partitions, rows = _write_snapshots(warehouse, parquet, plan)
+    for key, metadata in partitions:
+        context.add_asset_metadata(metadata, partition_key=key)
+    days = len(set().union(*plan.values()))
+    root = parquet.get().root
+    context.log.info(f"{rows:,} rows over {days} day(s) written under {root}")
+    return MaterializeResult(metadata={"days": days, "root": MetadataValue.path(str(root))})
+
+
+def build_dds_assets(
+    partitions_def: PartitionsDefinition, targets: Sequence[Target] = ()
+) -> tuple[AssetsDefinition, AssetsDefinition]:
+    """``dds_jobs`` and ``dds_jobs_parquet`` over ``partitions_def`` (days, or days x ``targets``)."""
+    by_name = {target.name: target for target in targets}
+    # Any range of partitions as one run: one API window per target and run.
+    shared = {"partitions_def": partitions_def, "backfill_policy": BackfillPolicy.single_run(), "group_name": "dds"}
+
+    @asset(
+        name="dds_jobs",
+        pool=DDS_API_POOL,
+        kinds={"sql"},
+        **shared,
+        check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs",
+                                    description="Stored jobs per day equal the distinct jobs the API returned")],
+        description="DDS task-center jobs, one row per (project_id, id) with its latest state, in the SQL warehouse. "
+        "Partition = UTC day of created_at (of one target, with several). Days older than the API's one-month "
+        "retention are kept as stored.",
+    )
+    def dds_jobs(
+        context: AssetExecutionContext,
+        dds_api: DdsTaskCenterResource,
+        warehouse: WarehouseResource,
+        parquet: ParquetSnapshotResource,
+    ) -> MaterializeResult:
+        return _sync_targets(context, dds_api, warehouse, parquet, by_name)
+
+    @asset(
+        name="dds_jobs_parquet",
+        deps=[dds_jobs],
+        # Object storage (DDS_PARQUET_ROOT=s3://...) has no locks: writers of the same day queue on the pool instead.
+        pool=DDS_API_POOL,
+        kinds={"parquet"},
+        **shared,
+        description="Hive-partitioned Parquet snapshots of dds_jobs: {root}/dds_jobs/created_date=YYYY-MM-DD/, "
+        "the latest state of each job, written from the warehouse.",
+    )
+    def dds_jobs_parquet(
+        context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
+    ) -> MaterializeResult:
+        return _snapshot(context, warehouse, parquet, by_name)
+
+    return dds_jobs, dds_jobs_parquet
+
+
+dds_jobs, dds_jobs_parquet = build_dds_assets(dds_daily_partitions)

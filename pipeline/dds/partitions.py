@@ -1,8 +1,21 @@
-"""Daily partitions: one per UTC calendar day of a job's ``created_at``, keyed ``YYYY-MM-DD``."""
+"""Partitions: one per UTC calendar day of a job's ``created_at``, keyed ``YYYY-MM-DD``.
 
+With several targets (``DDS_TARGETS_FILE``) a partition is a day of one target, keyed ``YYYY-MM-DD|target``
+(Dagster multi-partitions, dimensions ``date`` and ``target``): the UI shows days x targets, and each target's
+days are synced, failed and retried in runs of their own.
+"""
+
+from collections.abc import Sequence
 from datetime import date, datetime
 
-from dagster import DailyPartitionsDefinition, TimeWindow
+from dagster import (
+    DailyPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    PartitionsDefinition,
+    StaticPartitionsDefinition,
+    TimeWindow,
+)
 
 from pipeline.settings import ConfigError, Settings
 
@@ -14,14 +27,51 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
 
 
-def range_tags(first: date, last: date) -> dict[str, str]:
-    """Run tags asking for the partitions ``first``..``last`` as one run."""
-    return {RANGE_START_TAG: day_key(first), RANGE_END_TAG: day_key(last)}
+DATE_DIMENSION, TARGET_DIMENSION = "date", "target"
+# The run's target and region as run tags: deploy/dagster.yaml limits concurrent runs per region with them.
+TARGET_TAG, REGION_TAG = "dds/target", "dds/region"
+
+
+def range_tags(first: date, last: date, target: str | None = None) -> dict[str, str]:
+    """Run tags asking for the partitions ``first``..``last`` (of ``target``, with several targets) as one run."""
+    return {RANGE_START_TAG: partition_key(first, target), RANGE_END_TAG: partition_key(last, target)}
+
+
+def partition_key(day: date, target: str | None = None) -> str:
+    """A day's partition key: ``YYYY-MM-DD``, or ``YYYY-MM-DD|target`` with several targets."""
+    if target is None:
+        return day_key(day)
+    return MultiPartitionKey({DATE_DIMENSION: day_key(day), TARGET_DIMENSION: target})
 
 
 def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
     """Days from ``start_date`` up to yesterday (UTC): a day becomes a partition once it is over."""
     return DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC", fmt="%Y-%m-%d")
+
+
+def dds_partitions(settings: Settings) -> PartitionsDefinition:
+    """Daily partitions, or days x targets when ``settings`` lists several targets."""
+    daily = daily_partitions(settings.start_date)
+    if not settings.targets:
+        return daily
+    targets = StaticPartitionsDefinition([target.name for target in settings.targets])
+    return MultiPartitionsDefinition({DATE_DIMENSION: daily, TARGET_DIMENSION: targets})
+
+
+def days_by_target(partitions_def: PartitionsDefinition, keys: Sequence[str]) -> dict[str, list[date]]:
+    """The days of multi-partition ``keys`` grouped by target, each list sorted."""
+    assert isinstance(partitions_def, MultiPartitionsDefinition)
+    grouped: dict[str, set[date]] = {}
+    for key in keys:
+        dimensions = partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
+        grouped.setdefault(dimensions[TARGET_DIMENSION], set()).add(date.fromisoformat(dimensions[DATE_DIMENSION]))
+    return {target: sorted(days) for target, days in sorted(grouped.items())}
+
+
+def split_key(key: str) -> tuple[date, str | None]:
+    """The day and target (None for a plain day key) of a partition key as found in run tags."""
+    day, _, target = key.partition("|")
+    return date.fromisoformat(day), target or None
 
 
 dds_daily_partitions = daily_partitions(Settings.from_env().start_date)

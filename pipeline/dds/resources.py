@@ -25,13 +25,15 @@ from pipeline.settings import (
 )
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.warehouse import Warehouse
+from pipeline.targets import Target
 
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class DdsTaskCenterResource(ConfigurableResource):
-    """The task center ("Querying Tasks and Details") of one DDS project in one region."""
+    """The task center ("Querying Tasks and Details") of one DDS project in one region, or of the targets of
+    DDS_TARGETS_FILE (whose credentials are read from their prefixed variables at run time)."""
 
     project_id: str = ""
     region: str = ""
@@ -55,11 +57,21 @@ class DdsTaskCenterResource(ConfigurableResource):
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
 
-    def client(self) -> tuple[DdsTaskCenterClient, str]:
-        """A ready client and the name of the authentication method chosen; raises ConfigError first."""
-        endpoint = require_source(self.project_id, self.endpoint, self.region)
-        if not 1 <= self.max_concurrency <= MAX_CONCURRENCY_LIMIT:
-            raise ConfigError(f"DDS_MAX_CONCURRENCY={self.max_concurrency} is outside 1..{MAX_CONCURRENCY_LIMIT}")
+    def client(self, target: Target | None = None) -> tuple[DdsTaskCenterClient, str]:
+        """A ready client and the name of the authentication method chosen; raises ConfigError first.
+
+        ``target`` (one project of DDS_TARGETS_FILE) brings its own project, endpoint, concurrency limit and
+        credentials; without one, the resource's own project and credentials are read.
+        """
+        if target is None:
+            project_id = self.project_id
+            endpoint = require_source(self.project_id, self.endpoint, self.region)
+            concurrency = self.max_concurrency
+        else:
+            project_id, endpoint = target.project_id, target.endpoint
+            concurrency = target.max_concurrency or self.max_concurrency
+        if not 1 <= concurrency <= MAX_CONCURRENCY_LIMIT:
+            raise ConfigError(f"DDS_MAX_CONCURRENCY={concurrency} is outside 1..{MAX_CONCURRENCY_LIMIT}")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"DDS_CA_BUNDLE={self.ca_bundle!r} is not a file of PEM certificates")
         verify = self.ca_bundle or True
@@ -67,12 +79,23 @@ class DdsTaskCenterResource(ConfigurableResource):
         # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
         iam_session = requests.Session()
         iam_session.verify = verify
-        auth, method = build_auth(self.credentials(), self.project_id, session=iam_session)
+        auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session)
         client = DdsTaskCenterClient(
-            endpoint, self.project_id, auth, max_concurrency=self.max_concurrency, verify=verify, retry=retry,
+            endpoint, project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
             timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds),
         )
         return client, method
+
+    def _credentials_of(self, target: Target | None) -> Credentials:
+        if target is None or not target.credentials_prefix:
+            return self.credentials()
+        credentials = target.credentials(os.environ)
+        try:
+            credentials.method()
+        except ConfigError as exc:
+            # The messages name the unprefixed variables; the user set (or forgot) the prefixed ones.
+            raise ConfigError(f"target {target.name} (variables {target.credentials_prefix}*): {exc}") from None
+        return credentials
 
     def _retry_policy(self) -> RetryPolicy:
         if not self.read_timeout_seconds > 0:

@@ -1,0 +1,140 @@
+"""Several DDS projects in one deployment: the targets file named by ``DDS_TARGETS_FILE``.
+
+A *target* is one (region, project id, credentials) the task center is read from; its name is the ``target``
+part of the partition keys (``2026-11-01|sg-prod``). The file holds no secret: a target names the prefix of the
+environment variables holding its credentials (``SG_PROD_`` reads ``SG_PROD_HUAWEICLOUD_SDK_AK`` and so on), or
+uses the unprefixed variables of CONTRACT.md. Example::
+
+    regions:
+      ap-southeast-1: {max_concurrency: 8}     # requests in flight to this region per run
+    targets:
+      - name: sg-prod
+        region: ap-southeast-1
+        project_id: 0a1b2c3d4e5f
+        credentials: SG_PROD_                  # optional; endpoint: ... overrides the region's URL
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.api.credentials import ENV_VARIABLES, Credentials
+from pipeline.settings import MAX_CONCURRENCY_LIMIT, ConfigError, check_http_url, endpoint_for_region
+
+TARGETS_FILE_VARIABLE = "DDS_TARGETS_FILE"
+# Target names become Dagster partition keys: no '|' or ',' (Dagster's separators), short enough for the UI.
+_TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+_PREFIX = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_TARGET_FIELDS = {"name", "region", "project_id", "endpoint", "credentials", "max_concurrency"}
+_REGION_FIELDS = {"max_concurrency"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One project in one region, read with the credentials found under ``credentials_prefix``."""
+
+    name: str
+    region: str
+    project_id: str
+    endpoint: str
+    max_concurrency: int | None = None
+    credentials_prefix: str = ""
+
+    def credentials(self, env: Mapping[str, str]) -> Credentials:
+        """This target's credentials, read from ``env`` at run time (so no secret sits in a run's config)."""
+        return Credentials(**{name: env.get(self.credentials_prefix + var) for name, var in ENV_VARIABLES.items()})
+
+    @property
+    def credential_variables(self) -> str:
+        """How the variables this target reads are named, for messages (``SG_PROD_HUAWEICLOUD_SDK_AK/SK``...)."""
+        return f"{self.credentials_prefix}*" if self.credentials_prefix else "the CONTRACT.md credential variables"
+
+
+def load_targets(path: str | Path) -> tuple[Target, ...]:
+    """The targets of a targets file; ConfigError (one line naming the file, target and field) when malformed."""
+    where = f"{TARGETS_FILE_VARIABLE}={str(path)!r}"
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot be read ({type(exc).__name__})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML{line}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("targets"), list) or not document["targets"]:
+        raise ConfigError(f"{where}: expected a mapping with a non-empty list 'targets'")
+    unknown = set(document) - {"targets", "regions"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}")
+    regions = _region_limits(document.get("regions") or {}, where)
+    targets = tuple(_target(entry, index, regions, where) for index, entry in enumerate(document["targets"]))
+    seen: set[str] = set()
+    for target in targets:
+        if target.name in seen:
+            raise ConfigError(f"{where}: target name {target.name!r} appears twice")
+        seen.add(target.name)
+    keys = [(t.project_id, t.endpoint) for t in targets]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{where}: two targets read the same project at the same endpoint")
+    return targets
+
+
+def _region_limits(regions: object, where: str) -> dict[str, int]:
+    if not isinstance(regions, dict):
+        raise ConfigError(f"{where}: 'regions' must map region names to settings")
+    limits = {}
+    for region, options in regions.items():
+        if not isinstance(options, dict) or set(options) - _REGION_FIELDS:
+            raise ConfigError(f"{where}: region {region!r} accepts only {', '.join(sorted(_REGION_FIELDS))}")
+        if "max_concurrency" in options:
+            limits[str(region)] = _concurrency(options["max_concurrency"], f"{where}: region {region!r}")
+    return limits
+
+
+def _target(entry: object, index: int, regions: dict[str, int], where: str) -> Target:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: targets[{index}] must be a mapping with name, region and project_id")
+    label = f"{where}: target {entry.get('name', f'#{index + 1}')!r}"
+    unknown = set(entry) - _TARGET_FIELDS
+    if unknown:
+        raise ConfigError(f"{label}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    text = {key: str(value).strip() for key, value in entry.items() if value is not None and key != "max_concurrency"}
+    for required in ("name", "region", "project_id"):
+        if not text.get(required):
+            raise ConfigError(f"{label}: {required} is missing")
+    if not _TARGET_NAME.fullmatch(text["name"]):
+        raise ConfigError(f"{label}: name must be 1-40 lowercase letters, digits, '-' or '_', starting with a "
+                          "letter or digit (it becomes a partition key)")
+    if not _REGION.fullmatch(text["region"]):
+        raise ConfigError(f"{label}: region {text['region']!r} is not a region name such as ap-southeast-1")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text["project_id"]):
+        raise ConfigError(f"{label}: project_id must be letters, digits, '-' or '_'")
+    prefix = text.get("credentials", "")
+    if prefix and not _PREFIX.fullmatch(prefix):
+        raise ConfigError(f"{label}: credentials must be an environment variable prefix such as SG_PROD_")
+    endpoint = text.get("endpoint")
+    try:
+        endpoint = check_http_url(endpoint, "endpoint") if endpoint else endpoint_for_region(text["region"])
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    limit = entry.get("max_concurrency")
+    return Target(
+        name=text["name"],
+        region=text["region"],
+        project_id=text["project_id"],
+        endpoint=endpoint,
+        max_concurrency=_concurrency(limit, label) if limit is not None else regions.get(text["region"]),
+        credentials_prefix=prefix,
+    )
+
+
+def _concurrency(value: object, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
+        raise ConfigError(f"{label}: max_concurrency must be a whole number in 1..{MAX_CONCURRENCY_LIMIT}")
+    return value
