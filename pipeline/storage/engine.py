@@ -11,7 +11,10 @@ SQLITE, POSTGRESQL = "sqlite", "postgresql"
 MYSQL_FAMILY = ("mysql", "mariadb")
 # SQLite makes a second writer wait this long for the first instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
-SQLITE_CACHE_KIB = 64 * 1024
+# Page cache of a connection: SQLite's default 2 MB thrashes on the indexes during a bulk upsert, which gets the
+# large cache for its own duration (upsert.py); reads keep the small one, so a run does not hold 64 MB per connection.
+SQLITE_CACHE_KIB = 8 * 1024
+SQLITE_LOAD_CACHE_KIB = 64 * 1024
 # Execution option naming a connection that will write: SQLite then takes the write lock at BEGIN (IMMEDIATE),
 # so two runs queue up instead of failing when a read-then-write transaction cannot be upgraded.
 WRITE = "dds_write"
@@ -94,7 +97,6 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     # WAL: readers never block the writer nor the writer the readers; NORMAL sync is durable enough under WAL.
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
-    # A bulk upsert touches every page of the table's indexes; SQLite's default 2 MB cache thrashes on them.
     cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     cursor.close()
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from pipeline.storage.engine import SQLITE_CACHE_KIB, SQLITE_LOAD_CACHE_KIB
 from pipeline.storage.schema import (
     COLUMN_NAMES,
     COLUMNS,
@@ -83,6 +84,8 @@ def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCount
         last_rowid = cursor.execute(f"SELECT coalesce(max(rowid), 0) FROM {TABLE_NAME}").fetchone()[0]
         # The write lock is held since BEGIN: an empty table stays empty until these rows, so none can conflict.
         into_empty_table = cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {TABLE_NAME})").fetchone()[0]
+        # Every page of the table's indexes is touched: a large cache for the load, released when it is done.
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
         with secondary_indexes_built_after(connection) if into_empty_table else nullcontext():
             for start in range(0, len(order), ROWS_PER_EXECUTEMANY):
                 chunk = frame.iloc[order[start : start + ROWS_PER_EXECUTEMANY]]
@@ -90,6 +93,8 @@ def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCount
                 cursor.executemany(statement, rows)
         inserted = cursor.execute(f"SELECT count(*) FROM {TABLE_NAME} WHERE rowid > ?", (last_rowid,)).fetchone()[0]
     finally:
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        cursor.execute("PRAGMA shrink_memory")
         cursor.close()
     return UpsertCounts(inserted=inserted, updated=len(frame) - inserted)
 
