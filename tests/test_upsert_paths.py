@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.upsert import UpsertCounts
+from pipeline.storage.schema import COLUMN_NAMES
+from pipeline.storage.upsert import UpsertCounts, sqlite_insert
 from pipeline.storage.warehouse import Warehouse
 from tests.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
     CREATED, DAY, MONDAY, TUESDAY, _poison_inserts_of, rows, stored, warehouse,
@@ -94,7 +95,23 @@ def test_values_shared_by_every_row_round_trip_as_literals(warehouse):
     assert table["region"].tolist() == ["ap-southeast-1"] * 3 and table["raw_record"].isna().all()
 
 
-def test_a_single_row_with_every_value_a_literal_is_loaded_and_updated(warehouse):
+def test_only_the_syncs_own_values_become_literals_and_what_the_api_sent_is_bound():
+    quoted = "it's ✗"
+    frame = rows([api_record(f"job-{i}", CREATED, instance_name=quoted, fail_reason=quoted, status="Failed")
+                  for i in range(3)], project_id="o'brien")
+    statement, values = sqlite_insert(frame, on_conflict=False)
+    placeholders = statement[statement.index("VALUES (") + len("VALUES ("):statement.rindex(")")]
+    written = dict(zip(COLUMN_NAMES, (value.strip() for value in placeholders.split(", "))))
+    # The same instance, reason and status on every row: still bound, as every value of the API's records.
+    all_null = {name for name in COLUMN_NAMES if frame[name].isna().all()}
+    literal = {name for name, value in written.items() if value != "?"}
+    assert literal == {"project_id", "region", "first_seen_at", "last_seen_at"} | all_null
+    assert {written[name] for name in all_null} == {"NULL"} and written["project_id"] == "'o''brien'"
+    assert written["instance_name"] == written["fail_reason"] == written["status"] == "?"
+    assert all(len(row) == len(COLUMN_NAMES) - len(literal) for row in values)
+
+
+def test_a_single_row_is_loaded_and_updated(warehouse):
     assert warehouse.upsert(rows([api_record("only", CREATED, status="Running")])) == UpsertCounts(1, 0)
     assert warehouse.upsert(rows([api_record("only", CREATED)], TUESDAY)) == UpsertCounts(0, 1)
     [row] = stored(warehouse).to_dict("records")

@@ -68,6 +68,8 @@ def on_conflict_clause(stored: str = TABLE_NAME, incoming: str = "excluded") -> 
     return f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET " + ", ".join(assignments)
 
 
+# Columns whose values come from the sync itself (its settings and clock), never from the API's records.
+LITERAL_COLUMNS = frozenset({"project_id", "region", "first_seen_at", "last_seen_at"})
 _INSERT_PREFIX = f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMN_NAMES)}) VALUES "
 
 
@@ -116,11 +118,12 @@ def sqlite_insert(frame: pd.DataFrame, on_conflict: bool = True) -> tuple[str, I
     """The INSERT (with the upsert's ON CONFLICT clause unless ``on_conflict`` is false) for the rows of ``frame``,
     and those rows as parameter tuples in SQLite's storage forms.
 
-    A column holding one value in every row (the project, the sync's first_seen_at and last_seen_at, an empty
-    region or raw_record) is written into the statement as a literal rather than bound on each row: binding is
-    most of sqlite3's own cost per row, and this takes about a third of it away."""
+    A column of the sync's own values (LITERAL_COLUMNS: the project, the region, the sync's first_seen_at and
+    last_seen_at) holding one value in every row, or any column that is NULL in every row, is written into the
+    statement as a literal rather than bound on each row: binding is most of sqlite3's own cost per row, and this
+    takes about a third of it away. What the API sent is always bound."""
     values = [_sqlite_values(frame[c.name], c.kind) for c in COLUMNS]
-    literals = [_sql_literal(column) for column in values]
+    literals = [_sql_literal(column, c.name in LITERAL_COLUMNS) for c, column in zip(COLUMNS, values)]
     placeholders = ", ".join("?" if literal is None else literal for literal in literals)
     statement = f"{_INSERT_PREFIX}({placeholders})" + (f" {on_conflict_clause()}" if on_conflict else "")
     bound = [column for column, literal in zip(values, literals) if literal is None]
@@ -128,15 +131,15 @@ def sqlite_insert(frame: pd.DataFrame, on_conflict: bool = True) -> tuple[str, I
     return statement, zip(*bound) if bound else repeat((), len(frame))
 
 
-def _sql_literal(values: np.ndarray) -> str | None:
-    """The SQL literal of the one text (or NULL) value ``values`` holds in every row; None when they differ, or when
-    the value is no text SQL can spell (a NUL character)."""
+def _sql_literal(values: np.ndarray, ours: bool) -> str | None:
+    """The SQL literal of the one value ``values`` holds in every row: NULL, or (for a column of the sync's own
+    values, ``ours``) a text SQL can spell (no NUL character); None otherwise, and the column is bound."""
     if len(values) == 0:
         return None
     first = values[0]
     if first is None:
         return "NULL" if all(value is None for value in values) else None
-    if not isinstance(first, str) or "\x00" in first or not bool((values == first).all()):
+    if not ours or not isinstance(first, str) or "\x00" in first or not bool((values == first).all()):
         return None
     return _quoted(first)
 
