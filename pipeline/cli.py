@@ -1,4 +1,5 @@
-"""The ``dds-tasks`` command: ``demo`` runs the whole pipeline against the simulator, ``simulate`` serves it."""
+"""The ``dds-tasks`` command: ``demo`` runs the whole pipeline against the simulator, ``simulate`` serves it,
+``targets`` shows the projects a deployment reads (DDS_TARGETS_FILE) after checking every setting."""
 
 import argparse
 import sys
@@ -16,7 +17,29 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--jobs-per-day", type=int, default=200, help="simulated jobs a day (default 200)")
     simulate = commands.add_parser("simulate", help="serve the DDS API simulator on 127.0.0.1")
     simulator_cli.add_arguments(simulate)
+    commands.add_parser("targets", help="check the settings and list the targets of DDS_TARGETS_FILE")
     return parser
+
+
+def _print_targets() -> int:
+    import os
+
+    import pandas as pd
+
+    from pipeline.settings import Settings
+    from pipeline.targets import TARGETS_FILE_VARIABLE, describe_targets
+
+    settings = Settings.from_env()
+    if not settings.targets:
+        print(f"{TARGETS_FILE_VARIABLE} is not set: one project, DDS_PROJECT_ID={settings.project_id or '(not set)'}")
+        return 0
+    rows = describe_targets(settings.targets, settings.max_concurrency, os.environ)
+    print(pd.DataFrame(rows).to_string(index=False))
+    unusable = [row["target"] for row in rows if "unusable" in row["credentials"]]
+    if unusable:
+        print(f"dds-tasks: {len(unusable)} target(s) without usable credentials: {', '.join(unusable)}",
+              file=sys.stderr)
+    return 1 if unusable else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.demo import run_demo
 
             return run_demo(days=args.days, jobs_per_day=args.jobs_per_day)
+        if args.command == "targets":
+            return _print_targets()
         from pipeline.simulator import cli as simulator_cli
 
         return simulator_cli.run(args)

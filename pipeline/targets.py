@@ -138,3 +138,24 @@ def _concurrency(value: object, label: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
         raise ConfigError(f"{label}: max_concurrency must be a whole number in 1..{MAX_CONCURRENCY_LIMIT}")
     return value
+
+
+def describe_targets(targets: tuple[Target, ...], default_concurrency: int, env: Mapping[str, str]) -> list[dict]:
+    """One row per target for people to read: where it reads from and with which credentials (their method, or
+    what is missing; never a secret)."""
+    rows = []
+    for target in targets:
+        try:
+            credentials = target.credentials(env).method()
+        except ConfigError as exc:
+            credentials = f"unusable: {exc}"
+        rows.append({
+            "target": target.name,
+            "region": target.region,
+            "project_id": target.project_id,
+            "endpoint": target.endpoint,
+            "max_concurrency": target.max_concurrency or default_concurrency,
+            "credentials": f"{target.credentials_prefix}* ({credentials})" if target.credentials_prefix
+            else f"unprefixed ({credentials})",
+        })
+    return rows

@@ -112,3 +112,28 @@ def test_a_target_with_a_partial_set_of_prefixed_credentials_is_named_without_it
     message = str(caught.value)
     assert message.startswith("target sg-test (variables SG_TEST_*): ")
     assert "HUAWEICLOUD_SDK_AK missing" in message and "very-secret-sk" not in message
+
+
+def test_dds_tasks_targets_lists_each_target_and_its_credentials_without_secrets(tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    for name in ("DDS_PROJECT_ID", "DDS_AUTH_TOKEN", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DDS_TARGETS_FILE", str(write(tmp_path, GOOD)))
+    monkeypatch.setenv("DDS_AUTH_TOKEN", "tok-unprefixed-secret")
+    monkeypatch.setenv("SG_TEST_HUAWEICLOUD_SDK_AK", "AKIDSGTEST0001")
+    monkeypatch.setenv("SG_TEST_HUAWEICLOUD_SDK_SK", "sk-very-secret")
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(lines) == {"sg-prod", "sg-test", "eu"}
+    assert "unprefixed (token)" in lines["sg-prod"] and "SG_TEST_* (aksk)" in lines["sg-test"]
+    assert "proj-eu" in lines["eu"] and "http://127.0.0.1:9" in lines["eu"]
+    assert not any(secret in out for secret in ("tok-unprefixed-secret", "sk-very-secret", "AKIDSGTEST0001"))
+
+    monkeypatch.delenv("SG_TEST_HUAWEICLOUD_SDK_SK")
+    assert main(["targets"]) == 1
+    captured = capsys.readouterr()
+    assert "SG_TEST_* (unusable: HUAWEICLOUD_SDK_AK set but HUAWEICLOUD_SDK_SK missing" in captured.out
+    assert captured.err.strip() == "dds-tasks: 1 target(s) without usable credentials: sg-test"
