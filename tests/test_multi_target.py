@@ -134,6 +134,8 @@ def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad
         )
         snapshot = ds.dataset(d.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
         assert sorted(snapshot["project_id"].unique()) == sorted(PROJECTS.values())
+        regions = snapshot.groupby("project_id")["region"].unique().map(list).to_dict()
+        assert regions == {PROJECTS[target]: [REGIONS[target]] for target in PROJECTS}
 
 
 def test_the_daily_schedule_asks_for_one_run_per_target_tagged_with_its_region(tmp_path, monkeypatch):
