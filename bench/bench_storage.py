@@ -61,8 +61,9 @@ def best_of(
     return min(times)
 
 
-def bench_warehouse(label: str, make_url: Callable[[], str], frame, resync, repeat: int) -> list[Figure]:
-    """Fresh load and re-sync of ``frame`` into new warehouses from ``make_url``."""
+def bench_warehouse(label: str, make_url: Callable[[], str], frame, resync, repeat: int,
+                    target: int | None = TARGETS["upsert"]) -> list[Figure]:
+    """Fresh load and re-sync of ``frame`` into new warehouses from ``make_url``, against ``target`` rows/s."""
 
     def fresh_warehouse() -> Warehouse:
         warehouse = Warehouse(make_url())
@@ -76,8 +77,8 @@ def bench_warehouse(label: str, make_url: Callable[[], str], frame, resync, repe
 
     fresh = best_of(repeat, fresh_warehouse, lambda w: w.upsert(frame), Warehouse.dispose)
     again = best_of(repeat, loaded_warehouse, lambda w: w.upsert(resync), Warehouse.dispose)
-    return [Figure(f"{label} upsert, fresh", len(frame), fresh, TARGETS["upsert"]),
-            Figure(f"{label} upsert, re-sync", len(frame), again, TARGETS["upsert"])]
+    return [Figure(f"{label} upsert, fresh", len(frame), fresh, target),
+            Figure(f"{label} upsert, re-sync", len(frame), again, target)]
 
 
 def postgres_schema_urls(server_url: str) -> tuple[Callable[[], str], Callable[[], None]]:

@@ -48,11 +48,6 @@ class Target:
         """This target's credentials, read from ``env`` at run time (so no secret sits in a run's config)."""
         return Credentials(**{name: env.get(self.credentials_prefix + var) for name, var in ENV_VARIABLES.items()})
 
-    @property
-    def credential_variables(self) -> str:
-        """How the variables this target reads are named, for messages (``SG_PROD_HUAWEICLOUD_SDK_AK/SK``...)."""
-        return f"{self.credentials_prefix}*" if self.credentials_prefix else "the CONTRACT.md credential variables"
-
 
 def load_targets(path: str | Path) -> tuple[Target, ...]:
     """The targets of a targets file; ConfigError (one line naming the file, target and field) when malformed."""

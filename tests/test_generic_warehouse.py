@@ -27,7 +27,7 @@ from pipeline.storage.views import View, load_views
 from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import sync_days
 from tests.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
-from tests.test_warehouse import CREATED, DAY, MONDAY, TUESDAY, month, rows, stored
+from tests.test_warehouse import CREATED, DAY, MONDAY, TUESDAY, load_concurrently, month, ready_warehouse, rows, stored
 # The warehouse behaviours every database must have, collected here again to run on MariaDB (fixture below).
 from tests.test_warehouse import (  # noqa: F401
     test_a_failure_mid_load_rolls_back_everything,
@@ -46,10 +46,7 @@ from tests.test_warehouse import (  # noqa: F401
 
 @pytest.fixture
 def mariadb(mariadb_url):
-    store = Warehouse(mariadb_url)
-    store.ensure_schema()
-    yield store
-    store.dispose()
+    yield from ready_warehouse(mariadb_url)
 
 
 @pytest.fixture
@@ -62,10 +59,7 @@ def warehouse(mariadb):
 def generic_sqlite(sqlite_url, monkeypatch):
     """A SQLite warehouse forced onto the generic path: its rule checked against the fast path without a server."""
     monkeypatch.delitem(warehouse_module._UPSERTS, "sqlite")
-    store = Warehouse(sqlite_url)
-    store.ensure_schema()
-    yield store
-    store.dispose()
+    yield from ready_warehouse(sqlite_url)
 
 
 # --- The fast paths stay where they are ----------------------------------------------------------------------
@@ -182,24 +176,8 @@ def test_a_concurrent_load_waits_for_the_row_lock_instead_of_losing_an_update(ma
 
 def test_concurrent_loads_of_the_same_new_jobs_all_succeed(mariadb, mariadb_url):
     frame = rows(month(300))
-    errors = []
-
-    def load(seen_at: datetime) -> None:
-        store = Warehouse(mariadb_url)
-        try:
-            for _ in range(3):
-                store.upsert(frame.assign(last_seen_at=pd.Timestamp(seen_at)))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            store.dispose()
-
-    threads = [threading.Thread(target=load, args=(MONDAY + timedelta(hours=i),)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    seen = [frame.assign(last_seen_at=pd.Timestamp(MONDAY + timedelta(hours=i))) for i in range(4)]
+    load_concurrently(mariadb_url, seen, repeat=3)
     after = stored(mariadb, sorted(set(frame["created_date"])))
     assert len(after) == 300 and (after["last_seen_at"] == pd.Timestamp(MONDAY + timedelta(hours=3))).all()
 

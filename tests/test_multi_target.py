@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, build_schedule_context
 
-from pipeline.dds.partitions import REGION_TAG, TARGET_TAG, partition_key, range_tags
+from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, REGION_TAG, TARGET_TAG, partition_key
 from pipeline.dds.resources import WarehouseResource
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
@@ -46,8 +46,8 @@ class Deployment:
     def run(self, first: date, last: date, first_target: str, last_target: str | None = None):
         """One run over the rectangle of days first..last x targets first_target..last_target (file order)."""
         job = build_definitions(self.settings).resolve_implicit_global_asset_job_def()
-        tags = {**range_tags(first, last, first_target)}
-        tags[list(tags)[1]] = str(partition_key(last, last_target or first_target))
+        tags = {RANGE_START_TAG: partition_key(first, first_target),
+                RANGE_END_TAG: partition_key(last, last_target or first_target)}
         return job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=False)
 
     def stored(self) -> pd.DataFrame:

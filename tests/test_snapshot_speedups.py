@@ -12,11 +12,11 @@ import requests
 from pipeline.api.auth import AkSkAuth, TokenAuth
 from pipeline.api.http import JobsHttp
 from pipeline.api.pagination import job_key, job_keys
-from pipeline.dds.checks import _agree, _disagreements, _frame
+from pipeline.dds.checks import _agree, _disagreements
 from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES
+from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES, arrow_to_frame
 from pipeline.storage.warehouse import Warehouse
 
 DAY = date(2026, 11, 1)
@@ -46,7 +46,7 @@ def test_the_warehouse_read_as_arrow_is_the_frame_read_in_the_schema_types(wareh
     for columns in (COLUMN_NAMES, COMPARED):
         table = warehouse.read_days_table(days, columns=columns)
         assert table.schema == pa.schema([field for field in ARROW_SCHEMA if field.name in columns])
-        pd.testing.assert_frame_equal(_frame(table), warehouse.read_days(days, columns=columns))
+        pd.testing.assert_frame_equal(arrow_to_frame(table, table.column_names), warehouse.read_days(days, columns=columns))
     keys = warehouse.read_days_table(days).select(["project_id", "id"]).to_pylist()
     assert keys == sorted(keys, key=lambda key: (key["project_id"], key["id"])) and len(keys) == len(week)
     assert warehouse.read_days_table([]).num_rows == 0
@@ -70,7 +70,7 @@ def test_a_snapshot_read_of_some_columns_is_those_columns_of_the_full_read(tmp_p
     days = [*days_of(week), DAY + timedelta(days=30)]  # a day without a file gives no rows
     table = store.read_days_table(days, columns=COMPARED)
     assert table.column_names == [name for name in COLUMN_NAMES if name in COMPARED]
-    pd.testing.assert_frame_equal(_frame(table), store.read_days(days)[list(table.column_names)])
+    pd.testing.assert_frame_equal(arrow_to_frame(table, table.column_names), store.read_days(days)[list(table.column_names)])
     assert store.read_days_table([DAY + timedelta(days=30)], columns=COMPARED).num_rows == 0
 
 
@@ -90,7 +90,7 @@ def test_the_check_shortcut_agrees_only_when_the_full_comparison_finds_nothing(t
     store.write_days(week)
     days = days_of(week)
     stored, snapshot = warehouse.read_days_table(days, columns=COMPARED), store.read_days_table(days, columns=COMPARED)
-    assert _agree(stored, snapshot) and _disagreements(_frame(stored), _frame(snapshot)).empty
+    assert _agree(stored, snapshot) and _disagreements(arrow_to_frame(stored, stored.column_names), arrow_to_frame(snapshot, snapshot.column_names)).empty
     status = snapshot.column_names.index("status")
     broken = {
         "a row missing": snapshot.slice(1),
@@ -101,7 +101,7 @@ def test_the_check_shortcut_agrees_only_when_the_full_comparison_finds_nothing(t
     for what, case in broken.items():
         theirs, ours = case if isinstance(case, tuple) else (case, stored)
         assert not _agree(ours, theirs), what
-        assert not _disagreements(_frame(ours), _frame(theirs)).empty, what
+        assert not _disagreements(arrow_to_frame(ours, ours.column_names), arrow_to_frame(theirs, theirs.column_names)).empty, what
 
 
 def test_a_job_without_status_on_both_sides_is_in_the_same_state(tmp_path):

@@ -2,7 +2,6 @@
 SQLite's indexes built after the rows, PostgreSQL's rows copied straight in), the columns SQLite gets as literals,
 and PostgreSQL's binary COPY stream."""
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -14,7 +13,7 @@ from pipeline.storage.schema import COLUMN_NAMES
 from pipeline.storage.upsert import UpsertCounts, sqlite_insert
 from pipeline.storage.warehouse import Warehouse
 from tests.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
-    CREATED, DAY, MONDAY, TUESDAY, _poison_inserts_of, rows, stored, warehouse,
+    CREATED, DAY, MONDAY, TUESDAY, _poison_inserts_of, load_concurrently, rows, stored, warehouse,
 )
 
 INDEXED = {("created_date",), ("status",), ("instance_id",)}
@@ -59,25 +58,8 @@ def test_a_failed_load_into_an_empty_table_leaves_it_empty_with_its_indexes(ware
 def test_loads_racing_into_an_empty_postgresql_table_each_count_right(postgres_url):
     Warehouse(postgres_url).ensure_schema()
     frame = rows(synthetic_records(2000, DAY, days=3, seed=5))
-    counts, errors = [], []
-    start = threading.Barrier(3)
-
-    def load(seen_at: datetime) -> None:
-        store = Warehouse(postgres_url)
-        try:
-            start.wait(10)
-            counts.append(store.upsert(frame.assign(last_seen_at=pd.Timestamp(seen_at))))
-        except Exception as exc:  # noqa: BLE001 - reported below with the thread's failure
-            errors.append(exc)
-        finally:
-            store.dispose()
-
-    threads = [threading.Thread(target=load, args=(MONDAY + timedelta(hours=h),)) for h in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    seen = [frame.assign(last_seen_at=pd.Timestamp(MONDAY + timedelta(hours=h))) for h in range(3)]
+    counts = load_concurrently(postgres_url, seen, together=True)
     assert sorted(counts, key=lambda c: c.inserted) == [UpsertCounts(0, 2000)] * 2 + [UpsertCounts(2000, 0)]
     table = stored(Warehouse(postgres_url), sorted(set(frame["created_date"])))
     assert len(table) == 2000 and (table["last_seen_at"] == pd.Timestamp(MONDAY + timedelta(hours=2))).all()

@@ -1,6 +1,7 @@
 """Warehouse on real SQLite and PostgreSQL: upserts keep the latest state, roll back whole, and reads hit the index."""
 
 import threading
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
@@ -19,12 +20,17 @@ MONDAY = datetime(2026, 11, 2, 0, 15, tzinfo=timezone.utc)
 TUESDAY = MONDAY + timedelta(days=1)
 
 
-@pytest.fixture
-def warehouse(warehouse_url):
-    store = Warehouse(warehouse_url)
+def ready_warehouse(url: str) -> Iterator[Warehouse]:
+    """For fixtures: the warehouse at ``url`` with its table, indexes and views, disposed after the test."""
+    store = Warehouse(url)
     store.ensure_schema()
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def warehouse(warehouse_url):
+    yield from ready_warehouse(warehouse_url)
 
 
 def rows(records: list[dict], seen_at: datetime = MONDAY, project_id: str = "proj-1") -> pd.DataFrame:
@@ -229,28 +235,41 @@ def test_reads_of_days_use_the_created_date_index(sqlite_url):
     warehouse.dispose()
 
 
-def test_concurrent_writers_wait_for_each_other(warehouse_url):
-    Warehouse(warehouse_url).ensure_schema()
-    batches = [rows(synthetic_records(300, DAY, days=3, seed=seed)) for seed in range(4)]
-    errors = []
+def load_concurrently(url: str, frames: list[pd.DataFrame], *, repeat: int = 1, ensure_schema: bool = False,
+                      together: bool = False) -> list[UpsertCounts]:
+    """Each frame loaded ``repeat`` times by a thread of its own, with a Warehouse of its own (``ensure_schema``
+    before each load, as a run does; ``together``: the threads start their first load at once). The counts of
+    every load; the test fails on any error a thread met."""
+    counts, errors = [], []
+    start = threading.Barrier(len(frames))
 
     def load(frame: pd.DataFrame) -> None:
-        store = Warehouse(warehouse_url)
+        store = Warehouse(url)
         try:
-            for _ in range(3):
-                store.ensure_schema()
-                store.upsert(frame)
+            if together:
+                start.wait(10)
+            for _ in range(repeat):
+                if ensure_schema:
+                    store.ensure_schema()
+                counts.append(store.upsert(frame))
         except Exception as exc:  # noqa: BLE001 - reported below with the thread's failure
             errors.append(exc)
         finally:
             store.dispose()
 
-    threads = [threading.Thread(target=load, args=(frame,)) for frame in batches]
+    threads = [threading.Thread(target=load, args=(frame,)) for frame in frames]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+    return counts
+
+
+def test_concurrent_writers_wait_for_each_other(warehouse_url):
+    Warehouse(warehouse_url).ensure_schema()
+    batches = [rows(synthetic_records(300, DAY, days=3, seed=seed)) for seed in range(4)]
+    load_concurrently(warehouse_url, batches, repeat=3, ensure_schema=True)
     reader = Warehouse(warehouse_url)
     assert sum(reader.count_by_day([DAY + timedelta(days=i) for i in range(3)]).values()) == 1200
     reader.dispose()

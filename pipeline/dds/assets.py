@@ -32,6 +32,7 @@ from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.dds.partitions import day_key, days_by_target, days_of, dds_daily_partitions, partition_key
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.settings import ConfigError
+from pipeline.storage.parquet import ParquetStore
 from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 from pipeline.targets import Target
 
@@ -141,15 +142,13 @@ def _sync_targets(
     results: dict[str | None, SyncResult] = {}
     failures: dict[str, str] = {}
     for target, days in plan.items():
-        name = target.name if target else None
-        if len(plan) == 1:
-            results[name] = _sync_one(context, dds_api, warehouse, target, days)
-            continue
         # Each target loads in its own transaction: one that fails (credentials, throttling, a region down)
         # leaves the others' loads in place, and is retried alone.
         try:
-            results[name] = _sync_one(context, dds_api, warehouse, target, days)
+            results[target.name if target else None] = _sync_one(context, dds_api, warehouse, target, days)
         except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
+            if len(plan) == 1:
+                raise
             failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             context.log.error(f"target {target.name}: {failures[target.name]}")
     if failures:
@@ -164,21 +163,19 @@ def _sync_targets(
 
 
 def _write_snapshots(
-    warehouse: WarehouseResource, parquet: ParquetSnapshotResource, plan: Mapping[Target | None, list[date]]
-) -> tuple[list[tuple[str, dict[str, object]]], int]:
-    """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows written.
+    warehouse: WarehouseResource, store: ParquetStore, plan: Mapping[Target | None, list[date]]
+) -> tuple[list[tuple[str, dict[str, object]]], dict[date, int]]:
+    """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows per day.
 
     A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it.
     """
-    days = sorted(set().union(*plan.values()))
-    store = parquet.get()
-    written = snapshot_days(warehouse.get(), store, days)
+    written = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
     partitions = [
         (partition_key(day, target.name if target else None),
          {"rows": written[day], "path": MetadataValue.path(str(store.day_path(day)))})
         for target, target_days in plan.items() for day in target_days
     ]
-    return partitions, sum(written.values())
+    return partitions, written
 
 
 def _record_healthy_targets(
@@ -199,7 +196,7 @@ def _record_healthy_targets(
             ))
     healthy = {target: days for target, days in plan.items() if target and target.name in results}
     if healthy:
-        partitions, _ = _write_snapshots(warehouse, parquet, healthy)
+        partitions, _ = _write_snapshots(warehouse, parquet.get(), healthy)
         for key, metadata in partitions:
             context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
 
@@ -210,14 +207,12 @@ def _snapshot(
     parquet: ParquetSnapshotResource,
     targets: Mapping[str, Target],
 ) -> MaterializeResult:
-    plan = _run_plan(context, targets)
-    partitions, rows = _write_snapshots(warehouse, parquet, plan)
+    store = parquet.get()
+    partitions, written = _write_snapshots(warehouse, store, _run_plan(context, targets))
     for key, metadata in partitions:
         context.add_asset_metadata(metadata, partition_key=key)
-    days = len(set().union(*plan.values()))
-    root = parquet.get().root
-    context.log.info(f"{rows:,} rows over {days} day(s) written under {root}")
-    return MaterializeResult(metadata={"days": days, "root": MetadataValue.path(str(root))})
+    context.log.info(f"{sum(written.values()):,} rows over {len(written)} day(s) written under {store.root}")
+    return MaterializeResult(metadata={"days": len(written), "root": MetadataValue.path(str(store.root))})
 
 
 def build_dds_assets(

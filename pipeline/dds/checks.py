@@ -15,7 +15,7 @@ from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
 from pipeline.dds.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, days_between, split_key
 from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
 from pipeline.sqlfiles import read_sql
-from pipeline.storage.schema import KEY_COLUMNS, series_from_arrow
+from pipeline.storage.schema import KEY_COLUMNS, arrow_to_frame
 from pipeline.sync import ROWS_AT_ONCE
 
 # Launched without a partition (from the UI's check list), a check covers the API's month and a day more.
@@ -84,7 +84,7 @@ def parquet_matches_warehouse(
         rows["warehouse_rows"] += stored.num_rows
         rows["parquet_rows"] += snapshot.num_rows
         if not _agree(stored, snapshot):
-            problems.append(_disagreements(_frame(stored), _frame(snapshot)))
+            problems.append(_disagreements(arrow_to_frame(stored, _COMPARED), arrow_to_frame(snapshot, _COMPARED)))
     found = pd.concat(problems) if problems else pd.DataFrame(columns=[*_COMPARED, "problem"])
     result = _result(found, first, last, "disagreements")
     return AssetCheckResult(passed=result.passed, metadata={**result.metadata, **rows})
@@ -105,8 +105,6 @@ def _agree(stored: pa.Table, snapshot: pa.Table) -> bool:
     return not pc.any(doubled).as_py()
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
-    return pd.DataFrame({name: series_from_arrow(table[name]) for name in table.column_names})
 
 
 def _disagreements(stored: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,7 @@ warehouse, the Parquet snapshots and the normalized frames cannot drift apart.
 """
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -136,10 +136,11 @@ ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW_TYPES[c.kind], nullable=c.null
 PANDAS_DTYPES: dict[str, object] = {c.name: _PANDAS_DTYPES[c.kind] for c in COLUMNS}
 
 
-def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
-    """A pyarrow table holding the ``dds_jobs`` columns as a frame with the schema's pandas dtypes."""
-    table = table.select(list(COLUMN_NAMES)).cast(ARROW_SCHEMA)
-    return pd.DataFrame({name: series_from_arrow(table.column(name)) for name in COLUMN_NAMES})
+def arrow_to_frame(table: pa.Table, columns: Sequence[str] = COLUMN_NAMES) -> pd.DataFrame:
+    """The ``columns`` (all by default) of a pyarrow table of ``dds_jobs`` columns as a frame, in that order, with
+    the schema's pandas dtypes."""
+    table = table.select(list(columns)).cast(pa.schema([ARROW_SCHEMA.field(name) for name in columns]))
+    return pd.DataFrame({name: series_from_arrow(table.column(name)) for name in columns}, columns=list(columns))
 
 
 def series_from_arrow(values: pa.Array | pa.ChunkedArray) -> pd.Series:

@@ -27,9 +27,9 @@ from pipeline.storage.schema import (
     TABLE_NAME,
     Column,
     Kind,
+    arrow_to_frame,
     as_days,
     conform,
-    series_from_arrow,
 )
 from pipeline.storage.upsert import UpsertCounts, upsert_sqlite
 from pipeline.storage.views import recreate_views, recreate_views_where_possible
@@ -111,8 +111,7 @@ class Warehouse:
         """The stored jobs created on ``days`` (UTC), sorted by key, with the dtypes of normalize_jobs' frames;
         only ``columns`` (all by default) are read."""
         table = self.read_days_table(days, project_id, columns)
-        return pd.DataFrame({name: series_from_arrow(table[name]) for name in table.column_names},
-                            columns=table.column_names)
+        return arrow_to_frame(table, table.column_names)
 
     def read_days_table(
         self, days: Iterable[date], project_id: str | None = None, columns: Sequence[str] = COLUMN_NAMES
