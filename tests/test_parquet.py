@@ -121,6 +121,28 @@ def test_a_write_that_fails_half_way_leaves_the_day_as_it_was(store, week, monke
     assert sorted(p.name for p in store.day_path(DAY).iterdir()) == [".lock", "part-0.parquet"]
 
 
+def test_a_write_of_many_days_that_fails_on_one_leaves_every_day_as_it_was(store, week, monkeypatch):
+    store.write_days(week)
+    days = sorted(set(week["created_date"]))
+    before = store.read_days(days)
+    real_write_table, calls = pq.write_table, []
+
+    def fail_on_the_third(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real_write_table(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", fail_on_the_third)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_days(week.assign(status="Failed", last_seen_at=pd.Timestamp(TUESDAY)))
+    monkeypatch.undo()
+    # The days are renamed into place only once all are written: the two written before the failure are not either.
+    assert len(calls) == 3
+    pd.testing.assert_frame_equal(store.read_days(days), before)
+    assert {p.name for day in days for p in store.day_path(day).iterdir()} == {".lock", "part-0.parquet"}
+
+
 def test_a_daily_write_reads_only_the_days_it_writes(store, week):
     store.write_days(week)
     other_day = DAY + timedelta(days=3)

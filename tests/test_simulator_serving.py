@@ -77,6 +77,16 @@ def test_dropped_connection_and_slow_answer(sim):
         requests.get(f"{sleepy.url}/v3.1/{sleepy.project_id}/jobs", headers=AUTH, timeout=0.3)
 
 
+def test_every_jobs_answer_takes_the_latency_its_own_work_included():
+    with DdsSimulator(config(latency_s=0.15), port=0) as sleepy:
+        for project_id in (sleepy.project_id, "not-served"):  # a page, and a refusal (403)
+            started = time.monotonic()
+            answer = requests.get(f"{sleepy.url}/v3.1/{project_id}/jobs", headers=AUTH, timeout=10,
+                                  params={"start_time": "2026-11-19T00:00:00Z", "end_time": "2026-11-20T00:00:00Z"})
+            assert time.monotonic() - started >= 0.15 and answer.status_code in (200, 403)
+        assert [request.status for request in sleepy.requests] == [200, 403]
+
+
 def test_queued_faults_hit_only_job_requests_in_order(sim):
     sim.faults.inject("500", times=2)
     sim.faults.inject("429")

@@ -2,6 +2,7 @@
 SQLite's indexes built after the rows, PostgreSQL's rows copied straight in), the columns SQLite gets as literals,
 and PostgreSQL's binary COPY stream."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -117,3 +118,131 @@ def test_nuls_nulls_and_extreme_instants_survive_the_load(warehouse):
     assert read["created_at"] == pd.Timestamp("1970-01-01 00:00:00.000001", tz="UTC")
     assert read["ended_at"] == pd.Timestamp("2999-12-31 23:59:59", tz="UTC")
     assert read["last_seen_at"] == pd.Timestamp("2026-11-02 08:00:00.123456", tz="UTC")
+
+
+def _executed(warehouse: Warehouse, load) -> list[str]:
+    """The statements SQLite ran during ``load()``, one entry per execution (executemany: one per row)."""
+    statements: list[str] = []
+
+    def trace(dbapi_connection, *_) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    sa.event.listen(warehouse.engine, "checkout", trace)
+    try:
+        load()
+    finally:
+        sa.event.remove(warehouse.engine, "checkout", trace)
+    return statements
+
+
+def test_a_resync_rewrites_in_place_only_what_keeps_its_indexed_values(sqlite_url):
+    store = Warehouse(sqlite_url)
+    store.ensure_schema()
+    jobs = [api_record(f"job-{i}", CREATED, status="Running", progress="10%") for i in range(20)]
+    store.upsert(rows(jobs))
+    later = list(jobs)
+    later[0] = api_record("job-0", CREATED, status="Completed")                      # status moves
+    later[1] = api_record("job-1", CREATED, status="Running", instance_id="other")   # instance moves
+    later[2] = api_record("job-2", CREATED + timedelta(days=1), status="Running")    # day moves
+    later[3] = api_record("job-3", CREATED, status="Running", progress="90%")       # only unindexed values move
+    later.append(api_record("job-new", CREATED, status="Running"))
+    statements = _executed(store, lambda: store.upsert(rows(later, TUESDAY)))
+    in_place = [s for s in statements if " WHERE dds_jobs.created_date IS " in s]
+    full = [s for s in statements if "CASE WHEN" in s]
+    # Every row is tried in place; only the three whose indexed values moved take the full rule.
+    assert len(in_place) == 21 and len(full) == 3
+    table = store.read_days([DAY, DAY + timedelta(days=1)]).set_index("id")
+    assert len(table) == 21 and (table["last_seen_at"] == pd.Timestamp(TUESDAY)).all()
+    assert (table["first_seen_at"].drop("job-new") == pd.Timestamp(MONDAY)).all()
+    assert table.loc["job-0", "status"] == "Completed" and table.loc["job-1", "instance_id"] == "other"
+    assert table.loc["job-2", "created_date"] == DAY + timedelta(days=1) and table.loc["job-3", "progress_pct"] == 90
+    store.dispose()
+
+
+def test_rows_that_leave_their_indexed_values_are_the_only_ones_given_the_full_rule(sqlite_url):
+    store = Warehouse(sqlite_url)
+    store.ensure_schema()
+    jobs = [api_record(f"job-{i}", CREATED, status="Running") for i in range(20)]
+    store.upsert(rows(jobs))
+    later = [api_record(f"job-{i}", CREATED, status="Completed" if i < 3 else "Running") for i in range(20)]
+    statements = _executed(store, lambda: store.upsert(rows(later, TUESDAY)))
+    assert len([s for s in statements if " WHERE dds_jobs.created_date IS " in s]) == 20
+    assert len([s for s in statements if "CASE WHEN" in s]) == 3
+    table = store.read_days([DAY]).set_index("id")
+    assert table["status"].value_counts().to_dict() == {"Running": 17, "Completed": 3}
+    store.dispose()
+
+
+def test_a_stale_load_after_a_later_one_keeps_the_later_state_in_every_column(warehouse):
+    first = [api_record(f"job-{i}", CREATED, status="Running", progress="10%") for i in range(4)]
+    wednesday = TUESDAY + timedelta(days=1)
+    warehouse.upsert(rows(first))
+    warehouse.upsert(rows(first, wednesday))
+    # Seen on Tuesday, between the two (a slow run committing late): it changes nothing but a terminal status.
+    stale = [api_record("job-0", CREATED, status="Running", progress="5%"),
+             api_record("job-1", CREATED, status="Completed"),
+             api_record("job-2", CREATED, status="Running", progress="5%", instance_id="moved")]
+    assert warehouse.upsert(rows(stale, TUESDAY)) == UpsertCounts(inserted=0, updated=3)
+    table = stored(warehouse).set_index("id")
+    assert table.loc["job-0", "progress_pct"] == 10 and table.loc["job-2", "instance_id"] != "moved"
+    assert table.loc["job-1", "status"] == "Completed"
+    assert (table["first_seen_at"] == pd.Timestamp(MONDAY)).all()
+    assert (table["last_seen_at"] == pd.Timestamp(wednesday)).all()
+
+
+def test_a_row_moved_out_of_the_loads_days_sends_the_whole_load_to_the_full_rule(sqlite_url):
+    store = Warehouse(sqlite_url)
+    store.ensure_schema()
+    later_day = CREATED + timedelta(days=3)
+    store.upsert(rows([api_record("moved", CREATED, status="Running"), api_record("kept", later_day)]))
+    # "moved" is stored under DAY, outside the days of this load: it cannot be told apart by its day, so every row
+    # takes the full rule, which leaves the row already written in place as it is.
+    again = rows([api_record("moved", later_day, status="Completed"), api_record("kept", later_day)], TUESDAY)
+    statements = _executed(store, lambda: store.upsert(again))
+    assert len([s for s in statements if "CASE WHEN" in s]) == 2
+    table = store.read_days([DAY, later_day.date()]).set_index("id")
+    assert table["created_date"].tolist() == [later_day.date()] * 2 and table.loc["moved", "status"] == "Completed"
+    assert (table["last_seen_at"] == pd.Timestamp(TUESDAY)).all()
+    store.dispose()
+
+
+def test_an_earlier_first_sighting_in_a_later_load_still_lowers_first_seen_at(warehouse):
+    jobs = [api_record(f"job-{i}", CREATED, status="Running") for i in range(3)]
+    warehouse.upsert(rows(jobs, TUESDAY))
+    # A frame merged from two syncs: it saw the jobs first on Monday, last on Wednesday.
+    merged = rows(jobs, TUESDAY + timedelta(days=1)).assign(first_seen_at=pd.Timestamp(MONDAY))
+    warehouse.upsert(merged)
+    table = stored(warehouse)
+    assert (table["first_seen_at"] == pd.Timestamp(MONDAY)).all()
+    assert (table["last_seen_at"] == pd.Timestamp(TUESDAY + timedelta(days=1))).all()
+
+
+def _update_counts(url: str, expected: int) -> tuple[int, int]:
+    """(HOT updates, updates) of dds_jobs, once the server's statistics count ``expected`` updates (or after 10 s)."""
+    engine = sa.create_engine(url)
+    try:
+        deadline = time.monotonic() + 10
+        with engine.connect() as connection:
+            while True:
+                connection.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+                hot, updated = connection.exec_driver_sql(
+                    "SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables "
+                    "WHERE relname = 'dds_jobs' AND schemaname = current_schema()").one()
+                if updated >= expected or time.monotonic() > deadline:
+                    return hot, updated
+                time.sleep(0.1)
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_resyncs_update_rows_on_their_own_pages(postgres_url):
+    store = Warehouse(postgres_url)
+    store.ensure_schema()
+    frame = rows(synthetic_records(3000, DAY, days=3, seed=9))
+    store.upsert(frame)
+    for hours in (1, 2):  # the second re-sync reuses the room the first one's dead row versions left
+        store.upsert(frame.assign(last_seen_at=pd.Timestamp(MONDAY + timedelta(hours=hours))))
+    store.dispose()  # a backend reports its statistics when it ends
+    hot, updated = _update_counts(postgres_url, 6000)
+    # Nearly every update stayed on its page without new index entries (a HOT update); at fillfactor 70, 30%.
+    assert updated == 6000 and hot >= 0.95 * updated

@@ -3,6 +3,7 @@
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,8 @@ class RequestInfo:
     headers: dict[str, str] = field(repr=False)
     body: bytes = field(repr=False)
     path_params: dict[str, str] = field(default_factory=dict)
+    # time.monotonic() when the request was taken up: what a latency counts from.
+    received_at: float = field(default_factory=time.monotonic, repr=False)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header by case-insensitive name."""

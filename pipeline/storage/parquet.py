@@ -18,11 +18,12 @@ what it holds, so a reader or a crash never sees half a day or a day twice:
 import fcntl
 import os
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,9 @@ from pipeline.storage.schema import (
 DAY_FILE = "part-0.parquet"
 _TEMP_PREFIX, _TEMP_SUFFIX = ".part-0.", ".tmp"
 _LOCK_FILE = ".lock"
-# Folders flushed at once at the end of a write (a month of days, and a bound for longer backfills).
-_FLUSHES_AT_ONCE = 32
+# Files written, or folders flushed, at once (a month of days, and a bound for longer backfills).
+_FILES_AT_ONCE = 32
+T, R = TypeVar("T"), TypeVar("R")
 _FILE_ORDER = (PARTITION_COLUMN, "created_at", "project_id", "id")
 FILE_SCHEMA = ARROW_SCHEMA.remove(ARROW_SCHEMA.get_field_index(PARTITION_COLUMN))
 _PARTITIONING = ds.partitioning(pa.schema([ARROW_SCHEMA.field(PARTITION_COLUMN)]), flavor="hive")
@@ -129,17 +131,14 @@ class ParquetStore:
             # Sorted by day first: each day's rows are one slice of the table.
             bounds = np.searchsorted(table[PARTITION_COLUMN].to_numpy(), np.array(days, dtype="datetime64[D]"),
                                      side="right")
-            written = {}
-            for day, folder, start, end in zip(days, folders, np.r_[0, bounds[:-1]], bounds):
-                merged_files = self._day_files(folder)
-                rows_of_day = table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
-                self._writes.replace(f"{folder}/{DAY_FILE}", rows_of_day)
-                written[day] = rows_of_day.num_rows
-                for path in merged_files:
-                    if path.rsplit("/", 1)[-1] != DAY_FILE:
-                        self.filesystem.delete_file(path)
+            files = {f"{folder}/{DAY_FILE}": table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
+                     for folder, start, end in zip(folders, np.r_[0, bounds[:-1]], bounds)}
+            merged = [path for folder in folders for path in self._day_files(folder) if path not in files]
+            self._writes.replace_all(files)
+            for path in merged:
+                self.filesystem.delete_file(path)
             self._writes.persist(folders)
-        return written
+        return {day: rows_of_day.num_rows for day, rows_of_day in zip(days, files.values())}
 
     def read_days(self, days: Iterable[date]) -> pd.DataFrame:
         """The jobs of ``days`` (days without a file give no rows), columns and dtypes as in normalize_jobs."""
@@ -205,27 +204,31 @@ class _LocalWrites:
         Path(folder).mkdir(parents=True, exist_ok=True)
         return _locked_and_cleaned(Path(folder))
 
-    def replace(self, path: str, table: pa.Table) -> None:
-        """Write ``table`` beside ``path`` under a hidden name, flush it to disk, then rename it over ``path``.
+    def replace_all(self, files: Mapping[str, pa.Table]) -> None:
+        """Write each table beside its path under a hidden name, flush all the files to disk at once, then rename
+        each over its path.
 
-        The file's data reaches the disk before the rename: after a power cut the name holds the old file or the
-        new one whole. The rename itself is made durable by ``persist``, once per folder and call.
+        Every file's data reaches the disk before any rename: after a power cut each name holds its old file or
+        its new one whole, and a failure while writing any of them leaves every day as it was. The renames are
+        made durable by ``persist``, once per folder and call. A month of days used to wait for 30 flushes in
+        turn; flushed at once, the file system commits them together. (Encoding the files at once too saved 15 ms
+        a month on 2 cores, and cost 50 MB of peak memory in the allocator's per-thread arenas: not worth it.)
         """
-        target = Path(path)
-        temporary = target.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+        temporaries = {path: Path(path).with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{_TEMP_SUFFIX}") for path in files}
         try:
-            pq.write_table(table, temporary)
-            _fsync(temporary)
-            os.replace(temporary, target)
+            for path, temporary in temporaries.items():
+                pq.write_table(files[path], temporary)
+            _all_at_once(_fsync, temporaries.values())
+            for path, temporary in temporaries.items():
+                os.replace(temporary, path)
         finally:
-            temporary.unlink(missing_ok=True)
+            for temporary in temporaries.values():
+                temporary.unlink(missing_ok=True)
 
     def persist(self, folders: Sequence[str]) -> None:
         """Make the renames and removals made in ``folders`` durable: one flush of each folder, at the end of a
         write rather than after each file, all at once (the file system then commits them together)."""
-        if folders:
-            with ThreadPoolExecutor(max_workers=min(len(folders), _FLUSHES_AT_ONCE)) as flushes:
-                list(flushes.map(_fsync, map(Path, folders)))
+        _all_at_once(lambda folder: _fsync(Path(folder)), folders)
 
 
 class _ObjectWrites:
@@ -240,13 +243,16 @@ class _ObjectWrites:
     def persist(self, folders: Sequence[str]) -> None:
         """Nothing to do: an object is durable once its upload has returned."""
 
-    def replace(self, path: str, table: pa.Table) -> None:
-        """Serialize ``table`` whole first, then send it as the object ``path``: a failure before or during the
-        upload leaves the previous object as it was (the server commits an object only once it is complete)."""
-        serialized = pa.BufferOutputStream()
-        pq.write_table(table, serialized)
+    def replace_all(self, files: Mapping[str, pa.Table]) -> None:
+        """Serialize every table whole first, then send each as the object of its path, the uploads at once: a
+        failure before or during an upload leaves that object as it was (the server commits an object only once
+        it is complete)."""
+        serialized = dict(zip(files, _all_at_once(_serialized, files.values())))
+        _all_at_once(lambda path: self._upload(path, serialized[path]), files)
+
+    def _upload(self, path: str, data: pa.Buffer) -> None:
         with self._filesystem.open_output_stream(path) as upload:
-            upload.write(serialized.getvalue())
+            upload.write(data)
 
 
 def _checked_table(table: pa.Table) -> pa.Table:
@@ -258,6 +264,23 @@ def _checked_table(table: pa.Table) -> pa.Table:
         if table[name].null_count:
             raise ValueError(f"column {name!r} must not be null but is null in {table[name].null_count} row(s)")
     return table
+
+
+def _all_at_once(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``work`` on every item, up to _FILES_AT_ONCE at a time in threads; the first failure is raised once all
+    have ended, so that nothing is still writing when the caller cleans up."""
+    items = list(items)
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), _FILES_AT_ONCE)) as pool:
+        futures = [pool.submit(work, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def _serialized(table: pa.Table) -> pa.Buffer:
+    serialized = pa.BufferOutputStream()
+    pq.write_table(table, serialized)
+    return serialized.getvalue()
 
 
 def _fsync(path: Path) -> None:

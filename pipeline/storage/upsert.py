@@ -5,8 +5,11 @@ equal or higher rank (terminal beats non-terminal) seen at the same time or late
 minimum and last_seen_at the maximum whatever wins. Rows are never deleted.
 This module holds the SQLite path (executemany on the raw connection); postgres_copy.py the PostgreSQL one.
 Both load into an empty table without the ON CONFLICT clause: nothing is stored that a row could conflict with.
+Into a table holding rows, SQLite first rewrites in place what keeps its indexed values (in_place_clause), and
+gives the full clause to the rest only.
 """
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from pipeline.storage.schema import (
     COLUMN_NAMES,
     COLUMNS,
     DDS_JOBS,
+    INDEXED_COLUMNS,
     KEY_COLUMNS,
     TABLE_NAME,
     TERMINAL_STATUSES,
@@ -68,9 +72,29 @@ def on_conflict_clause(stored: str = TABLE_NAME, incoming: str = "excluded") -> 
     return f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET " + ", ".join(assignments)
 
 
+def in_place_clause(stored: str = TABLE_NAME, incoming: str = "excluded") -> str:
+    """SQLite's ``ON CONFLICT (key) DO UPDATE`` of the unindexed columns, only where the indexed ones stay as they are and
+    the incoming row is seen no earlier than the stored one; other conflicting rows are left untouched (skipped).
+
+    Where it writes, it agrees with on_conflict_clause: of two equal statuses the later sighting wins, and
+    first_seen_at keeps the stored (earlier) value."""
+    same_indexed = " AND ".join(f"{stored}.{name} IS {incoming}.{name}" for name in INDEXED_COLUMNS)
+    assigned = [name for name in _NON_KEY_COLUMNS if name not in INDEXED_COLUMNS and name != "first_seen_at"]
+    return (
+        f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
+        + ", ".join(f"{name} = {incoming}.{name}" for name in assigned)
+        + f" WHERE {same_indexed} AND {incoming}.last_seen_at >= {stored}.last_seen_at"
+        f" AND {incoming}.first_seen_at >= {stored}.first_seen_at"
+    )
+
+
+IN_PLACE_CLAUSE = in_place_clause()
 # Columns whose values come from the sync itself (its settings and clock), never from the API's records.
 LITERAL_COLUMNS = frozenset({"project_id", "region", "first_seen_at", "last_seen_at"})
 _INSERT_PREFIX = f"INSERT INTO {TABLE_NAME} ({', '.join(COLUMN_NAMES)}) VALUES "
+_NOT_SEEN_NOW = (
+    f"SELECT id FROM {TABLE_NAME} WHERE project_id = ? AND created_date BETWEEN ? AND ? AND last_seen_at <> ?"
+)
 
 
 def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCounts:
@@ -91,8 +115,10 @@ def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCount
         with secondary_indexes_built_after(connection) if into_empty_table else nullcontext():
             for start in range(0, len(order), ROWS_PER_EXECUTEMANY):
                 chunk = frame.iloc[order[start : start + ROWS_PER_EXECUTEMANY]]
-                statement, rows = sqlite_insert(chunk, on_conflict=not into_empty_table)
-                cursor.executemany(statement, rows)
+                if into_empty_table:
+                    cursor.executemany(*sqlite_insert(chunk, on_conflict=False))
+                else:
+                    _upsert_sqlite_chunk(cursor, chunk)
         inserted = cursor.execute(f"SELECT count(*) FROM {TABLE_NAME} WHERE rowid > ?", (last_rowid,)).fetchone()[0]
     finally:
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
@@ -114,21 +140,77 @@ def secondary_indexes_built_after(connection: sa.Connection) -> Iterator[None]:
         connection.execute(sa.schema.CreateIndex(index))
 
 
-def sqlite_insert(frame: pd.DataFrame, on_conflict: bool = True) -> tuple[str, Iterator[tuple]]:
-    """The INSERT (with the upsert's ON CONFLICT clause unless ``on_conflict`` is false) for the rows of ``frame``,
-    and those rows as parameter tuples in SQLite's storage forms.
+def _upsert_sqlite_chunk(cursor: sqlite3.Cursor, chunk: pd.DataFrame) -> None:
+    """Upsert the rows of ``chunk`` into a table that holds rows already.
+
+    Most rows of a re-sync change nothing the indexes hold: the same status, instance and day, seen again later.
+    SQLite rewrites the index entries of every column an UPDATE assigns, whatever the value, and evaluates the
+    precedence rule once per assigned column; for those rows the IN_PLACE_CLAUSE assigns only the unindexed
+    columns, without the rule (it reduces to "the later sighting wins"), and skips every other row. The skipped
+    rows are then found (their last_seen_at is not this sync's) and given the full clause. Half the time of a
+    30,000-row re-sync went to those index entries and rules. A chunk whose project or last_seen_at differs between
+    rows takes the full clause at once."""
+    rows = SqliteRows.of(chunk)
+    project_id, seen_at = rows.literals["project_id"], rows.literals["last_seen_at"]
+    if project_id is None or seen_at is None:
+        cursor.executemany(rows.statement(on_conflict_clause()), rows.values())
+        return
+    values = list(rows.values())
+    cursor.executemany(rows.statement(IN_PLACE_CLAUSE), values)
+    skipped = len(values) - cursor.rowcount
+    if not skipped:
+        return
+    # Every row the statement wrote carries this sync's last_seen_at; a skipped row kept an older one.
+    days = chunk["created_date"]
+    others = cursor.execute(_NOT_SEEN_NOW, (project_id, str(days.min()), str(days.max()), seen_at)).fetchall()
+    left = chunk["id"].isin({job_id for (job_id,) in others}).to_numpy()
+    # A row skipped because its day changed is stored under a day out of that range: all rows then take the
+    # full clause, which leaves the rows just written as they are.
+    retry = values if int(left.sum()) != skipped else [row for row, keep in zip(values, left) if keep]
+    cursor.executemany(rows.statement(on_conflict_clause()), retry)
+
+
+@dataclass(frozen=True)
+class SqliteRows:
+    """Rows of a frame in SQLite's storage forms, for INSERT statements.
 
     A column of the sync's own values (LITERAL_COLUMNS: the project, the region, the sync's first_seen_at and
     last_seen_at) holding one value in every row, or any column that is NULL in every row, is written into the
     statement as a literal rather than bound on each row: binding is most of sqlite3's own cost per row, and this
     takes about a third of it away. What the API sent is always bound."""
-    values = [_sqlite_values(frame[c.name], c.kind) for c in COLUMNS]
-    literals = [_sql_literal(column, c.name in LITERAL_COLUMNS) for c, column in zip(COLUMNS, values)]
-    placeholders = ", ".join("?" if literal is None else literal for literal in literals)
-    statement = f"{_INSERT_PREFIX}({placeholders})" + (f" {on_conflict_clause()}" if on_conflict else "")
-    bound = [column for column, literal in zip(values, literals) if literal is None]
-    # One row holds one value in every column: nothing is left to bind, and the statement runs once.
-    return statement, zip(*bound) if bound else repeat((), len(frame))
+
+    columns: list[np.ndarray]
+    # Per column: its one value's SQL literal, or None when the column is bound.
+    sql_literals: list[str | None]
+    # The one value of each LITERAL_COLUMNS column that holds one, as stored; None for the others.
+    literals: dict[str, str | None]
+    count: int
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "SqliteRows":
+        columns = [_sqlite_values(frame[c.name], c.kind) for c in COLUMNS]
+        sql_literals = [_sql_literal(values, c.name in LITERAL_COLUMNS) for c, values in zip(COLUMNS, columns)]
+        literals = {
+            c.name: values[0] if literal is not None and literal != "NULL" else None
+            for c, values, literal in zip(COLUMNS, columns, sql_literals) if c.name in LITERAL_COLUMNS
+        }
+        return cls(columns, sql_literals, literals, len(frame))
+
+    def statement(self, clause: str = "") -> str:
+        placeholders = ", ".join("?" if literal is None else literal for literal in self.sql_literals)
+        return f"{_INSERT_PREFIX}({placeholders}) {clause}".rstrip()
+
+    def values(self) -> Iterator[tuple]:
+        bound = [values for values, literal in zip(self.columns, self.sql_literals) if literal is None]
+        # One row holds one value in every column: nothing is left to bind, and the statement runs once per row.
+        return zip(*bound) if bound else repeat((), self.count)
+
+
+def sqlite_insert(frame: pd.DataFrame, on_conflict: bool = True) -> tuple[str, Iterator[tuple]]:
+    """The INSERT (with the upsert's ON CONFLICT clause unless ``on_conflict`` is false) for the rows of ``frame``,
+    and those rows as parameter tuples in SQLite's storage forms (see SqliteRows)."""
+    rows = SqliteRows.of(frame)
+    return rows.statement(on_conflict_clause() if on_conflict else ""), rows.values()
 
 
 def _sql_literal(values: np.ndarray, ours: bool) -> str | None:

@@ -126,12 +126,14 @@ class Warehouse:
         # Sorted by key afterwards, in Arrow: an ORDER BY makes SQLite sort the rows in a temporary B-tree.
         statement = sa.select(*(_AS_STORED[c.name] for c in specs)).where(*self._filters(wanted, project_id))
         # A row object per row, then a tuple per column: allocations that set off collections which scan every
-        # row and free nothing.
+        # row and free nothing. They are all freed before collections resume, or the first one would scan them.
         with self._reading() as connection, _collection_paused():
             rows = connection.execute(statement).all() if wanted else []
             values = list(zip(*rows)) if rows else [() for _ in specs]
-        del rows
-        return _table_from_columns(values, specs)
+            del rows
+            table = _table_from_columns(values, specs)
+            del values
+        return table
 
     def count_by_day(self, days: Iterable[date], project_id: str | None = None) -> dict[date, int]:
         """Stored jobs per day, every day of ``days`` included (0 when none)."""
