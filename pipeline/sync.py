@@ -178,10 +178,12 @@ def _fetch_normalized(
     batches: list[NormalizedJobs] = []
     pending: list[dict] = []
 
-    def normalize_pending() -> None:
+    def normalize_pending(kept_while_fetching: bool = True) -> None:
         normalized = normalize_jobs(pending, client.project_id, seen_at=now, region=region)
         pending.clear()
-        batches.append(replace(normalized, frame=_sharing_repeated_text(normalized.frame)))
+        # The last batch is not held while more pages arrive: its strings need no sharing.
+        batches.append(replace(normalized, frame=_sharing_repeated_text(normalized.frame))
+                       if kept_while_fetching else normalized)
 
     with closing(client.iter_pages(window, stats=stats)) as pages:
         for page in pages:
@@ -191,7 +193,7 @@ def _fetch_normalized(
             if len(pending) >= NORMALIZE_BATCH:
                 normalize_pending()
     if pending or not batches:
-        normalize_pending()
+        normalize_pending(kept_while_fetching=False)
     frame = batches[0].frame if len(batches) == 1 else pd.concat([b.frame for b in batches], ignore_index=True)
     # A record met twice (a slice paged again) is rejected once, as the client's fetch_jobs keeps it once.
     rejected = list({job_key(record): record for b in batches for record in b.rejected}.values())

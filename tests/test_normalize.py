@@ -106,7 +106,9 @@ def test_empty_null_or_missing_optional_fields_are_null_without_anomaly(field, v
 @pytest.mark.parametrize(
     "field, value, column",
     [("progress", "abc", "progress_pct"), ("progress", "150%", "progress_pct"), ("progress", "-5%", "progress_pct"),
-     ("ended_at", "yesterday", "ended_at"), ("ended_at", "2026-13-45T00:00:00+0800", "ended_at")],
+     ("ended_at", "yesterday", "ended_at"), ("ended_at", "2026-13-45T00:00:00+0800", "ended_at"),
+     # Days past the month's end, which a lenient parser rolls over into the next month.
+     ("ended_at", "2026-02-30T10:00:00+0800", "ended_at"), ("ended_at", "2026-04-31T10:00:00Z", "ended_at")],
 )
 def test_an_unreadable_field_is_null_and_the_record_kept_raw(field, value, column):
     record = {**api_record("a", CREATED), field: value}
@@ -153,6 +155,7 @@ def test_unknown_statuses_and_names_are_kept_as_sent():
      ({"id": "a"}, "created_at is missing"),
      ({"id": "a", "created_at": ""}, "created_at is missing"),
      ({"id": "a", "created_at": "yesterday"}, "created_at is not a timestamp"),
+     ({"id": "a", "created_at": "2026-02-29T10:00:00+0800"}, "created_at is not a timestamp"),
      ("not an object", "not a JSON object"),
      (None, "not a JSON object")],
 )

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from itertools import chain
 from operator import itemgetter
 
@@ -215,6 +215,12 @@ def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarra
     except pa.ArrowInvalid:
         pass
     parsed = pc.strptime(present, format=_API_TIME_FORMAT, unit="us", error_is_null=True)
+    # Arrow's strptime rolls a day past the month's end over into the next month (2026-02-30 reads as 2 March):
+    # such a value names no instant.
+    read = np.flatnonzero(parsed.is_valid().to_numpy(zero_copy_only=False))
+    impossible = read[[not _is_calendar_date(value[:10]) for value in text[read]]]
+    if len(impossible):
+        parsed = pc.if_else(pa.array(np.isin(np.arange(len(text)), impossible)), None, parsed)
     instants = pd.Series(parsed.to_numpy(zero_copy_only=False)).dt.tz_localize("UTC")
     other_form = np.flatnonzero(present.is_valid().to_numpy(zero_copy_only=False) & instants.isna().to_numpy())
     if len(other_form):
@@ -222,6 +228,14 @@ def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarra
         instants.iloc[other_form] = others.as_unit("us")
         without_offset[other_form] = others.notna() & [_OFFSET_AT_END.search(v) is None for v in text[other_form]]
     return instants.astype(PANDAS_DTYPES["created_at"]), without_offset
+
+
+def _is_calendar_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _progress(text: np.ndarray, findings: _Findings) -> np.ndarray:

@@ -163,6 +163,12 @@ class Warehouse:
             rows += count
         return batches
 
+    def key_is_enforced(self) -> bool:
+        """Whether the table's primary key is (project_id, id), so that the database refuses a key stored twice (a
+        table created by hand or by another tool may have none)."""
+        self._ensure_schema_once()
+        return sa.inspect(self._engine).get_pk_constraint(TABLE_NAME)["constrained_columns"] == list(KEY_COLUMNS)
+
     def days_with_status(self, status: str, since: date, project_id: str | None = None) -> list[date]:
         """The days from ``since`` on holding at least one job in ``status`` (e.g. Running ones to re-sync)."""
         if not isinstance(status, str) or not status:
