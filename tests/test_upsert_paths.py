@@ -13,6 +13,7 @@ from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.schema import COLUMN_NAMES
 from pipeline.storage.upsert import UpsertCounts, sqlite_insert
 from pipeline.storage.warehouse import Warehouse
+from tests.test_generic_warehouse import assert_same_as_sqlite_fast_path
 from tests.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
     CREATED, DAY, MONDAY, TUESDAY, _poison_inserts_of, load_concurrently, rows, stored, warehouse,
 )
@@ -135,27 +136,43 @@ def _executed(warehouse: Warehouse, load) -> list[str]:
     return statements
 
 
-def test_a_resync_rewrites_in_place_only_what_keeps_its_indexed_values(sqlite_url):
-    store = Warehouse(sqlite_url)
-    store.ensure_schema()
+def _moving_resync(warehouse: Warehouse) -> pd.DataFrame:
+    """20 Running jobs loaded; then the re-sync (Tuesday) that _check_moving_resync checks the outcome of."""
     jobs = [api_record(f"job-{i}", CREATED, status="Running", progress="10%") for i in range(20)]
-    store.upsert(rows(jobs))
+    warehouse.upsert(rows(jobs))
     later = list(jobs)
     later[0] = api_record("job-0", CREATED, status="Completed")                      # status moves
     later[1] = api_record("job-1", CREATED, status="Running", instance_id="other")   # instance moves
     later[2] = api_record("job-2", CREATED + timedelta(days=1), status="Running")    # day moves
     later[3] = api_record("job-3", CREATED, status="Running", progress="90%")       # only unindexed values move
     later.append(api_record("job-new", CREATED, status="Running"))
-    statements = _executed(store, lambda: store.upsert(rows(later, TUESDAY)))
-    in_place = [s for s in statements if " WHERE dds_jobs.created_date IS " in s]
-    full = [s for s in statements if "CASE WHEN" in s]
-    # Every row is tried in place; only the three whose indexed values moved take the full rule.
-    assert len(in_place) == 21 and len(full) == 3
-    table = store.read_days([DAY, DAY + timedelta(days=1)]).set_index("id")
+    return rows(later, TUESDAY)
+
+
+def _check_moving_resync(warehouse: Warehouse) -> None:
+    table = warehouse.read_days([DAY, DAY + timedelta(days=1)]).set_index("id")
     assert len(table) == 21 and (table["last_seen_at"] == pd.Timestamp(TUESDAY)).all()
     assert (table["first_seen_at"].drop("job-new") == pd.Timestamp(MONDAY)).all()
     assert table.loc["job-0", "status"] == "Completed" and table.loc["job-1", "instance_id"] == "other"
     assert table.loc["job-2", "created_date"] == DAY + timedelta(days=1) and table.loc["job-3", "progress_pct"] == 90
+
+
+def test_a_resync_moving_status_instance_and_day_lands_every_change(warehouse):
+    resync = _moving_resync(warehouse)
+    assert warehouse.upsert(resync) == UpsertCounts(inserted=1, updated=20)
+    _check_moving_resync(warehouse)
+
+
+def test_a_resync_rewrites_in_place_only_what_keeps_its_indexed_values(sqlite_url):
+    store = Warehouse(sqlite_url)
+    store.ensure_schema()
+    resync = _moving_resync(store)
+    statements = _executed(store, lambda: store.upsert(resync))
+    in_place = [s for s in statements if " WHERE dds_jobs.created_date IS " in s]
+    full = [s for s in statements if "CASE WHEN" in s]
+    # Every row is tried in place; only the three whose indexed values moved take the full rule.
+    assert len(in_place) == 21 and len(full) == 3
+    _check_moving_resync(store)
     store.dispose()
 
 
@@ -246,3 +263,11 @@ def test_postgresql_resyncs_update_rows_on_their_own_pages(postgres_url):
     hot, updated = _update_counts(postgres_url, 6000)
     # Nearly every update stayed on its page without new index entries (a HOT update); at fillfactor 70, 30%.
     assert updated == 6000 and hot >= 0.95 * updated
+
+
+@pytest.mark.postgres
+def test_postgresql_keeps_the_same_state_and_counts_as_sqlite_on_any_loads(postgres_url, tmp_path):
+    store = Warehouse(postgres_url)
+    store.ensure_schema()
+    assert_same_as_sqlite_fast_path(store, tmp_path)
+    store.dispose()

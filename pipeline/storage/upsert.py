@@ -72,20 +72,28 @@ def on_conflict_clause(stored: str = TABLE_NAME, incoming: str = "excluded") -> 
     return f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET " + ", ".join(assignments)
 
 
-def in_place_clause(stored: str = TABLE_NAME, incoming: str = "excluded") -> str:
-    """SQLite's ``ON CONFLICT (key) DO UPDATE`` of the unindexed columns, only where the indexed ones stay as they are and
+def in_place_clause(same: str = "IS") -> str:
+    """``ON CONFLICT (key) DO UPDATE`` of the unindexed columns, only where the indexed ones stay as they are and
     the incoming row is seen no earlier than the stored one; other conflicting rows are left untouched (skipped).
+    ``same`` is the dialect's null-safe equality (SQLite ``IS``, PostgreSQL ``IS NOT DISTINCT FROM``).
 
     Where it writes, it agrees with on_conflict_clause: of two equal statuses the later sighting wins, and
-    first_seen_at keeps the stored (earlier) value."""
-    same_indexed = " AND ".join(f"{stored}.{name} IS {incoming}.{name}" for name in INDEXED_COLUMNS)
+    first_seen_at keeps the stored (earlier) value. The rows it skipped are those written_in_place() is false
+    for, once it has run."""
     assigned = [name for name in _NON_KEY_COLUMNS if name not in INDEXED_COLUMNS and name != "first_seen_at"]
     return (
         f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
-        + ", ".join(f"{name} = {incoming}.{name}" for name in assigned)
-        + f" WHERE {same_indexed} AND {incoming}.last_seen_at >= {stored}.last_seen_at"
-        f" AND {incoming}.first_seen_at >= {stored}.first_seen_at"
+        + ", ".join(f"{name} = excluded.{name}" for name in assigned)
+        + f" WHERE {written_in_place(TABLE_NAME, 'excluded', same, at_or_after='>=')}"
     )
+
+
+def written_in_place(stored: str, incoming: str, same: str, at_or_after: str = "=") -> str:
+    """The condition on a stored and an incoming row under which in_place_clause writes the incoming one (with
+    ``at_or_after`` ``>=``), or, once it has run, under which it wrote it (``=``: last_seen_at is then equal)."""
+    same_indexed = " AND ".join(f"{stored}.{name} {same} {incoming}.{name}" for name in INDEXED_COLUMNS)
+    return (f"{same_indexed} AND {incoming}.last_seen_at {at_or_after} {stored}.last_seen_at"
+            f" AND {incoming}.first_seen_at >= {stored}.first_seen_at")
 
 
 IN_PLACE_CLAUSE = in_place_clause()
