@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_storage import FIRST_DAY, SEEN, Figure, bench_warehouse  # noqa: E402
+from bench.bench_storage import FIRST_DAY, SEEN, Figure, bench_warehouse, scratch_urls  # noqa: E402
 from pipeline.storage.normalize import normalize_jobs  # noqa: E402
 from pipeline.storage.samples import synthetic_records  # noqa: E402
 
@@ -30,22 +30,8 @@ LOCAL_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
 def scratch_databases(server_url: str) -> tuple[Callable[[], str], Callable[[], None]]:
     """URLs of fresh databases on the server, and a clean-up dropping them all."""
     admin = sa.create_engine(server_url)
-    created: list[str] = []
-
-    def make_url() -> str:
-        name = f"dds_bench_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        created.append(name)
-        return admin.url.set(database=name).render_as_string(hide_password=False)
-
-    def drop_all() -> None:
-        with admin.connect() as connection:
-            for name in created:
-                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
-
-    return make_url, drop_all
+    return scratch_urls(admin, "CREATE DATABASE `{name}` CHARACTER SET utf8mb4", "DROP DATABASE IF EXISTS `{name}`",
+                        lambda name: admin.url.set(database=name).render_as_string(hide_password=False))
 
 
 def bench_loads(label: str, make_url: Callable[[], str], rows: int, repeat: int) -> list[Figure]:

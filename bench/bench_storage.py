@@ -81,26 +81,38 @@ def bench_warehouse(label: str, make_url: Callable[[], str], frame, resync, repe
             Figure(f"{label} upsert, re-sync", len(frame), again, target)]
 
 
-def postgres_schema_urls(server_url: str) -> tuple[Callable[[], str], Callable[[], None]]:
-    """URLs of fresh schemas on the server (search_path set through libpq options), and a clean-up."""
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+def scratch_urls(
+    admin: sa.Engine, create: str, drop: str, url_for: Callable[[str], str]
+) -> tuple[Callable[[], str], Callable[[], None]]:
+    """URLs of fresh scratch spaces on ``admin``'s server (``create`` and ``drop``: SQL with ``{name}``; ``url_for``:
+    the URL of a space by name), and a clean-up dropping them all and disposing of ``admin``."""
     created: list[str] = []
 
     def make_url() -> str:
-        schema = f"dds_bench_{uuid.uuid4().hex[:8]}"
+        name = f"dds_bench_{uuid.uuid4().hex[:8]}"
         with admin.connect() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        created.append(schema)
-        url = sa.make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        return url.render_as_string(hide_password=False)
+            connection.exec_driver_sql(create.format(name=name))
+        created.append(name)
+        return url_for(name)
 
     def drop_all() -> None:
         with admin.connect() as connection:
-            for schema in created:
-                connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            for name in created:
+                connection.exec_driver_sql(drop.format(name=name))
         admin.dispose()
 
     return make_url, drop_all
+
+
+def postgres_schema_urls(server_url: str) -> tuple[Callable[[], str], Callable[[], None]]:
+    """URLs of fresh schemas on the server (search_path set through libpq options), and a clean-up."""
+
+    def url_for(schema: str) -> str:
+        url = sa.make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        return url.render_as_string(hide_password=False)
+
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    return scratch_urls(admin, "CREATE SCHEMA {name}", "DROP SCHEMA IF EXISTS {name} CASCADE", url_for)
 
 
 def main(argv: list[str] | None = None) -> int:

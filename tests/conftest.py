@@ -9,6 +9,7 @@ where a missing server is a failure.
 
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -25,26 +26,31 @@ def _server_unavailable(server: str, url: str, reason: str):
     pytest.skip(f"{server} not reachable at {url}: {reason}")
 
 
-def _postgres_unavailable(reason: str):
-    _server_unavailable("PostgreSQL", POSTGRES_ADMIN_URL, reason)
+def _session_database(server: str, admin_url: str, create: str, drop: str, **engine_options) -> Iterator[str]:
+    """The URL of a database of this test session's own on the server (``create`` and ``drop``: SQL with
+    ``{name}``), dropped afterwards; a skip (or, under CI, a failure) when the server or its driver is missing."""
+    try:
+        admin = sa.create_engine(admin_url, **engine_options)
+    except ImportError as exc:  # PyMySQL comes with the dev extra
+        _server_unavailable(server, admin_url, f"its driver is not installed ({exc})")
+    name = f"dds_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(create.format(name=name)))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _server_unavailable(server, admin_url, str(exc).splitlines()[0])
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(drop.format(name=name)))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
 def postgres_server_url():
     """URL of a fresh, empty PostgreSQL database for this test session."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"dds_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        _postgres_unavailable(str(exc).splitlines()[0])
-    url = admin.url.set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from _session_database("PostgreSQL", POSTGRES_ADMIN_URL, 'CREATE DATABASE "{name}"',
+                                 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', isolation_level="AUTOCOMMIT")
 
 
 @pytest.fixture
@@ -74,21 +80,8 @@ def warehouse_url(request, tmp_path):
 @pytest.fixture(scope="session")
 def mariadb_server_url():
     """URL of a database of this test session's own on the MariaDB (or MySQL) server, dropped afterwards."""
-    try:
-        admin = sa.create_engine(MARIADB_ADMIN_URL)
-    except ImportError as exc:  # PyMySQL comes with the dev extra
-        _server_unavailable("MariaDB", MARIADB_ADMIN_URL, f"its driver is not installed ({exc})")
-    name = f"dds_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        _server_unavailable("MariaDB", MARIADB_ADMIN_URL, str(exc).splitlines()[0])
-    yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-    admin.dispose()
+    yield from _session_database("MariaDB", MARIADB_ADMIN_URL, "CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+                                 "DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.schema import COLUMN_NAMES
-from pipeline.storage.upsert import UpsertCounts, sqlite_insert
+from pipeline.storage.upsert import SqliteRows, UpsertCounts
 from pipeline.storage.warehouse import Warehouse
 from tests.test_generic_warehouse import assert_same_as_sqlite_fast_path
 from tests.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
@@ -83,7 +83,8 @@ def test_only_the_syncs_own_values_become_literals_and_what_the_api_sent_is_boun
     quoted = "it's ✗"
     frame = rows([api_record(f"job-{i}", CREATED, instance_name=quoted, fail_reason=quoted, status="Failed")
                   for i in range(3)], project_id="o'brien")
-    statement, values = sqlite_insert(frame, on_conflict=False)
+    rows_of_frame = SqliteRows.of(frame)
+    statement, values = rows_of_frame.statement(), rows_of_frame.values()
     placeholders = statement[statement.index("VALUES (") + len("VALUES ("):statement.rindex(")")]
     written = dict(zip(COLUMN_NAMES, (value.strip() for value in placeholders.split(", "))))
     # The same instance, reason and status on every row: still bound, as every value of the API's records.

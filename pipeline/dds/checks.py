@@ -58,10 +58,9 @@ def _warehouse_check(context: AssetCheckExecutionContext, warehouse: WarehouseRe
 def no_duplicate_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     if warehouse.get().key_is_enforced():
         # The database refuses a second row of a key: nothing to look for (the scan took 40 ms a month).
-        first, last = checked_days(context)
-        return AssetCheckResult(passed=True, metadata={
-            "first_day": first.isoformat(), "last_day": last.isoformat(), "duplicated_keys": 0,
-            "enforced_by": "the table's primary key (project_id, id)"})
+        result = _result(pd.DataFrame(), *checked_days(context), "duplicated_keys")
+        return AssetCheckResult(passed=result.passed, metadata={
+            **result.metadata, "enforced_by": "the table's primary key (project_id, id)"})
     return _warehouse_check(context, warehouse, "checks/duplicate_keys.sql", "duplicated_keys")
 
 

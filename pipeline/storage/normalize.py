@@ -218,9 +218,10 @@ def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarra
     # Arrow's strptime rolls a day past the month's end over into the next month (2026-02-30 reads as 2 March):
     # such a value names no instant.
     read = np.flatnonzero(parsed.is_valid().to_numpy(zero_copy_only=False))
-    impossible = read[[not _is_calendar_date(value[:10]) for value in text[read]]]
-    if len(impossible):
-        parsed = pc.if_else(pa.array(np.isin(np.arange(len(text)), impossible)), None, parsed)
+    impossible = np.zeros(len(text), dtype=bool)
+    impossible[read] = [not _is_calendar_date(value[:10]) for value in text[read]]
+    if impossible.any():
+        parsed = pc.if_else(pa.array(impossible), None, parsed)
     instants = pd.Series(parsed.to_numpy(zero_copy_only=False)).dt.tz_localize("UTC")
     other_form = np.flatnonzero(present.is_valid().to_numpy(zero_copy_only=False) & instants.isna().to_numpy())
     if len(other_form):

@@ -52,7 +52,6 @@ _TEMP_PREFIX, _TEMP_SUFFIX = ".part-0.", ".tmp"
 _LOCK_FILE = ".lock"
 # Files written, or folders flushed, at once (a month of days, and a bound for longer backfills).
 _FILES_AT_ONCE = 32
-T, R = TypeVar("T"), TypeVar("R")
 _FILE_ORDER = (PARTITION_COLUMN, "created_at", "project_id", "id")
 FILE_SCHEMA = ARROW_SCHEMA.remove(ARROW_SCHEMA.get_field_index(PARTITION_COLUMN))
 _PARTITIONING = ds.partitioning(pa.schema([ARROW_SCHEMA.field(PARTITION_COLUMN)]), flavor="hive")
@@ -244,10 +243,10 @@ class _ObjectWrites:
         """Nothing to do: an object is durable once its upload has returned."""
 
     def replace_all(self, files: Mapping[str, pa.Table]) -> None:
-        """Serialize every table whole first, then send each as the object of its path, the uploads at once: a
-        failure before or during an upload leaves that object as it was (the server commits an object only once
-        it is complete)."""
-        serialized = dict(zip(files, _all_at_once(_serialized, files.values())))
+        """Serialize every table whole first (one at a time, as on a local disk), then send each as the object of
+        its path, the uploads at once: a failure before or during an upload leaves that object as it was (the
+        server commits an object only once it is complete)."""
+        serialized = {path: _serialized(table) for path, table in files.items()}
         _all_at_once(lambda path: self._upload(path, serialized[path]), files)
 
     def _upload(self, path: str, data: pa.Buffer) -> None:
@@ -264,6 +263,9 @@ def _checked_table(table: pa.Table) -> pa.Table:
         if table[name].null_count:
             raise ValueError(f"column {name!r} must not be null but is null in {table[name].null_count} row(s)")
     return table
+
+
+T, R = TypeVar("T"), TypeVar("R")
 
 
 def _all_at_once(work: Callable[[T], R], items: Iterable[T]) -> list[R]:

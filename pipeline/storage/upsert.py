@@ -124,7 +124,8 @@ def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCount
             for start in range(0, len(order), ROWS_PER_EXECUTEMANY):
                 chunk = frame.iloc[order[start : start + ROWS_PER_EXECUTEMANY]]
                 if into_empty_table:
-                    cursor.executemany(*sqlite_insert(chunk, on_conflict=False))
+                    rows = SqliteRows.of(chunk)
+                    cursor.executemany(rows.statement(), rows.values())
                 else:
                     _upsert_sqlite_chunk(cursor, chunk)
         inserted = cursor.execute(f"SELECT count(*) FROM {TABLE_NAME} WHERE rowid > ?", (last_rowid,)).fetchone()[0]
@@ -212,13 +213,6 @@ class SqliteRows:
         bound = [values for values, literal in zip(self.columns, self.sql_literals) if literal is None]
         # One row holds one value in every column: nothing is left to bind, and the statement runs once per row.
         return zip(*bound) if bound else repeat((), self.count)
-
-
-def sqlite_insert(frame: pd.DataFrame, on_conflict: bool = True) -> tuple[str, Iterator[tuple]]:
-    """The INSERT (with the upsert's ON CONFLICT clause unless ``on_conflict`` is false) for the rows of ``frame``,
-    and those rows as parameter tuples in SQLite's storage forms (see SqliteRows)."""
-    rows = SqliteRows.of(frame)
-    return rows.statement(on_conflict_clause() if on_conflict else ""), rows.values()
 
 
 def _sql_literal(values: np.ndarray, ours: bool) -> str | None:
