@@ -1,5 +1,6 @@
 """The ``dds-tasks`` command: ``demo`` runs the whole pipeline against the simulator, ``simulate`` serves it,
-``targets`` shows the projects a deployment reads (DDS_TARGETS_FILE) after checking every setting."""
+``targets`` shows the projects a deployment reads (DDS_TARGETS_FILE) after checking every setting, ``report``
+writes an HTML report of the warehouse."""
 
 import argparse
 import sys
@@ -7,10 +8,18 @@ import sys
 from pipeline.settings import ConfigError
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad options are one line naming the option (with where to read more), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
+    from pipeline.report import cli as report_cli
     from pipeline.simulator import cli as simulator_cli
 
-    parser = argparse.ArgumentParser(prog="dds-tasks", description=__doc__)
+    parser = _OneLineErrors(prog="dds-tasks", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="sync the last days from the bundled simulator through Dagster")
     demo.add_argument("--days", type=int, default=7, help="how many days up to yesterday to sync (default 7)")
@@ -18,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="serve the DDS API simulator on 127.0.0.1")
     simulator_cli.add_arguments(simulate)
     commands.add_parser("targets", help="check the settings and list the targets of DDS_TARGETS_FILE")
+    report = commands.add_parser("report", help="write a self-contained HTML report of the warehouse",
+                                 description=report_cli.__doc__)
+    report_cli.add_arguments(report)
     return parser
 
 
@@ -53,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(days=args.days, jobs_per_day=args.jobs_per_day)
         if args.command == "targets":
             return _print_targets()
+        if args.command == "report":
+            from pipeline.report import cli as report_cli
+
+            return report_cli.run(args)
         from pipeline.simulator import cli as simulator_cli
 
         return simulator_cli.run(args)

@@ -14,7 +14,9 @@ from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
+from pipeline.dds.report_asset import ReportStoreResource, build_report_asset
 from pipeline.dds.schedules import build_daily_schedule
+from pipeline.report.build import report_scope, reports_location
 from pipeline.settings import Settings
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
@@ -45,13 +47,14 @@ def warehouse_url_config(settings: Settings) -> str:
 def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
     return Definitions(
-        assets=build_dds_assets(dds_partitions(settings), settings.targets),
+        assets=[*build_dds_assets(dds_partitions(settings), settings.targets), build_report_asset(report_scope(settings))],
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse],
         schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets)],
         resources={
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),
             "parquet": ParquetSnapshotResource(root=settings.parquet_root),
+            "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
         },
         executor=in_process_executor,
     )

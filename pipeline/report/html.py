@@ -1,0 +1,223 @@
+"""The report as one self-contained HTML page: inline CSS, each chart an SVG ``data:`` image, each chart's
+figures in a table beside it. Nothing is fetched when it opens: no script, no web font, no outside image."""
+
+import base64
+from datetime import timedelta
+from html import escape
+
+import pandas as pd
+
+from pipeline.report import charts
+from pipeline.report.coverage import STATES
+from pipeline.report.figures import ListedRows, ReportFigures
+
+# Days listed by name under the coverage chart; more are counted.
+LISTED_DAYS = 31
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: #1f2328; margin: 0 auto; max-width: 980px; padding: 16px 24px 48px; }
+h1 { font-size: 22px; margin: 8px 0 2px; } h2 { font-size: 17px; margin: 28px 0 6px; border-top: 1px solid #d0d7de;
+       padding-top: 16px; }
+.meta, .note { color: #57606a; } .empty { font-style: italic; color: #57606a; }
+img.chart { display: block; max-width: 100%; height: auto; margin: 8px 0; }
+table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
+th, td { border-bottom: 1px solid #d8dee4; padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+details { margin: 4px 0 8px; } summary { cursor: pointer; color: #0969da; }
+"""
+
+
+def render_html(figures: ReportFigures, warehouse_label: str) -> str:
+    """The whole page for ``figures``; ``warehouse_label`` names the warehouse read (never with a password)."""
+    period = figures.period
+    title = f"DDS jobs report, {period.first_day} to {period.last_day}"
+    sections = [
+        _headline(figures, warehouse_label),
+        _jobs_per_day(figures),
+        _failures(figures),
+        _durations(figures),
+        _backups(figures),
+        _running(figures),
+        _coverage(figures),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(sections)
+        + '\n<p class="note">Every figure is computed by the warehouse over the stored jobs (table dds_jobs, the '
+        "latest known state of each job), by the SQL of sql/report/. Days are UTC days of created_at.</p>\n"
+        "</body>\n</html>\n"
+    )
+
+
+def _headline(figures: ReportFigures, warehouse_label: str) -> str:
+    generated = figures.generated_at.strftime("%Y-%m-%d %H:%M UTC")
+    rows = [(name, value) for name, value in figures.headline().items()]
+    empty = "" if figures.jobs else '<p class="empty" id="no-jobs">No jobs were created in this period.</p>'
+    return (
+        f"<h1>DDS task-center jobs</h1>\n<p class=\"meta\">Period {escape(str(figures.period))}, "
+        f"{escape(figures.scope.label)}. Generated {generated} from {escape(warehouse_label)}.</p>\n"
+        f"{empty}{_table('headline', ('figure', 'value'), rows)}"
+    )
+
+
+def _section(anchor: str, heading: str, svg: str | None, when_empty: str, body: str) -> str:
+    chart = _image(svg, heading) if svg else f'<p class="empty">{escape(when_empty)}</p>'
+    return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{chart}\n{body}</section>'
+
+
+def _jobs_per_day(figures: ReportFigures) -> str:
+    jobs = figures.jobs_by_day
+    svg = charts.jobs_per_day_svg(jobs, figures.period)
+    if jobs.empty:
+        return _section("jobs-per-day", "Jobs per day by status", None, "No jobs were created in this period.", "")
+    table = jobs.pivot_table(index="day", columns="status", values="jobs", aggfunc="sum", fill_value=0)
+    statuses = charts.ordered_statuses(table.sum())
+    rows = [(day.isoformat(), *(_count(table.at[day, s]) for s in statuses), _count(table.loc[day].sum()))
+            for day in table.index]
+    return _section("jobs-per-day", "Jobs per day by status", svg, "",
+                    _details(_table("jobs-per-day-table", ("UTC day", *statuses, "all"), rows, numeric_from=1)))
+
+
+def _failures(figures: ReportFigures) -> str:
+    failures = figures.failures_by_name
+    heading = "Failure rate by task name"
+    if failures.rows.empty:
+        text = "No job failed in this period." if figures.jobs else "No jobs, so no failures, in this period."
+        return _section("failure-rate", heading, None, text, "")
+    half = figures.period.half_day
+    rows = [
+        (row.name, _count(row.jobs), _count(row.failed), _rate(row.failed, row.jobs),
+         _rate(row.failed_first_half, row.jobs_first_half), _rate(row.failed - row.failed_first_half,
+                                                                  row.jobs - row.jobs_first_half))
+        for row in failures.rows.itertuples()
+    ]
+    columns = ("task name", "jobs", "failed", "failed %", f"failed % before {half}", f"failed % from {half}")
+    body = _table("failure-rate-table", columns, rows, numeric_from=1) + _more(failures, "task names with failures")
+    return _section("failure-rate", heading, charts.failure_rate_svg(failures, figures.period), "", body)
+
+
+def _durations(figures: ReportFigures) -> str:
+    durations = figures.durations_by_name
+    heading = "Duration by task name: median (p50) and slow tail (p90)"
+    if durations.rows.empty:
+        return _section("durations", heading, None, "No completed job with a duration in this period.", "")
+    rows = [(row.name, _count(row.completed_jobs), _minutes(row.p50_seconds), _minutes(row.p90_seconds))
+            for row in durations.rows.itertuples()]
+    body = _table("durations-table", ("task name", "completed jobs", "p50 minutes", "p90 minutes"), rows,
+                  numeric_from=1) + _more(durations, "task names with completed jobs")
+    return _section("durations", heading, charts.durations_svg(durations, figures.period), "", body)
+
+
+def _backups(figures: ReportFigures) -> str:
+    heading = "Backups per DB instance"
+    by_instance, failed = figures.backups_by_instance, figures.failed_backups
+    if by_instance.rows.empty:
+        return _section("backups", heading, None, "No backup was created in this period.", "")
+    several = by_instance.rows["project_id"].nunique() > 1
+    rows = [((row.project_id,) if several else ()) + (row.instance_name or "", row.instance_id, _count(row.backups),
+                                                        _count(row.completed), _count(row.failed))
+            for row in by_instance.rows.itertuples()]
+    columns = (("project",) if several else ()) + ("instance", "instance id", "backups", "completed", "failed")
+    body = _details(_table("backups-table", columns, rows, numeric_from=len(columns) - 3)
+                    + _more(by_instance, "instances with backups"))
+    if failed.rows.empty:
+        body += '<p class="empty" id="no-failed-backups">No backup failed in this period.</p>\n'
+    else:
+        listed = [(row.instance_name or row.instance_id or "", _when(row.created_at), row.name, row.fail_reason or "")
+                  for row in failed.rows.itertuples()]
+        body += (f"<h3>Failed backups, newest first ({failed.total:,})</h3>\n"
+                 + _table("failed-backups-table", ("instance", "created (UTC)", "task", "fail_reason"), listed)
+                 + _more(failed, "failed backups"))
+    return _section("backups", heading, charts.backups_svg(by_instance, figures.period), "", body)
+
+
+def _running(figures: ReportFigures) -> str:
+    running = figures.running
+    heading = "Jobs still Running"
+    if running.rows.empty:
+        return _section("running", heading, None, "No job was Running at its latest sync.", "")
+    rows = [(row.name or "", row.instance_name or "", _when(row.created_at), _age(row.age),
+             "" if pd.isna(row.progress_pct) else f"{row.progress_pct:g}%", _when(row.last_seen_at))
+            for row in running.rows.itertuples()]
+    ages = [(label, _count(count)) for label, count in figures.running_by_age.items()]
+    body = (f"<p>{running.total:,} jobs created up to {figures.period.last_day} were Running at their latest sync; "
+            f"the oldest first, ages at {figures.generated_at:%Y-%m-%d %H:%M} UTC:</p>\n"
+            + _table("running-table", ("task", "instance", "created (UTC)", "age", "progress", "last seen (UTC)"),
+                     rows)
+            + _more(running, "Running jobs")
+            + _details(_table("running-age-table", ("age", "Running jobs"), ages, numeric_from=1)))
+    return _section("running", heading, charts.running_age_svg(figures.running_by_age, figures.period), "", body)
+
+
+def _coverage(figures: ReportFigures) -> str:
+    coverage = figures.coverage
+    heading = "Coverage of the period"
+    if not coverage.ledger_present:
+        return _section("coverage", heading, None, "Unknown: the warehouse holds no sync ledger "
+                        "(dds_sync_ledger) yet; it is written by the syncs.", "")
+    if not coverage.states:
+        return _section("coverage", heading, None, "No day of this period is counted: it lies before DDS_START_DATE "
+                        f"({figures.scope.start_date}) or is not over yet.", "")
+    counts = coverage.counts()
+    missing = coverage.not_synced()
+    listed = [(day.isoformat(), state) for day, state in missing[:LISTED_DAYS]]
+    body = (f"<p>Over the project(s) {escape(', '.join(coverage.projects))}: a day is synced when each has a "
+            "complete sync of it; at risk when it is not and leaves the DDS API's one-month memory within 7 days; "
+            "gone once it has left it unsynced.</p>\n"
+            + _table("coverage-table", ("state", "days"), [(s, _count(counts[s])) for s in STATES], numeric_from=1))
+    if missing:
+        more = f"<p class=\"note\">and {len(missing) - LISTED_DAYS:,} more days</p>\n" if len(missing) > LISTED_DAYS else ""
+        body += "<h3>Days not synced</h3>\n" + _table("not-synced-table", ("UTC day", "state"), listed) + more
+    else:
+        body += '<p id="all-synced">Every counted day is synced.</p>\n'
+    return _section("coverage", heading, charts.coverage_svg(coverage, figures.period), "", body)
+
+
+def _image(svg: str, alt: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return f'<img class="chart" alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+
+
+def _table(anchor: str, columns: tuple[str, ...], rows: list[tuple], numeric_from: int | None = None) -> str:
+    """A table; the columns from ``numeric_from`` on are numbers, aligned right."""
+    def cell(tag: str, index: int, value: object) -> str:
+        numeric = numeric_from is not None and index >= numeric_from
+        attributes = ' class="n"' if numeric else ""
+        return f"<{tag}{attributes}>{escape(str(value))}</{tag}>"
+
+    head = "".join(cell("th", i, c) for i, c in enumerate(columns))
+    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>\n" for row in rows)
+    return f'<table id="{anchor}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n'
+
+
+def _details(content: str) -> str:
+    return f"<details><summary>Figures</summary>\n{content}</details>\n"
+
+
+def _more(listed: ListedRows, what: str) -> str:
+    if not listed.left_out:
+        return ""
+    return f'<p class="note more">and {listed.left_out:,} more {escape(what)} ({listed.total:,} in all)</p>\n'
+
+
+def _count(value: object) -> str:
+    return f"{int(value):,}"
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:,.1f}"
+
+
+def _when(instant: pd.Timestamp) -> str:
+    return "" if pd.isna(instant) else instant.strftime("%Y-%m-%d %H:%M")
+
+
+def _age(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"

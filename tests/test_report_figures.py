@@ -1,0 +1,114 @@
+"""The report's figures, computed by the warehouse's SQL (sql/report/), equal the same figures computed here with
+pandas over the rows inserted: on SQLite and on PostgreSQL, for every project and for one."""
+
+from datetime import date, datetime, timezone
+
+import pandas as pd
+import pytest
+
+from pipeline.report.coverage import AT_RISK, FAILED, GONE_STATE, MISSING, SYNCED
+from pipeline.report.figures import ReportScope, collect_figures
+from pipeline.report.period import ReportPeriod
+from tests.report_helpers import NOW, PERIOD, Expected, known_jobs, load, write_ledger
+
+START = date(2026, 10, 1)
+
+
+def scope(project: str | None = None, coverage: tuple[str, ...] = ("p1", "p2")) -> ReportScope:
+    return ReportScope(project, project or "all projects", (project,) if project else coverage, START)
+
+
+def frame_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(actual.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+
+
+@pytest.mark.parametrize("project", [None, "p2"])
+def test_every_figure_equals_the_same_figure_computed_from_the_rows(warehouse_url, project):
+    jobs = known_jobs()
+    warehouse = load(warehouse_url, jobs)
+    figures = collect_figures(warehouse, PERIOD, scope(project), NOW)
+    warehouse.dispose()
+    expected = Expected(jobs, project)
+
+    frame_equal(figures.jobs_by_day, expected.jobs_by_day())
+    assert figures.jobs == len(expected.in_period)
+    assert figures.jobs_in_status("Failed") == (expected.in_period["status"] == "Failed").sum()
+    for listed, (rows, total) in [
+        (figures.failures_by_name, expected.failures_by_name()),
+        (figures.durations_by_name, expected.durations_by_name()),
+        (figures.backups_by_instance, expected.backups_by_instance()),
+        (figures.failed_backups, expected.failed_backups()),
+        (figures.running, expected.running()),
+    ]:
+        assert listed.total == total
+        shown = listed.rows.drop(columns=["age"], errors="ignore")
+        frame_equal(shown, rows[list(shown.columns)])
+    assert figures.backups == len(expected.backups())
+    assert figures.running_by_age == expected.running_by_age()
+    assert (figures.running.rows["age"] == pd.Timestamp(NOW) - figures.running.rows["created_at"]).all()
+
+
+def test_the_lists_are_cut_and_say_how_many_they_left_out(sqlite_url):
+    warehouse = load(sqlite_url, known_jobs())
+    figures = collect_figures(warehouse, PERIOD, scope(), NOW)
+    warehouse.dispose()
+    # 14 task names failed and completed jobs; 40 jobs were Running.
+    assert (len(figures.failures_by_name.rows), figures.failures_by_name.left_out) == (10, 4)
+    assert (len(figures.durations_by_name.rows), figures.durations_by_name.left_out) == (10, 4)
+    assert (len(figures.running.rows), figures.running.left_out) == (20, 20)
+
+
+def test_an_empty_period_has_no_figures_but_zeros(warehouse_url):
+    warehouse = load(warehouse_url, known_jobs())
+    empty = ReportPeriod(date(2025, 1, 1), date(2025, 1, 31))
+    figures = collect_figures(warehouse, empty, scope(), NOW)
+    warehouse.dispose()
+    assert figures.jobs == 0 and figures.jobs_by_day.empty
+    for listed in (figures.failures_by_name, figures.durations_by_name, figures.backups_by_instance,
+                   figures.failed_backups, figures.running):
+        assert listed.total == 0 and listed.rows.empty
+    assert figures.backups == 0 and not any(figures.running_by_age.values())
+
+
+def test_the_coverage_of_each_day_comes_from_the_sync_ledger(warehouse_url):
+    now = datetime(2026, 11, 30, 0, 15, tzinfo=timezone.utc)
+    period = ReportPeriod(date(2026, 10, 20), date(2026, 11, 29))
+    start = date(2026, 10, 25)  # the days before are no partitions: not counted
+    counted = pd.date_range(start, period.last_day).date
+    incomplete = {date(2026, 10, 27): None, date(2026, 11, 2): False, date(2026, 11, 5): None,
+                  date(2026, 11, 10): False, date(2026, 11, 20): None}
+    ledger = {("p1", day): incomplete.get(day, True) for day in counted if incomplete.get(day, True) is not None}
+    ledger.update({("p2", day): True for day in counted if day != date(2026, 11, 25)})
+    ledger[("p3", date(2026, 11, 20))] = True  # a project outside the report's coverage: never counted
+    warehouse = load(warehouse_url, known_jobs())
+    write_ledger(warehouse, {key: value for key, value in ledger.items() if value is not None})
+    both = collect_figures(warehouse, period, ReportScope(None, "all", ("p1", "p2"), start), now).coverage
+    only_p2 = collect_figures(warehouse, period, ReportScope("p2", "p2", ("p2",), start), now).coverage
+    warehouse.dispose()
+
+    # Retention: a day whose end is 30 days (less 10 minutes) before now is gone; 23 days before, at risk.
+    assert both.not_synced() == [
+        (date(2026, 10, 27), GONE_STATE), (date(2026, 11, 2), AT_RISK), (date(2026, 11, 5), AT_RISK),
+        (date(2026, 11, 10), FAILED), (date(2026, 11, 20), MISSING), (date(2026, 11, 25), MISSING),
+    ]
+    assert both.counts() == {SYNCED: len(counted) - 6, FAILED: 1, MISSING: 2, AT_RISK: 2, GONE_STATE: 1}
+    assert (both.first_day, both.last_day) == (start, period.last_day)
+    assert only_p2.not_synced() == [(date(2026, 11, 25), MISSING)]
+
+
+def test_without_a_ledger_coverage_is_unknown_rather_than_missing(warehouse_url):
+    warehouse = load(warehouse_url, known_jobs())
+    coverage = collect_figures(warehouse, PERIOD, scope(), NOW).coverage
+    warehouse.dispose()
+    assert not coverage.ledger_present and coverage.states == {}
+
+
+def test_with_no_project_configured_the_ledger_names_the_projects(sqlite_url):
+    warehouse = load(sqlite_url, known_jobs())
+    write_ledger(warehouse, {("p1", date(2026, 11, 28)): True, ("p9", date(2026, 11, 28)): False})
+    now = datetime(2026, 11, 30, 0, 15, tzinfo=timezone.utc)
+    coverage = collect_figures(warehouse, ReportPeriod(date(2026, 11, 27), date(2026, 11, 29)),
+                               ReportScope(None, "all", (), START), now).coverage
+    warehouse.dispose()
+    assert coverage.projects == ("p1", "p9")
+    assert coverage.states == {date(2026, 11, 27): MISSING, date(2026, 11, 28): FAILED, date(2026, 11, 29): MISSING}
