@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     simulator_cli.add_arguments(simulate)
     commands.add_parser("targets", help="check the settings and list the targets of DDS_TARGETS_FILE")
     report = commands.add_parser("report", help="write a self-contained HTML report of the warehouse",
-                                 description=report_cli.__doc__)
+                                 description=report_cli.DESCRIPTION)
     report_cli.add_arguments(report)
     return parser
 

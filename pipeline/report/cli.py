@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from pipeline.storage.warehouse import Warehouse
 
 
+DESCRIPTION = ("Write one self-contained HTML report of the warehouse (it opens offline): jobs per day by status, "
+               "failure rates, durations, backups, Running jobs and sync coverage, for a period of UTC days.")
+
+
 class OptionError(ValueError):
     """An option, or a combination of them, that cannot be used; the message is one line naming it."""
 
