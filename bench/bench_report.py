@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ndds-tasks report over {args.jobs:,} stored jobs ({args.days} days), {args.repeat} runs:")
     print(f"  wall seconds: median {statistics.median(seconds):.2f}, min {min(seconds):.2f}, max {max(seconds):.2f}"
           f"  (target <= {TARGET_SECONDS:.0f} s: {'met' if max(seconds) <= TARGET_SECONDS else 'NOT met'})")
-    print(f"  peak memory: {peak_mb:.0f} MB  (target <= {TARGET_MB} MB: {'met' if peak_mb <= TARGET_MB else 'NOT met'})")
+    verdict = "met" if peak_mb <= TARGET_MB else "NOT met"
+    print(f"  peak memory: {peak_mb:.0f} MB  (target <= {TARGET_MB} MB: {verdict})")
     print("one report in process:")
     for step, value in steps.items():
         print(f"  {step:<66} {value:8.2f}")

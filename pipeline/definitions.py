@@ -47,7 +47,8 @@ def warehouse_url_config(settings: Settings) -> str:
 def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
     return Definitions(
-        assets=[*build_dds_assets(dds_partitions(settings), settings.targets), build_report_asset(report_scope(settings))],
+        assets=[*build_dds_assets(dds_partitions(settings), settings.targets),
+                build_report_asset(report_scope(settings))],
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse],
         schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets)],
         resources={

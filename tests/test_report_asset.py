@@ -43,8 +43,9 @@ def test_the_daily_schedule_syncs_and_then_rebuilds_the_report_from_what_it_stor
         before = latest_report(d.instance)
         defs = d.definitions()
         schedule = defs.get_schedule_def("dds_jobs_daily")
+        warehouse = WarehouseResource(url=d.settings.warehouse_url)
         with build_schedule_context(instance=d.instance, scheduled_execution_time=tick,
-                                    resources={"warehouse": WarehouseResource(url=d.settings.warehouse_url)}) as context:
+                                    resources={"warehouse": warehouse}) as context:
             requests = list(schedule(context))
         assert [r.partition_key for r in requests] == [yesterday().isoformat()]
         job = defs.resolve_job_def(schedule.job_name)
@@ -70,7 +71,9 @@ def test_the_daily_schedule_syncs_and_then_rebuilds_the_report_from_what_it_stor
         decoded_chart(source)
 
 
-def test_on_object_storage_the_report_goes_next_to_the_snapshots(tmp_path, monkeypatch, s3_endpoint, bucket):  # noqa: F811
+def test_on_object_storage_the_report_goes_next_to_the_snapshots(
+    tmp_path, monkeypatch, s3_endpoint, bucket  # noqa: F811 - the fixtures imported above
+):
     for name, value in {**s3_env(s3_endpoint), "DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1",
                         "DDS_PARQUET_ROOT": f"s3://{bucket}/snapshots"}.items():
         monkeypatch.setenv(name, value)

@@ -22,7 +22,7 @@ def frame_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(actual.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
 
 
-@pytest.mark.parametrize("project", [None, "p2"])
+@pytest.mark.parametrize("project", [None, "p1", "p2"])
 def test_every_figure_equals_the_same_figure_computed_from_the_rows(warehouse_url, project):
     jobs = known_jobs()
     warehouse = load(warehouse_url, jobs)

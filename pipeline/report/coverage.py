@@ -55,7 +55,7 @@ class Coverage:
 
 
 def day_state(day: date, synced: int, attempted: int, projects: int, now: datetime) -> str:
-    """The state of one day: ``synced`` of ``projects`` projects have a complete sync, ``attempted`` have a ledger row."""
+    """The state of one day: ``synced`` of the ``projects`` have a complete sync of it, ``attempted`` a ledger row."""
     if synced >= projects:
         return SYNCED
     if coverage(day, now) == GONE:

@@ -27,19 +27,16 @@ details { margin: 4px 0 8px; } summary { cursor: pointer; color: #0969da; }
 """
 
 
+# A section's content: its chart (SVG) and the rest of it, or the one sentence saying why there is nothing to show.
+Content = tuple[str | None, str] | str
+
+
 def render_html(figures: ReportFigures, warehouse_label: str) -> str:
     """The whole page for ``figures``; ``warehouse_label`` names the warehouse read (never with a password)."""
     period = figures.period
     title = f"DDS jobs report, {period.first_day} to {period.last_day}"
-    sections = [
-        _headline(figures, warehouse_label),
-        _jobs_per_day(figures),
-        _failures(figures),
-        _durations(figures),
-        _backups(figures),
-        _running(figures),
-        _coverage(figures),
-    ]
+    sections = [_headline(figures, warehouse_label)]
+    sections += [_section(anchor, heading, content(figures)) for anchor, heading, content in _SECTIONS]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -53,7 +50,7 @@ def render_html(figures: ReportFigures, warehouse_label: str) -> str:
 
 def _headline(figures: ReportFigures, warehouse_label: str) -> str:
     generated = figures.generated_at.strftime("%Y-%m-%d %H:%M UTC")
-    rows = [(name, value) for name, value in figures.headline().items()]
+    rows = list(figures.headline().items())
     empty = "" if figures.jobs else '<p class="empty" id="no-jobs">No jobs were created in this period.</p>'
     return (
         f"<h1>DDS task-center jobs</h1>\n<p class=\"meta\">Period {escape(str(figures.period))}, "
@@ -62,30 +59,31 @@ def _headline(figures: ReportFigures, warehouse_label: str) -> str:
     )
 
 
-def _section(anchor: str, heading: str, svg: str | None, when_empty: str, body: str) -> str:
-    chart = _image(svg, heading) if svg else f'<p class="empty">{escape(when_empty)}</p>'
-    return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{chart}\n{body}</section>'
+def _section(anchor: str, heading: str, content: Content) -> str:
+    if isinstance(content, str):
+        shown = f'<p class="empty">{escape(content)}</p>\n'
+    else:
+        svg, body = content
+        shown = (_image(svg, heading) + "\n" if svg else "") + body
+    return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{shown}</section>'
 
 
-def _jobs_per_day(figures: ReportFigures) -> str:
+def _jobs_per_day(figures: ReportFigures) -> Content:
     jobs = figures.jobs_by_day
-    svg = charts.jobs_per_day_svg(jobs, figures.period)
     if jobs.empty:
-        return _section("jobs-per-day", "Jobs per day by status", None, "No jobs were created in this period.", "")
+        return "No jobs were created in this period."
     table = jobs.pivot_table(index="day", columns="status", values="jobs", aggfunc="sum", fill_value=0)
     statuses = charts.ordered_statuses(table.sum())
     rows = [(day.isoformat(), *(_count(table.at[day, s]) for s in statuses), _count(table.loc[day].sum()))
             for day in table.index]
-    return _section("jobs-per-day", "Jobs per day by status", svg, "",
-                    _details(_table("jobs-per-day-table", ("UTC day", *statuses, "all"), rows, numeric_from=1)))
+    body = _details(_table("jobs-per-day-table", ("UTC day", *statuses, "all"), rows, numeric_from=1))
+    return charts.jobs_per_day_svg(jobs, figures.period), body
 
 
-def _failures(figures: ReportFigures) -> str:
+def _failures(figures: ReportFigures) -> Content:
     failures = figures.failures_by_name
-    heading = "Failure rate by task name"
     if failures.rows.empty:
-        text = "No job failed in this period." if figures.jobs else "No jobs, so no failures, in this period."
-        return _section("failure-rate", heading, None, text, "")
+        return "No job failed in this period." if figures.jobs else "No jobs, so no failures, in this period."
     half = figures.period.half_day
     rows = [
         (row.name, _count(row.jobs), _count(row.failed), _rate(row.failed, row.jobs),
@@ -95,26 +93,24 @@ def _failures(figures: ReportFigures) -> str:
     ]
     columns = ("task name", "jobs", "failed", "failed %", f"failed % before {half}", f"failed % from {half}")
     body = _table("failure-rate-table", columns, rows, numeric_from=1) + _more(failures, "task names with failures")
-    return _section("failure-rate", heading, charts.failure_rate_svg(failures, figures.period), "", body)
+    return charts.failure_rate_svg(failures, figures.period), body
 
 
-def _durations(figures: ReportFigures) -> str:
+def _durations(figures: ReportFigures) -> Content:
     durations = figures.durations_by_name
-    heading = "Duration by task name: median (p50) and slow tail (p90)"
     if durations.rows.empty:
-        return _section("durations", heading, None, "No completed job with a duration in this period.", "")
+        return "No completed job with a duration in this period."
     rows = [(row.name, _count(row.completed_jobs), _minutes(row.p50_seconds), _minutes(row.p90_seconds))
             for row in durations.rows.itertuples()]
-    body = _table("durations-table", ("task name", "completed jobs", "p50 minutes", "p90 minutes"), rows,
-                  numeric_from=1) + _more(durations, "task names with completed jobs")
-    return _section("durations", heading, charts.durations_svg(durations, figures.period), "", body)
+    columns = ("task name", "completed jobs", "p50 minutes", "p90 minutes")
+    body = _table("durations-table", columns, rows, numeric_from=1) + _more(durations, "task names with completed jobs")
+    return charts.durations_svg(durations, figures.period), body
 
 
-def _backups(figures: ReportFigures) -> str:
-    heading = "Backups per DB instance"
+def _backups(figures: ReportFigures) -> Content:
     by_instance, failed = figures.backups_by_instance, figures.failed_backups
     if by_instance.rows.empty:
-        return _section("backups", heading, None, "No backup was created in this period.", "")
+        return "No backup was created in this period."
     several = by_instance.rows["project_id"].nunique() > 1
     rows = [((row.project_id,) if several else ()) + (row.instance_name or "", row.instance_id, _count(row.backups),
                                                         _count(row.completed), _count(row.failed))
@@ -130,14 +126,13 @@ def _backups(figures: ReportFigures) -> str:
         body += (f"<h3>Failed backups, newest first ({failed.total:,})</h3>\n"
                  + _table("failed-backups-table", ("instance", "created (UTC)", "task", "fail_reason"), listed)
                  + _more(failed, "failed backups"))
-    return _section("backups", heading, charts.backups_svg(by_instance, figures.period), "", body)
+    return charts.backups_svg(by_instance, figures.period), body
 
 
-def _running(figures: ReportFigures) -> str:
+def _running(figures: ReportFigures) -> Content:
     running = figures.running
-    heading = "Jobs still Running"
     if running.rows.empty:
-        return _section("running", heading, None, "No job was Running at its latest sync.", "")
+        return "No job was Running at its latest sync."
     rows = [(row.name or "", row.instance_name or "", _when(row.created_at), _age(row.age),
              "" if pd.isna(row.progress_pct) else f"{row.progress_pct:g}%", _when(row.last_seen_at))
             for row in running.rows.itertuples()]
@@ -148,18 +143,16 @@ def _running(figures: ReportFigures) -> str:
                      rows)
             + _more(running, "Running jobs")
             + _details(_table("running-age-table", ("age", "Running jobs"), ages, numeric_from=1)))
-    return _section("running", heading, charts.running_age_svg(figures.running_by_age, figures.period), "", body)
+    return charts.running_age_svg(figures.running_by_age, figures.period), body
 
 
-def _coverage(figures: ReportFigures) -> str:
+def _coverage(figures: ReportFigures) -> Content:
     coverage = figures.coverage
-    heading = "Coverage of the period"
     if not coverage.ledger_present:
-        return _section("coverage", heading, None, "Unknown: the warehouse holds no sync ledger "
-                        "(dds_sync_ledger) yet; it is written by the syncs.", "")
+        return "Unknown: the warehouse holds no sync ledger (dds_sync_ledger) yet; it is written by the syncs."
     if not coverage.states:
-        return _section("coverage", heading, None, "No day of this period is counted: it lies before DDS_START_DATE "
-                        f"({figures.scope.start_date}) or is not over yet.", "")
+        return (f"No day of this period is counted: it lies before DDS_START_DATE ({figures.scope.start_date}) "
+                "or is not over yet.")
     counts = coverage.counts()
     missing = coverage.not_synced()
     listed = [(day.isoformat(), state) for day, state in missing[:LISTED_DAYS]]
@@ -168,11 +161,22 @@ def _coverage(figures: ReportFigures) -> str:
             "gone once it has left it unsynced.</p>\n"
             + _table("coverage-table", ("state", "days"), [(s, _count(counts[s])) for s in STATES], numeric_from=1))
     if missing:
-        more = f"<p class=\"note\">and {len(missing) - LISTED_DAYS:,} more days</p>\n" if len(missing) > LISTED_DAYS else ""
+        left_out = len(missing) - LISTED_DAYS
+        more = f'<p class="note">and {left_out:,} more days</p>\n' if left_out > 0 else ""
         body += "<h3>Days not synced</h3>\n" + _table("not-synced-table", ("UTC day", "state"), listed) + more
     else:
         body += '<p id="all-synced">Every counted day is synced.</p>\n'
-    return _section("coverage", heading, charts.coverage_svg(coverage, figures.period), "", body)
+    return charts.coverage_svg(coverage, figures.period), body
+
+
+_SECTIONS = (
+    ("jobs-per-day", "Jobs per day by status", _jobs_per_day),
+    ("failure-rate", "Failure rate by task name", _failures),
+    ("durations", "Duration by task name: median (p50) and slow tail (p90)", _durations),
+    ("backups", "Backups per DB instance", _backups),
+    ("running", "Jobs still Running", _running),
+    ("coverage", "Coverage of the period", _coverage),
+)
 
 
 def _image(svg: str, alt: str) -> str:

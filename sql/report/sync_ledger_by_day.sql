@@ -1,6 +1,6 @@
 -- What the sync ledger (dds_sync_ledger) knows of each UTC day first_day..last_day (inclusive), over the
--- projects listed in projects: one row per day with a ledger row. synced_projects: projects with a sync that fetched the
--- whole day without error (last_complete_at set); attempted_projects: projects a sync tried.
+-- projects listed in projects: one row per day with a ledger row. synced_projects: projects with a sync that
+-- fetched the whole day without error (last_complete_at set); attempted_projects: projects a sync tried.
 SELECT
     created_date AS day,
     COUNT(last_complete_at) AS synced_projects,
