@@ -180,14 +180,18 @@ LEDGER = sa.Table(
 )
 
 
-def write_ledger(warehouse: Warehouse, days: dict[tuple[str, date], bool]) -> None:
-    """A ledger row per (project, day): complete (True) or a failed attempt (False)."""
+SYNCED, FAILED, ATTEMPTED = "synced", "failed", "attempted"
+
+
+def write_ledger(warehouse: Warehouse, days: dict[tuple[str, date], str]) -> None:
+    """A ledger row per (project, day): SYNCED (complete), FAILED (the last attempt failed) or ATTEMPTED (tried
+    without error and without completing it, e.g. before the day was over)."""
     LEDGER.create(warehouse.engine, checkfirst=True)
     attempt = datetime(2026, 12, 1, 0, 15, tzinfo=timezone.utc)
     rows = [{"project_id": project, "created_date": day, "region": None, "last_attempt_at": attempt,
-             "last_complete_at": attempt if complete else None, "jobs": 1 if complete else None,
-             "last_error": None if complete else "HTTP 503 from the DDS API", "run_id": "run-1"}
-            for (project, day), complete in days.items()]
+             "last_complete_at": attempt if kind == SYNCED else None, "jobs": 1 if kind == SYNCED else None,
+             "last_error": "HTTP 503 from the DDS API" if kind == FAILED else None, "run_id": "run-1"}
+            for (project, day), kind in days.items()]
     with warehouse.engine.begin() as connection:
         connection.execute(sa.insert(LEDGER), rows)
 

@@ -6,10 +6,10 @@ from datetime import date, datetime, timezone
 import pandas as pd
 import pytest
 
-from pipeline.report.coverage import AT_RISK, FAILED, GONE_STATE, MISSING, SYNCED
+from pipeline.report.coverage import AT_RISK, FAILED, GONE, MISSING
 from pipeline.report.figures import ReportScope, collect_figures
 from pipeline.report.period import ReportPeriod
-from tests.report_helpers import NOW, PERIOD, Expected, known_jobs, load, write_ledger
+from tests.report_helpers import ATTEMPTED, NOW, PERIOD, SYNCED, Expected, known_jobs, load, write_ledger
 
 START = date(2026, 10, 1)
 
@@ -75,25 +75,28 @@ def test_the_coverage_of_each_day_comes_from_the_sync_ledger(warehouse_url):
     period = ReportPeriod(date(2026, 10, 20), date(2026, 11, 29))
     start = date(2026, 10, 25)  # the days before are no partitions: not counted
     counted = pd.date_range(start, period.last_day).date
-    incomplete = {date(2026, 10, 27): None, date(2026, 11, 2): False, date(2026, 11, 5): None,
-                  date(2026, 11, 10): False, date(2026, 11, 20): None}
-    ledger = {("p1", day): incomplete.get(day, True) for day in counted if incomplete.get(day, True) is not None}
-    ledger.update({("p2", day): True for day in counted if day != date(2026, 11, 25)})
-    ledger[("p3", date(2026, 11, 20))] = True  # a project outside the report's coverage: never counted
+    day = lambda month, n: date(2026, month, n)  # noqa: E731
+    # p1's days not synced: None is no ledger row. Ages on 11-30: 10-30 is 31 days old, 10-31 30, 11-07 23.
+    p1 = {day(10, 27): None, day(10, 30): None, day(10, 31): FAILED, day(11, 6): None, day(11, 7): ATTEMPTED,
+          day(11, 8): None, day(11, 10): FAILED, day(11, 15): ATTEMPTED, day(11, 20): None}
+    p2 = {day(11, 25): None, day(11, 26): FAILED}
+    ledger = {(project, d): kinds.get(d, SYNCED) for project, kinds in (("p1", p1), ("p2", p2)) for d in counted}
+    ledger[("p3", day(11, 20))] = SYNCED  # a project outside the report's coverage: never counted
     warehouse = load(warehouse_url, known_jobs())
-    write_ledger(warehouse, {key: value for key, value in ledger.items() if value is not None})
+    write_ledger(warehouse, {key: kind for key, kind in ledger.items() if kind is not None})
     both = collect_figures(warehouse, period, ReportScope(None, "all", ("p1", "p2"), start), now).coverage
     only_p2 = collect_figures(warehouse, period, ReportScope("p2", "p2", ("p2",), start), now).coverage
     warehouse.dispose()
 
-    # Retention: a day whose end is 30 days (less 10 minutes) before now is gone; 23 days before, at risk.
+    # Older than 31 days: gone; 23 to 30 days: at risk; then failed (last attempt failed) or missing.
     assert both.not_synced() == [
-        (date(2026, 10, 27), GONE_STATE), (date(2026, 11, 2), AT_RISK), (date(2026, 11, 5), AT_RISK),
-        (date(2026, 11, 10), FAILED), (date(2026, 11, 20), MISSING), (date(2026, 11, 25), MISSING),
+        (day(10, 27), GONE), (day(10, 30), GONE), (day(10, 31), AT_RISK), (day(11, 6), AT_RISK),
+        (day(11, 7), AT_RISK), (day(11, 8), MISSING), (day(11, 10), FAILED), (day(11, 15), MISSING),
+        (day(11, 20), MISSING), (day(11, 25), MISSING), (day(11, 26), FAILED),
     ]
-    assert both.counts() == {SYNCED: len(counted) - 6, FAILED: 1, MISSING: 2, AT_RISK: 2, GONE_STATE: 1}
+    assert both.counts() == {"synced": len(counted) - 11, FAILED: 2, MISSING: 4, AT_RISK: 3, GONE: 2}
     assert (both.first_day, both.last_day) == (start, period.last_day)
-    assert only_p2.not_synced() == [(date(2026, 11, 25), MISSING)]
+    assert only_p2.not_synced() == [(day(11, 25), MISSING), (day(11, 26), FAILED)]
 
 
 def test_without_a_ledger_coverage_is_unknown_rather_than_missing(warehouse_url):
@@ -105,7 +108,7 @@ def test_without_a_ledger_coverage_is_unknown_rather_than_missing(warehouse_url)
 
 def test_with_no_project_configured_the_ledger_names_the_projects(sqlite_url):
     warehouse = load(sqlite_url, known_jobs())
-    write_ledger(warehouse, {("p1", date(2026, 11, 28)): True, ("p9", date(2026, 11, 28)): False})
+    write_ledger(warehouse, {("p1", date(2026, 11, 28)): SYNCED, ("p9", date(2026, 11, 28)): "failed"})
     now = datetime(2026, 11, 30, 0, 15, tzinfo=timezone.utc)
     coverage = collect_figures(warehouse, ReportPeriod(date(2026, 11, 27), date(2026, 11, 29)),
                                ReportScope(None, "all", (), START), now).coverage

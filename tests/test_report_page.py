@@ -32,7 +32,8 @@ CHROMIUM = "/usr/bin/chromium"
 def report(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True) -> str:
     warehouse = load(url, known_jobs() if jobs is None else jobs)
     if ledger:
-        write_ledger(warehouse, {(p, date(2026, 11, d)): d != 12 for p in ("p1", "p2") for d in range(1, 30)})
+        write_ledger(warehouse, {(p, date(2026, 11, d)): "failed" if d == 12 else "synced"
+                                 for p in ("p1", "p2") for d in range(1, 30)})
     written = write_report(warehouse, period, SCOPE, str(tmp_path / "report.html"), NOW)
     warehouse.dispose()
     return Path(written.location).read_text(encoding="utf-8")
@@ -152,3 +153,12 @@ def test_headless_chromium_renders_the_report_without_a_network_request(sqlite_u
     assert len(widths) == 6 and all(width and width > 300 for width in widths), widths
     assert headings[:2] == ["Jobs per day by status", "Failure rate by task name"]
     assert shot.stat().st_size > 20_000
+
+
+@pytest.mark.postgres
+def test_the_page_names_the_warehouse_without_its_password(postgres_url, tmp_path):
+    # The test server trusts local connections, so any password is accepted: the URL may hold one.
+    url = postgres_url.replace("postgres@", "postgres:not-for-reports@")
+    html = report(url, tmp_path)
+    assert "not-for-reports" not in html
+    assert "postgresql+psycopg://postgres:***@127.0.0.1" in html

@@ -17,7 +17,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.report.coverage import STATES, Coverage
+from pipeline.report.coverage import STATES, Coverage, state_label
 from pipeline.report.figures import AGE_BANDS, ListedRows
 from pipeline.report.period import ReportPeriod
 
@@ -172,7 +172,7 @@ def coverage_svg(coverage: Coverage, period: ReportPeriod) -> str | None:
     for state in STATES:
         positions = [i for i, day in enumerate(days) if coverage.states[day] == state]
         if positions:
-            axes.bar(positions, [1] * len(positions), width=0.92, color=STATE_COLOURS[state], label=state)
+            axes.bar(positions, [1] * len(positions), width=0.92, color=STATE_COLOURS[state], label=state_label(state))
     axes.set_yticks([])
     axes.spines["left"].set_visible(False)
     _day_ticks(axes, days)

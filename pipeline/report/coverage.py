@@ -2,14 +2,15 @@
 
 The ledger (table ``dds_sync_ledger``, one row per project and day) records each day's last attempt and its
 last complete sync. A day of the period counts as *synced* when every project the report covers has a complete
-sync of it. Otherwise it is, in this order of precedence:
+sync of it. Otherwise, by its age (``today - day``; yesterday is 1), in this order of precedence:
 
-- *gone*: the DDS API no longer answers for it (older than its one-month retention): it cannot be synced now;
-- *at risk*: it leaves the API's month within ``AT_RISK_WITHIN``: sync it now or lose it;
-- *failed*: a sync tried it and did not complete;
-- *missing*: no sync ever tried it (no ledger row).
+- *gone*: older than RETENTION_DAYS + 1: the DDS API holds none of it any more, it can no longer be synced;
+- *at risk*: the API starts forgetting it within AT_RISK_DAYS (or has begun to): sync it now or lose it;
+- *failed*: the last attempt of one of the projects failed (its ledger row holds the error);
+- *missing*: otherwise: never attempted (no ledger row), or attempted without completing.
 
-Days before ``DDS_START_DATE`` (not partitions of the pipeline) and days not over yet are not counted.
+The same rule as the view ``dds_jobs_coverage`` and the pipeline's catch-up. Days before ``DDS_START_DATE`` (no
+partitions of the pipeline) and days not over yet are not counted.
 """
 
 from collections import Counter
@@ -20,13 +21,15 @@ import sqlalchemy as sa
 
 from pipeline.sqlfiles import read_sql
 from pipeline.storage.warehouse import Warehouse
-from pipeline.sync import GONE, coverage
+from pipeline.sync import API_RETENTION
 
 LEDGER_TABLE = "dds_sync_ledger"
-SYNCED, FAILED, MISSING, AT_RISK, GONE_STATE = "synced", "failed", "missing", "at risk", "gone"
-STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE_STATE)
-# The same week of warning the pipeline's own coverage check gives before a day leaves the API's month.
-AT_RISK_WITHIN = timedelta(days=7)
+SYNCED, FAILED, MISSING, AT_RISK, GONE = "synced", "failed", "missing", "at_risk", "gone"
+STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE)
+# The API answers for about a month: a day starts leaving it RETENTION_DAYS after it began, and has left a day later.
+RETENTION_DAYS = API_RETENTION.days
+# How long before that a day not synced is reported: time enough for an operator to act.
+AT_RISK_DAYS = 7
 # Projects read from the ledger when none is configured: more would not fit a report anyway.
 MAX_LEDGER_PROJECTS = 100
 
@@ -54,15 +57,16 @@ class Coverage:
         return [(day, state) for day, state in sorted(self.states.items()) if state != SYNCED]
 
 
-def day_state(day: date, synced: int, attempted: int, projects: int, now: datetime) -> str:
-    """The state of one day: ``synced`` of the ``projects`` have a complete sync of it, ``attempted`` a ledger row."""
-    if synced >= projects:
+def day_state(day: date, today: date, *, synced: bool, failed: bool) -> str:
+    """The state of ``day`` on ``today``: see the module's docstring."""
+    if synced:
         return SYNCED
-    if coverage(day, now) == GONE:
-        return GONE_STATE
-    if coverage(day, now + AT_RISK_WITHIN) == GONE:
+    age = (today - day).days
+    if age > RETENTION_DAYS:
+        return GONE
+    if age >= RETENTION_DAYS - AT_RISK_DAYS:
         return AT_RISK
-    return FAILED if attempted > synced else MISSING
+    return FAILED if failed else MISSING
 
 
 def read_coverage(
@@ -85,16 +89,19 @@ def read_coverage(
         return Coverage(counted_first, counted_last, projects, ledger_present=True)
     rows = warehouse.query(read_sql("report/sync_ledger_by_day.sql"), first_day=counted_first,
                            last_day=counted_last, projects=list(projects))
-    known = {
-        as_date(row.day): (int(row.synced_projects), int(row.attempted_projects)) for row in rows.itertuples()
-    }
+    known = {as_date(row.day): (int(row.synced_projects), int(row.failing_projects)) for row in rows.itertuples()}
     states = {}
     day = counted_first
     while day <= counted_last:
-        synced, attempted = known.get(day, (0, 0))
-        states[day] = day_state(day, synced, attempted, len(projects), now)
+        synced, failing = known.get(day, (0, 0))
+        states[day] = day_state(day, now.date(), synced=synced >= len(projects), failed=failing > 0)
         day += timedelta(days=1)
     return Coverage(counted_first, counted_last, projects, ledger_present=True, states=states)
+
+
+def state_label(state: str) -> str:
+    """A state as the report writes it: ``at_risk`` is "at risk"."""
+    return state.replace("_", " ")
 
 
 def as_date(value: object) -> date:

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-from pipeline.report.coverage import Coverage, as_date, read_coverage
+from pipeline.report.coverage import Coverage, as_date, read_coverage, state_label
 from pipeline.report.period import ReportPeriod
 from pipeline.sqlfiles import read_sql
 from pipeline.storage.warehouse import Warehouse
@@ -94,7 +94,7 @@ class ReportFigures:
         rate = f" ({100 * failed / self.jobs:.1f}% of jobs)" if self.jobs else ""
         counts = self.coverage.counts()
         covered = (
-            ", ".join(f"{counts[state]} {state}" for state in counts if counts[state])
+            ", ".join(f"{counts[state]} {state_label(state)}" for state in counts if counts[state])
             if self.coverage.states else "no sync ledger in the warehouse" if not self.coverage.ledger_present
             else "no day to count"
         )

@@ -8,7 +8,7 @@ from html import escape
 import pandas as pd
 
 from pipeline.report import charts
-from pipeline.report.coverage import STATES
+from pipeline.report.coverage import AT_RISK_DAYS, RETENTION_DAYS, STATES, state_label
 from pipeline.report.figures import ListedRows, ReportFigures
 
 # Days listed by name under the coverage chart; more are counted.
@@ -155,11 +155,13 @@ def _coverage(figures: ReportFigures) -> Content:
                 "or is not over yet.")
     counts = coverage.counts()
     missing = coverage.not_synced()
-    listed = [(day.isoformat(), state) for day, state in missing[:LISTED_DAYS]]
+    listed = [(day.isoformat(), state_label(state)) for day, state in missing[:LISTED_DAYS]]
     body = (f"<p>Over the project(s) {escape(', '.join(coverage.projects))}: a day is synced when each has a "
-            "complete sync of it; at risk when it is not and leaves the DDS API's one-month memory within 7 days; "
-            "gone once it has left it unsynced.</p>\n"
-            + _table("coverage-table", ("state", "days"), [(s, _count(counts[s])) for s in STATES], numeric_from=1))
+            f"complete sync of it. A day that is not is gone when older than {RETENTION_DAYS + 1} days (the DDS API "
+            f"holds none of it any more), at risk from {RETENTION_DAYS - AT_RISK_DAYS} days old (the API starts "
+            f"forgetting it within {AT_RISK_DAYS} days), failed when its last attempt failed, missing otherwise."
+            "</p>\n"
+            + _table("coverage-table", ("state", "days"), [(state_label(s), _count(counts[s])) for s in STATES], numeric_from=1))
     if missing:
         left_out = len(missing) - LISTED_DAYS
         more = f'<p class="note">and {left_out:,} more days</p>\n' if left_out > 0 else ""
