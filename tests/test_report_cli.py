@@ -66,6 +66,7 @@ def test_by_default_the_last_30_days_up_to_yesterday_and_out_names_the_file_or_i
     (["--project", "p1", "--target", "sg"], "argument --target: not allowed with argument --project"),
     (["--colour"], "unrecognized arguments: --colour"),
     (["--target", "sg-prod"], "configuration error: --target 'sg-prod' is not a target of DDS_TARGETS_FILE"),
+    (["--out", "s3://No_Such_Bucket/r.html"], "configuration error: --out='s3://No_Such_Bucket/r.html' does not name"),
 ])
 def test_a_bad_option_is_one_line_and_exit_2_before_anything_is_written(data_dir, args, message):
     done = dds_tasks(*args, env=env_for(data_dir))

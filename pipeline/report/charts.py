@@ -13,8 +13,10 @@ from datetime import date
 from typing import TypeVar
 
 import pandas as pd
-from matplotlib import rc_context
+from matplotlib import rc_context, rcParams
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 from matplotlib.ticker import MaxNLocator
 
 from pipeline.report.coverage import STATES, Coverage, state_label
@@ -27,6 +29,8 @@ STATE_COLOURS = dict(zip(STATES, ("#3a8a4f", "#c7382f", "#b9bfc6", "#e39b23", "#
 # Statuses drawn on their own; any beyond are summed as "other" (the API may send new ones).
 MAX_STATUSES = 6
 WIDTH_INCHES = 9.0
+# Layout, in inches: space around the texts, a line of axis text, a legend entry's marker.
+_MARGIN, _LINE, _LEGEND_HANDLE = 0.12, 0.22, 0.55
 _STYLE = {
     "svg.fonttype": "path",
     # Stable element ids, so the same figures give the same file.
@@ -92,7 +96,8 @@ def failure_rate_svg(failures: ListedRows, period: ReportPeriod) -> str | None:
     rates = 100.0 * rows["failed"] / rows["jobs"]
     figure, axes = _figure(0.8 + 0.32 * len(rows), f"Failure rate by task name (top {len(rows)} by failed jobs)",
                            _created(period))
-    axes.barh(rows["name"], rates, color=STATUS_COLOURS["Failed"])
+    axes.barh(range(len(rows)), rates, color=STATUS_COLOURS["Failed"])
+    axes.set_yticks(range(len(rows)), list(rows["name"]))
     for position, (rate, failed, jobs) in enumerate(zip(rates, rows["failed"], rows["jobs"])):
         axes.annotate(f" {failed:,} of {jobs:,}", (rate, position), va="center", fontsize=8)
     axes.set_xlabel("failed jobs, % of the task name's jobs")
@@ -167,7 +172,8 @@ def coverage_svg(coverage: Coverage, period: ReportPeriod) -> str | None:
     if not coverage.states:
         return None
     days = sorted(coverage.states)
-    figure, axes = _figure(1.5, "Coverage: sync state of each UTC day", f"{len(days)} days counted, "
+    present = len(set(coverage.states.values()))
+    figure, axes = _figure(1.1 + 0.2 * present, "Coverage: sync state of each UTC day", f"{len(days)} days counted, "
                            f"{days[0]} to {days[-1]}, of the period {period}")
     for state in STATES:
         positions = [i for i, day in enumerate(days) if coverage.states[day] == state]
@@ -176,12 +182,13 @@ def coverage_svg(coverage: Coverage, period: ReportPeriod) -> str | None:
     axes.set_yticks([])
     axes.spines["left"].set_visible(False)
     _day_ticks(axes, days)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.1), frameon=False)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _svg(figure)
 
 
 def _figure(height: float, title: str, subtitle: str, width: float = WIDTH_INCHES):
-    figure = Figure(figsize=(width, max(height, 1.4)), layout="constrained")
+    # No layout engine: it draws every chart twice to place it; _svg sets the margins from the labels instead.
+    figure = Figure(figsize=(width, max(height, 1.4)))
     axes = figure.add_subplot()
     figure.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold")
     axes.set_title(subtitle, loc="left", fontsize=8, color="#555555")
@@ -192,7 +199,30 @@ def _created(period: ReportPeriod) -> str:
     return f"jobs created {period}"
 
 
+def _fit(figure: Figure) -> None:
+    """Margins around the figure's one axes that hold its titles, tick labels, axis labels and outside legend."""
+    axes = figure.axes[0]
+    width, height = figure.get_size_inches()
+    size = rcParams["font.size"]
+    y_ticks = [label.get_text() for label in axes.get_yticklabels()]  # computed without drawing
+    left = _MARGIN + _text_inches(y_ticks, size) + (_LINE if axes.get_ylabel() else 0.0)
+    legend = axes.get_legend()
+    right = _MARGIN + (_text_inches([t.get_text() for t in legend.get_texts()], size) + _LEGEND_HANDLE
+                       if legend is not None and legend.get_bbox_to_anchor() != axes.bbox else 0.1)
+    top = 2.2 * _LINE + _MARGIN
+    bottom = _MARGIN + (_LINE if axes.get_xticklabels() else 0.0) + (_LINE if axes.get_xlabel() else 0.0)
+    figure.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height)
+
+
+def _text_inches(texts: Sequence[str], size: float) -> float:
+    """The width of the widest of ``texts`` in the chart's font, in inches (measured without drawing)."""
+    font = FontProperties(size=size)
+    return max((text_to_path.get_text_width_height_descent(t, font, ismath=False)[0] for t in texts),
+               default=0.0) / 72
+
+
 def _svg(figure: Figure) -> str:
+    _fit(figure)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     # The DOCTYPE names a DTD by URL and the metadata a vocabulary: a report must reference nothing outside it.

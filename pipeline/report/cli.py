@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, ReportPeriod, period_ending
 from pipeline.settings import ConfigError, Settings, check_writable_folder, parse_day
 from pipeline.storage.engine import parse_warehouse_url, sqlite_file
-from pipeline.storage.s3 import is_s3_uri
+from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
 
 if TYPE_CHECKING:
     from pipeline.storage.warehouse import Warehouse
@@ -88,7 +88,13 @@ def _destination(out: str | None, settings: Settings, period: ReportPeriod, filt
 
     name = report_file_name(period.last_day, filter_label)
     if out is not None and is_s3_uri(out):
-        return out + name if out.endswith("/") else out
+        destination = out + name if out.endswith("/") else out
+        try:
+            S3Location.parse(destination, "--out")
+            S3Options.from_env()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return destination
     path = Path(out) if out else settings.data_dir / REPORTS_FOLDER / name
     if path.is_dir():
         path = path / name
