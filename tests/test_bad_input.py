@@ -64,6 +64,9 @@ A_FILE = "{a_file}"  # replaced by the path of a regular file: a folder cannot b
         ("DDS_START_DATE", TOMORROW),
         ("DDS_MAX_CONCURRENCY", "many"),
         ("DDS_MAX_CONCURRENCY", "0"),
+        ("DDS_RETRY_BUDGET_SECONDS", "5m"),
+        ("DDS_RETRY_BUDGET_SECONDS", "0"),
+        ("DDS_RETRY_BUDGET_SECONDS", "86400"),
     ],
 )
 def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(tmp_path, variable, value):
@@ -146,7 +149,6 @@ REJECTED = [
     {key: value for key, value in record("x").items() if key != "id"},
     record("bad-no-created-at", created_at=None),
     record("bad-created-yesterday", created_at="yesterday"),
-    "not a job object",
 ]
 # progress abc and 150%, the timestamp without offset, the extra fields: kept with their raw record.
 ANOMALIES = 4
