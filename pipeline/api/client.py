@@ -27,7 +27,7 @@ _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 class FetchStats:
     """What one fetch took: ``slices`` queried (each at most 30 days), ``pages`` received, ``requests`` sent
     (retries included), ``retries`` by kind, ``refetches`` (slices paged a second time because they came up
-    short of their total_count), ``jobs`` distinct so far, and wall ``seconds``.
+    short of their total_count while that count moved: jobs appeared or vanished during the paging), ``jobs`` distinct so far, and wall ``seconds``.
     """
 
     slices: int = 0
