@@ -32,11 +32,13 @@ from pipeline.storage.warehouse import Warehouse  # noqa: E402
 
 TARGET_SECONDS, TARGET_MB = 5.0, 300
 BATCH = 100_000
-# What the dds-tasks script runs, followed by the process's own peak resident memory (KB on Linux) on stderr: the
-# children's figure of getrusage would count this benchmark's own memory, which a child shares until it execs.
+# What the dds-tasks script runs, followed by the process's own peak resident memory (kB, Linux's VmHWM) on stderr.
+# getrusage's figure would not do: Linux carries the parent's peak over into a child's maxrss when it execs, so it
+# would count this benchmark's own memory (the million jobs it generated).
 _REPORT_WITH_PEAK = (
-    "import resource, sys; from pipeline.cli import main; status = main(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)"
+    "import re, sys; from pipeline.cli import main; status = main(sys.argv[1:]); "
+    "print(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1), file=sys.stderr); "
+    "sys.exit(status)"
 )
 
 
