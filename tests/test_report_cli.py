@@ -20,7 +20,7 @@ def dds_tasks(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def data_dir(tmp_path) -> Path:
+def sqlite_data_dir(tmp_path) -> Path:
     """DDS_DATA_DIR holding a SQLite warehouse of known jobs (November 2026)."""
     load(f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}", known_jobs()).dispose()
     return tmp_path / "data"
@@ -30,8 +30,16 @@ def env_for(data_dir: Path, **variables: str) -> dict[str, str]:
     return {**env_without_secrets(), "DDS_DATA_DIR": str(data_dir), **variables}
 
 
-def test_a_period_and_a_project_give_their_report_at_the_default_path(data_dir):
-    done = dds_tasks("--since", "2026-11-01", "--until", "2026-11-30", "--project", "p2", env=env_for(data_dir))
+@pytest.fixture
+def data_dir(tmp_path, warehouse_url) -> Path:
+    """DDS_DATA_DIR, and DDS_WAREHOUSE_URL holding known jobs (November 2026): a SQLite file, a PostgreSQL database."""
+    load(warehouse_url, known_jobs()).dispose()
+    return tmp_path / "data"
+
+
+def test_a_period_and_a_project_give_their_report_at_the_default_path(data_dir, warehouse_url):
+    done = dds_tasks("--since", "2026-11-01", "--until", "2026-11-30", "--project", "p2",
+                     env=env_for(data_dir, DDS_WAREHOUSE_URL=warehouse_url))
     assert done.returncode == 0, done.stderr
     path = data_dir / "reports" / "dds-jobs-report-2026-11-30-p2.html"
     assert done.stdout.startswith(f"report written: {path} (")
@@ -43,7 +51,8 @@ def test_a_period_and_a_project_give_their_report_at_the_default_path(data_dir):
     assert f"  jobs: {len(in_period):,}" in done.stdout
 
 
-def test_by_default_the_last_30_days_up_to_yesterday_and_out_names_the_file_or_its_folder(data_dir, tmp_path):
+def test_by_default_the_last_30_days_up_to_yesterday_and_out_names_the_file_or_its_folder(sqlite_data_dir, tmp_path):
+    data_dir = sqlite_data_dir
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
     done = dds_tasks("--out", str(tmp_path), env=env_for(data_dir))
     assert done.returncode == 0, done.stderr
@@ -68,7 +77,8 @@ def test_by_default_the_last_30_days_up_to_yesterday_and_out_names_the_file_or_i
     (["--target", "sg-prod"], "configuration error: --target 'sg-prod' is not a target of DDS_TARGETS_FILE"),
     (["--out", "s3://No_Such_Bucket/r.html"], "configuration error: --out='s3://No_Such_Bucket/r.html' does not name"),
 ])
-def test_a_bad_option_is_one_line_and_exit_2_before_anything_is_written(data_dir, args, message):
+def test_a_bad_option_is_one_line_and_exit_2_before_anything_is_written(sqlite_data_dir, args, message):
+    data_dir = sqlite_data_dir
     done = dds_tasks(*args, env=env_for(data_dir))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr

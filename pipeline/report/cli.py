@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, ReportPeriod, period_ending
 from pipeline.settings import ConfigError, Settings, check_writable_folder, parse_day
-from pipeline.storage.engine import parse_warehouse_url, sqlite_file
+from pipeline.storage.engine import SQLITE, parse_warehouse_url, sqlite_file
 from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
 
 if TYPE_CHECKING:
@@ -106,7 +106,8 @@ def _existing_warehouse(url: str) -> "Warehouse":
     """The warehouse to read; a SQLite file that does not exist is an error (a report creates no warehouse)."""
     from pipeline.storage.warehouse import Warehouse
 
-    database = sqlite_file(parse_warehouse_url(url))
+    parsed = parse_warehouse_url(url)
+    database = sqlite_file(parsed) if parsed.get_backend_name() == SQLITE else None
     if database is not None and not database.is_file():
         raise ConfigError(f"no warehouse at {database}: nothing is synced yet (run a sync, or dds-tasks demo, first)")
     return Warehouse(url)
