@@ -7,7 +7,6 @@ object storage (``s3://bucket/prefix/...``) as one PutObject. A report of the sa
 import os
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -68,14 +67,13 @@ def write_report(
     scope: ReportScope,
     destination: str,
     now: datetime,
-    env: Mapping[str, str] | None = None,
 ) -> WrittenReport:
     """Compute the figures, render the page and write it to ``destination`` (a file path or ``s3://`` URI)."""
     figures = collect_figures(warehouse, period, scope, now)
     page = render_html(figures, warehouse.engine.url.render_as_string(hide_password=True))
     data = page.encode("utf-8")
     if is_s3_uri(destination):
-        _put_object(destination, data, env)
+        _put_object(destination, data)
     else:
         _replace_file(Path(destination), data)
     return WrittenReport(destination, figures, len(data))
@@ -96,9 +94,9 @@ def _replace_file(path: Path, data: bytes) -> None:
         raise
 
 
-def _put_object(uri: str, data: bytes, env: Mapping[str, str] | None) -> None:
+def _put_object(uri: str, data: bytes) -> None:
     location = S3Location.parse(uri, setting="the report's destination")
-    filesystem = S3Options.from_env(env).filesystem()
+    filesystem = S3Options.from_env().filesystem()
     # A small object opened with delayed open goes up as one PutObject: readers see the old report or the new one.
     with filesystem.open_output_stream(location.path) as stream:
         stream.write(data)
