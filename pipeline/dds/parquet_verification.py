@@ -56,7 +56,7 @@ def verify_parquet_snapshots(
     for verdict in report.days:
         if verdict.status != OK:
             done = f"; repair: {verdict.repair}, now {verdict.after}" if verdict.repair else ""
-            context.log.warning(f"Parquet day {verdict.day.isoformat()} {verdict.status}: {verdict.problems()}{done}")
+            context.log.warning(f"Parquet day {verdict.day.isoformat()} ({verdict.status}): {verdict.problems()}{done}")
     for path in report.strays:
         context.log.warning(f"Parquet dataset: stray file {path} outside the day folders")
     context.log.info(report.summary())
