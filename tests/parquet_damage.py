@@ -16,6 +16,21 @@ from pipeline.storage.warehouse import Warehouse
 GARBAGE = b"this is not a parquet file\n" * 20
 
 
+def fail_writes_from(call: int, monkeypatch) -> list[object]:
+    """Make the ``call``-th Parquet file write (pyarrow's own call, not ours) fail with "disk full", as a full disk
+    does; the places written so far (the list grows as writes are tried)."""
+    real_write_table, calls = pq.write_table, []
+
+    def failing(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == call:
+            raise OSError("disk full")
+        real_write_table(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", failing)
+    return calls
+
+
 def day_file(store: ParquetStore, day: date, name: str = DAY_FILE) -> str:
     """A file of a day, as the store's filesystem names it."""
     return f"{str(store.day_path(day)).removeprefix('s3://')}/{name}"

@@ -5,7 +5,9 @@ days of its range and says so; a damaged day outside any run is found and repair
 import logging
 import subprocess
 import sys
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,7 @@ from dagster import AssetKey
 
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.warehouse import Warehouse
-from tests.dagster_helpers import env_without_secrets, pipeline_under_test, yesterday
+from tests.dagster_helpers import PipelineUnderTest, env_without_secrets, pipeline_under_test, yesterday
 from tests.parquet_damage import GARBAGE, assert_dataset_equals_warehouse, edit_rows, later_state, plant_job, truncate
 from tests.test_checks import check_evaluations
 
@@ -32,11 +34,17 @@ def verify_cli(data_dir: Path, *options: str) -> subprocess.CompletedProcess:
                           env={**env_without_secrets(), "DDS_DATA_DIR": str(data_dir)}, timeout=120)
 
 
-def test_a_run_heals_the_broken_days_of_its_range_and_reports_them(tmp_path, monkeypatch):
-    days = [yesterday() - timedelta(days=n) for n in (4, 3, 2, 1)]
+@contextmanager
+def synced(tmp_path: Path, monkeypatch, days: list[date]) -> Iterator[tuple[PipelineUnderTest, ParquetStore]]:
+    """A pipeline whose days have been synced in one run, and its Parquet snapshots."""
     with pipeline_under_test(tmp_path, monkeypatch) as p:
         assert p.sync(days[0], days[-1]).success
-        store = ParquetStore(p.settings.parquet_root)
+        yield p, ParquetStore(p.settings.parquet_root)
+
+
+def test_a_run_heals_the_broken_days_of_its_range_and_reports_them(tmp_path, monkeypatch):
+    days = [yesterday() - timedelta(days=n) for n in (4, 3, 2, 1)]
+    with synced(tmp_path, monkeypatch, days) as (p, store):
         cut = truncate(store, days[0])
         (store.day_path(days[1]) / "junk.parquet").write_bytes(GARBAGE)
         edit_rows(store, days[2], plant_job)
@@ -71,9 +79,7 @@ def test_a_run_heals_the_broken_days_of_its_range_and_reports_them(tmp_path, mon
 
 def test_a_broken_day_outside_the_runs_is_found_and_repaired_from_the_command_line(tmp_path, monkeypatch):
     days = [yesterday() - timedelta(days=n) for n in (4, 3, 2, 1)]
-    with pipeline_under_test(tmp_path, monkeypatch) as p:
-        assert p.sync(days[0], days[-1]).success
-        store = ParquetStore(p.settings.parquet_root)
+    with synced(tmp_path, monkeypatch, days) as (p, store):
         cut = truncate(store, days[0])
         assert p.sync(days[2], days[-1]).success  # a later run does not look at the broken day
         assert store.day_path(days[0]).joinpath("part-0.parquet").read_bytes() == cut
@@ -108,9 +114,7 @@ def test_a_broken_day_outside_the_runs_is_found_and_repaired_from_the_command_li
 
 def test_the_verify_job_reports_on_the_asset_and_repairs_when_asked(tmp_path, monkeypatch):
     days = [yesterday() - timedelta(days=n) for n in (3, 2, 1)]
-    with pipeline_under_test(tmp_path, monkeypatch) as p:
-        assert p.sync(days[0], days[-1]).success
-        store = ParquetStore(p.settings.parquet_root)
+    with synced(tmp_path, monkeypatch, days) as (p, store):
         (store.day_path(days[1]) / "junk.parquet").write_bytes(GARBAGE)
         job = p.definitions().resolve_job_def("dds_parquet_verify")
 

@@ -22,6 +22,7 @@ from tests.parquet_damage import (
     dataset_as_pandas_reads_it,
     day_file,
     edit_rows,
+    fail_writes_from,
     files_below,
     later_state,
     plant_job,
@@ -157,15 +158,7 @@ def test_a_heal_that_fails_while_writing_leaves_every_day_as_it_was(store, wareh
     truncate(store, WEEK[0])
     edit_rows(store, WEEK[1], plant_job)
     before = {path: data for path, data in files_below(store, "dds_jobs").items() if not path.endswith(".lock")}
-    real_write_table, calls = pq.write_table, []
-
-    def fail_on_the_second(table, where, **kwargs):
-        calls.append(where)
-        if len(calls) == 2:
-            raise OSError("disk full")
-        real_write_table(table, where, **kwargs)
-
-    monkeypatch.setattr(pq, "write_table", fail_on_the_second)
+    fail_writes_from(2, monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         snapshot_days(warehouse, store, WEEK[:3])
     monkeypatch.undo()
