@@ -67,8 +67,8 @@ def refresh_days(
         wanted_by_day = rows_by_day(wanted) if wanted.num_rows else {}
         found = {day: store.read_day_files(day) for day in days}
         reasons = {**_disagreements(found, wanted, wanted_by_day, rewrite), **rewrite}
-        moved = [path for day, reason in reasons.items() for path in _moved(found[day], day in wanted_by_day or
-                                                                            day in rewrite)]
+        moved = [path for day in reasons
+                 for path in _moved(found[day], whole_day=day in wanted_by_day or day in rewrite)]
         copies = store.copy_to_quarantine(moved)
         written = store.replace(by_day_file(wanted, list(wanted_by_day)), remove=moved)
     copy_of = dict(zip(moved, copies))
