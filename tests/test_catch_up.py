@@ -4,14 +4,23 @@ the ERROR check no_days_at_risk, by name."""
 
 from datetime import datetime, time, timedelta, timezone
 
-from dagster import DagsterRunStatus, RunsFilter, build_schedule_context
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    DagsterRunStatus,
+    Definitions,
+    RunsFilter,
+    build_schedule_context,
+    define_asset_job,
+)
 
 from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, range_tags
 from pipeline.dds.resources import WarehouseResource
-from pipeline.storage.ledger import ledger_rows
+from pipeline.storage.ledger import Attempt, ledger_rows, record_sync
 from pipeline.storage.warehouse import Warehouse
 from tests.dagster_helpers import pipeline_under_test, yesterday
-from tests.reliability_helpers import assert_exact_data, sync_with_api
+from tests.reliability_helpers import SyncChild, assert_exact_data, stored_jobs, sync_with_api, wait_for
 
 TODAY = datetime.now(timezone.utc).date()
 FAILING_FAST = {"retry_max_attempts": 2, "retry_base_delay_seconds": 0.01}
@@ -113,3 +122,50 @@ def test_days_not_synced_before_the_api_forgets_them_fail_the_error_check_by_nam
         assert check.passed is True
         assert {key: check.metadata[f"days_{key}"].value for key in ("synced", "at_risk", "missing")} == {
             "synced": 26, "at_risk": 0, "missing": 0}
+
+
+def test_days_already_gone_are_shown_in_the_coverage_without_failing_the_check(tmp_path, monkeypatch):
+    start = TODAY - timedelta(days=35)
+    monkeypatch.setenv("DDS_START_DATE", start.isoformat())
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        # Every day the API still holds is synced; the five before them were never synced and are gone for good.
+        warehouse = Warehouse(p.settings.warehouse_url)
+        with warehouse.transaction() as connection:
+            record_sync(connection, Attempt(p.sim.project_id, p.sim.store.now),
+                        {TODAY - timedelta(days=n): 40 for n in range(1, 31)})
+        warehouse.dispose()
+        # The check alone, as launched from the UI's check list.
+        job = define_asset_job("coverage_only", selection=AssetSelection.checks(
+            AssetCheckKey(AssetKey("dds_jobs"), "no_days_at_risk")))
+        defs = Definitions.merge(p.definitions(), Definitions(jobs=[job]))
+        check = check_of(defs.resolve_job_def("coverage_only").execute_in_process(instance=p.instance))
+
+        assert check.passed is True
+        assert [check.metadata[f"days_{state}"].value for state in ("synced", "missing", "at_risk", "gone")] == [
+            30, 0, 0, 5]
+        gone = f"{start.isoformat()}...{(TODAY - timedelta(days=31)).isoformat()}"
+        assert f"| {p.sim.project_id} | gone | {gone} |  |" in check.metadata["coverage"].value
+
+
+def test_a_run_killed_inside_its_load_leaves_its_days_to_the_next_tick(tmp_path, monkeypatch):
+    last = yesterday()
+    first = last - timedelta(days=2)
+    monkeypatch.setenv("DDS_START_DATE", first.isoformat())
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400) as p:
+        # A first sync of the days, in a process of its own, killed at the 500th of its ~1,200 rows.
+        marker = tmp_path / "reached"
+        child = SyncChild(first, last, tmp_path / "child.log", stop_at="sqlite-upsert:500", marker=marker)
+        try:
+            wait_for(lambda: marker.exists() or child.process.poll() is not None, "the child to reach its load")
+            assert marker.exists(), child.output()[-3000:]
+            child.kill()
+        finally:
+            child.stop()
+        # Neither its rows nor its ledger entry were committed: the days hold no complete sync...
+        assert stored_jobs(p.settings.warehouse_url).empty and synced_days(p) == []
+        # ...so the next tick asks for them, and its run completes them.
+        requests = evaluate_daily_schedule(p, tick_at(TODAY))
+        assert asked_days(requests) == [(first.isoformat(), last.isoformat())]
+        assert sync_with_api(p, first, last).success
+        assert_exact_data(p, first, last)
+        assert synced_days(p) == [first.isoformat(), (first + timedelta(days=1)).isoformat(), last.isoformat()]

@@ -57,15 +57,15 @@ class Attempt:
     region: str | None = None
     run_id: str | None = None
 
-    def row(self, day: date, dialect: str, **values: object) -> dict[str, object]:
-        """The ledger row of ``day`` for this attempt (``values`` set the outcome's columns)."""
+    def row(self, day: date, dialect: str, *, jobs: int | None = None, error: str | None = None) -> dict[str, object]:
+        """The ledger row of ``day`` for this attempt: complete with its ``jobs`` when given, failed with ``error``
+        when given, else only attempted."""
         at = self.at.astimezone(timezone.utc)
         # SQLite, MySQL and MariaDB have no zone-aware type: the ledger stores UTC there, as dds_jobs does.
         stored_at = at if dialect == POSTGRESQL else at.replace(tzinfo=None)
-        complete = stored_at if values.pop("complete", False) else None
         return {"project_id": self.project_id, "created_date": day, "region": self.region,
-                "last_attempt_at": stored_at, "last_complete_at": complete, "jobs": None, "last_error": None,
-                "run_id": self.run_id, **values}
+                "last_attempt_at": stored_at, "last_complete_at": stored_at if jobs is not None else None,
+                "jobs": jobs, "last_error": error, "run_id": self.run_id}
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,7 @@ def record_sync(connection: sa.Connection, attempt: Attempt, jobs_by_day: Mappin
     whole (its jobs: it becomes synced, its last error cleared); a day with None was attempted without being
     fetched whole, and keeps what the ledger said of it."""
     dialect = connection.dialect.name
-    complete = [attempt.row(day, dialect, complete=True, jobs=jobs)
-                for day, jobs in jobs_by_day.items() if jobs is not None]
+    complete = [attempt.row(day, dialect, jobs=jobs) for day, jobs in jobs_by_day.items() if jobs is not None]
     attempted = [attempt.row(day, dialect) for day, jobs in jobs_by_day.items() if jobs is None]
     _write(connection, complete, _ALL_COLUMNS)
     _write(connection, attempted, _ATTEMPT_COLUMNS)
@@ -114,7 +113,7 @@ def record_sync(connection: sa.Connection, attempt: Attempt, jobs_by_day: Mappin
 def record_failure(connection: sa.Connection, attempt: Attempt, days: Iterable[date], error: BaseException) -> None:
     """Record a sync of ``days`` that failed with ``error``: an earlier complete sync of a day stands."""
     line = error_line(error)
-    rows = [attempt.row(day, connection.dialect.name, last_error=line) for day in days]
+    rows = [attempt.row(day, connection.dialect.name, error=line) for day in days]
     _write(connection, rows, (*_ATTEMPT_COLUMNS, "last_error"))
 
 
