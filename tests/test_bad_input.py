@@ -44,8 +44,9 @@ def files_under(folder: Path) -> list[str]:
 
 # --- Configuration -------------------------------------------------------------------------------------------
 
-TOMORROW = (datetime.now(timezone.utc).date() + timedelta(days=1)).isoformat()
 A_FILE = "{a_file}"  # replaced by the path of a regular file: a folder cannot be made under it
+# Replaced when the test runs, not at import: a suite collected before midnight runs some tests after it.
+TOMORROW = "{tomorrow}"
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,9 @@ A_FILE = "{a_file}"  # replaced by the path of a regular file: a folder cannot b
 def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(tmp_path, variable, value):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    env = {"DDS_DATA_DIR": str(tmp_path / "data"), variable: value.replace(A_FILE, str(a_file))}
+    tomorrow = (datetime.now(timezone.utc).date() + timedelta(days=1)).isoformat()
+    env = {"DDS_DATA_DIR": str(tmp_path / "data"),
+           variable: value.replace(A_FILE, str(a_file)).replace(TOMORROW, tomorrow)}
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
     assert_one_line_naming(str(caught.value), variable)

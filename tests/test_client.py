@@ -163,14 +163,18 @@ def test_plus_of_the_time_offset_is_percent_encoded(sim):
 def test_every_fault_kind_is_retried_and_counted(sim, fault, params, kind, caplog):
     caplog.set_level("WARNING", logger="pipeline.api")
     sim.faults.inject(fault, times=2, **params)
-    with client_for(sim, timeout=(2.0, 0.3)) as client:
+    # Only the stalled answers need a short read timeout; under it, a busy machine may time out an answer that was
+    # not stalled too, so for them the counts are bounds rather than exact.
+    stalls = kind == "timeout"
+    with client_for(sim, timeout=(2.0, 0.3 if stalls else 10.0)) as client:
         result = client.fetch_jobs(WEEK)
     assert by_id(result.jobs) == visible(sim, WEEK)
-    assert result.stats.retries[kind] == 2
-    assert sum(result.stats.retries.values()) == 2
-    assert result.stats.requests == result.stats.pages + 2 == len(recorded(sim, result.stats.requests))
-    assert result.stats.as_metadata()[f"retries_{kind}"] == 2
-    assert caplog.text.count("retrying in") == 2 and TOKEN not in caplog.text
+    retries = sum(result.stats.retries.values())
+    assert (result.stats.retries[kind] >= 2 and retries == result.stats.retries[kind]) if stalls else (
+        result.stats.retries[kind] == retries == 2)
+    assert result.stats.requests == result.stats.pages + retries == len(recorded(sim, result.stats.requests))
+    assert result.stats.as_metadata()[f"retries_{kind}"] == result.stats.retries[kind]
+    assert caplog.text.count("retrying in") == retries and TOKEN not in caplog.text
 
 
 def test_random_faults_under_concurrency_still_give_the_exact_set(sim):
