@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def simulator_process(jobs_per_day: int, days: int, latency_ms: float, token: str) -> Iterator[str]:
     """The simulator serving on a free loopback port, in a process of its own; yields its URL."""
     command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
-               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), "--token", token]
+               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}"]
     # A group of its own, stopped as a group: a benchmark started in the background inherits SIGINT ignored.
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)

@@ -48,16 +48,16 @@ def make_authenticator(**overrides) -> SimulatorAuthenticator:
     })
 
 
-def start_simulator(authenticator: SimulatorAuthenticator) -> DdsSimulator:
+def start_simulator(authenticator: SimulatorAuthenticator, error_shape: str = "flat") -> DdsSimulator:
     config = SimulatorConfig(now=NOW, jobs_per_day=40, authenticator=authenticator,
-                             extra_routes=authenticator.routes())
+                             extra_routes=authenticator.routes(), error_shape=error_shape)
     return DdsSimulator(config, port=0).start()
 
 
 @pytest.fixture
-def gateway():
+def gateway(request):
     authenticator = make_authenticator()
-    sim = start_simulator(authenticator)
+    sim = start_simulator(authenticator, getattr(request, "param", "flat"))
     yield sim, authenticator
     sim.stop()
 
@@ -148,7 +148,9 @@ def test_temporary_key_without_its_security_token_is_refused(gateway):
     assert len(sim.requests) == 1
 
 
+@pytest.mark.parametrize("gateway", ["flat", "nested"], indirect=True)
 def test_iam_token_revoked_mid_fetch_is_refreshed_once_and_the_fetch_completes(gateway):
+    # The gateway may answer {"error": {"code": "APIG.0307", ...}} (nested) as well as {"error_code": ...}.
     sim, authenticator = gateway
     expected = baseline_job_ids(sim, authenticator)
     revoked = []

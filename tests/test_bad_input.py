@@ -65,6 +65,9 @@ TOMORROW = "{tomorrow}"
         ("DDS_START_DATE", TOMORROW),
         ("DDS_MAX_CONCURRENCY", "many"),
         ("DDS_MAX_CONCURRENCY", "0"),
+        ("DDS_RETRY_BUDGET_SECONDS", "5m"),
+        ("DDS_RETRY_BUDGET_SECONDS", "0"),
+        ("DDS_RETRY_BUDGET_SECONDS", "86400"),
     ],
 )
 def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(tmp_path, variable, value):
@@ -149,7 +152,6 @@ REJECTED = [
     {key: value for key, value in record("x").items() if key != "id"},
     record("bad-no-created-at", created_at=None),
     record("bad-created-yesterday", created_at="yesterday"),
-    "not a job object",
 ]
 # progress abc and 150%, the timestamp without offset, the extra fields: kept with their raw record.
 ANOMALIES = 4

@@ -28,7 +28,7 @@ def fault_answer(sim, kind, **params):
     return faulted
 
 
-@pytest.mark.parametrize("kind, status", [("429", 429), ("429_no_retry_after", 429), ("500", 500)])
+@pytest.mark.parametrize("kind, status", [("429", 429), ("429_no_retry_after", 429), ("500", 500), ("503", 503)])
 def test_json_error_faults(sim, kind, status):
     response = fault_answer(sim, kind, retry_after=3)
     assert response.status_code == status and UUID4.fullmatch(response.headers["X-Request-Id"])
@@ -37,7 +37,7 @@ def test_json_error_faults(sim, kind, status):
     if status == 429:
         assert body["error_code"] == "APIG.0308" and "policy user over ratelimit" in body["error_msg"]
     else:
-        assert body["error_code"].startswith("DBS.")
+        assert body["error_code"].startswith("DBS." if status == 500 else "APIG.")
     assert get_jobs(sim).status_code == 200 and sim.requests[-1].fault is None
 
 
@@ -117,7 +117,7 @@ def test_bad_fault_settings_are_refused(sim, call, fragment):
     with pytest.raises(ValueError, match=re.escape(fragment)):
         call(sim.faults)
     assert sim.faults.pending == 0 and get_jobs(sim).status_code == 200
-    assert set(FAULT_KINDS) == {"429", "429_no_retry_after", "500", "502_html", "drop", "truncate", "slow",
+    assert set(FAULT_KINDS) == {"429", "429_no_retry_after", "500", "502_html", "503", "drop", "truncate", "slow",
                                 "invalid_json"}
 
 
