@@ -104,6 +104,21 @@ def test_a_failed_sync_records_its_error_and_an_earlier_complete_sync_stands(war
     assert set(view_states(warehouse).values()) == {SYNCED}
 
 
+def test_a_window_whose_answers_are_broken_is_recorded_failed_never_complete(warehouse, sim):
+    before = YESTERDAY - timedelta(days=1)
+    sync(sim, warehouse, [before])
+    # {"jobs": null, "total_count": ...} for every page: an error, never "no jobs".
+    sim.answers.break_answers("null_jobs")
+    with pytest.raises(Exception) as failure:
+        sync(sim, warehouse, [before, YESTERDAY], now=NOW + timedelta(minutes=1))
+    rows = ledger(warehouse)
+    assert not rows[YESTERDAY].synced and rows[YESTERDAY].jobs is None
+    assert rows[before].last_complete_at == NOW and rows[before].jobs > 0
+    assert {rows[day].last_error for day in (before, YESTERDAY)} == {str(failure.value).splitlines()[0]}
+    assert "jobs is null" in rows[YESTERDAY].last_error
+    assert view_states(warehouse) == {before: SYNCED, YESTERDAY: FAILED}
+
+
 def test_days_the_api_holds_in_part_or_no_longer_or_not_yet_whole_are_never_complete(warehouse, sim):
     # At noon the API answers from 12:10 thirty days ago: that day is held in part, the day before it not at all.
     gone, partial, whole = (TODAY - timedelta(days=n) for n in (31, 30, 29))
