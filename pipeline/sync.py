@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
 from pipeline.api.windows import TimeWindow
+from pipeline.storage.ledger import Attempt, error_line, record_failure, record_sync
 from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.parquet_heal import DayRefresh, refresh_days
@@ -135,16 +137,37 @@ def sync_days(
     now: datetime | None = None,
     region: str | None = None,
     on_page: ProgressHook | None = None,
+    run_id: str | None = None,
 ) -> SyncResult:
     """Fetch the jobs created on ``days`` (consecutive UTC days) and upsert them in one transaction.
 
     Jobs the API returns outside the days (its window is inclusive at the end) are left to their own
     partition. Days the API no longer holds are reported, never fetched, and their stored rows are untouched.
+    The sync ledger (storage/ledger.py) records every day of the sync (of ``run_id``, the Dagster run): the days
+    fetched whole as synced, in the load's transaction; all of them as failed, with the error, when the sync
+    raises (the error is then raised on).
     """
     if not days:
         raise ValueError("sync_days needs at least one day")
-    days = sorted(days)
     now = now or datetime.now(timezone.utc)
+    attempt = Attempt(client.project_id, now, region, run_id)
+    try:
+        return _sync_recorded(client, warehouse, sorted(days), now, attempt, on_page)
+    except Exception as error:
+        _record_failure(warehouse, attempt, days, error)
+        raise
+
+
+def _sync_recorded(
+    client: DdsTaskCenterClient,
+    warehouse: Warehouse,
+    days: Sequence[date],
+    now: datetime,
+    attempt: Attempt,
+    on_page: ProgressHook | None,
+) -> SyncResult:
+    """sync_days of sorted ``days``, recording a sync that succeeds in the ledger (in the load's transaction)."""
+    region = attempt.region
     started = datetime.now(timezone.utc)
     result = SyncResult({d: DaySync(d, coverage(d, now)) for d in days}, fetch_window(days, now), None)
     if result.window is not None:
@@ -154,12 +177,32 @@ def sync_days(
         result.problems = list(normalized.anomaly_samples)
         frame = _only_days(normalized.frame, days)
         _count_per_day(result, frame)
-        counts = warehouse.upsert(frame)
+        counts = warehouse.upsert(frame, then=partial(record_sync, attempt=attempt,
+                                                      jobs_by_day=_ledger_jobs(result, now)))
         result.inserted, result.updated = counts.inserted, counts.updated
+    else:
+        with warehouse.transaction() as connection:
+            record_sync(connection, attempt, _ledger_jobs(result, now))
     for day, stored in warehouse.count_by_day(days, project_id=client.project_id).items():
         result.days[day].stored_jobs = stored
     result.seconds = (datetime.now(timezone.utc) - started).total_seconds()
     return result
+
+
+def _ledger_jobs(result: SyncResult, now: datetime) -> dict[date, int | None]:
+    """Each day's entry in the sync ledger: the jobs of a day fetched whole (the API holds all of it and it is
+    over); None for the others, which a sync can never complete (a day cut by the retention edge is one)."""
+    return {day: s.api_jobs if s.coverage == FULL and day_window(day).end <= now else None
+            for day, s in result.days.items()}
+
+
+def _record_failure(warehouse: Warehouse, attempt: Attempt, days: Sequence[date], error: Exception) -> None:
+    """Record the failed sync in a transaction of its own; if that fails too, the sync's own error still wins."""
+    try:
+        with warehouse.transaction() as connection:
+            record_failure(connection, attempt, days, error)
+    except Exception as ledger_error:  # noqa: BLE001 - noted on the error being raised
+        error.add_note(f"the sync ledger could not record this failure: {error_line(ledger_error)}")
 
 
 def _fetch_normalized(
