@@ -32,7 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import latest_states
 from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
 from pipeline.storage.schema import (
     ARROW_SCHEMA,
@@ -121,10 +121,10 @@ class ParquetStore:
                 claims.enter_context(self._writes.claim(folder))
             stored = [table for table in map(self._read_day, days) if table is not None]
             if stored:
-                # Stored rows first: on a tie the row being written is the newer one.
+                # The latest-state rule (precedence.py), stored rows first: on a tie the row being written wins.
                 frames = [arrow_to_frame(pa.concat_tables(stored)), new if isinstance(new, pd.DataFrame)
                           else arrow_to_frame(new)]
-                new = latest_state_per_key(pd.concat(frames, ignore_index=True))
+                new, _ = latest_states(pd.concat(frames, ignore_index=True))
             table = new if isinstance(new, pa.Table) else frame_to_arrow(new)
             table = table.sort_by([(name, "ascending") for name in _FILE_ORDER])
             # Sorted by day first: each day's rows are one slice of the table.

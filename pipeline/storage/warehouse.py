@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_engine, parse_warehouse_url
 from pipeline.storage.generic_upsert import upsert_generic_retrying
 from pipeline.storage.postgres_copy import upsert_postgres
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import UNKNOWN_DTYPE, latest_states
 from pipeline.storage.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
@@ -90,20 +91,28 @@ class Warehouse:
             recreate_views(connection)
         self._schema_ready = True
 
-    def upsert(self, frame: pd.DataFrame) -> UpsertCounts:
+    def upsert(self, frame: pd.DataFrame, unknown: np.ndarray | None = None) -> UpsertCounts:
         """Insert new jobs and update stored ones, all in one transaction (a failure leaves the table as it was).
 
-        A stored terminal state is never replaced by a stale non-terminal one; first_seen_at keeps the minimum,
-        last_seen_at the maximum. Several rows of one key in ``frame`` are first reduced to the latest state.
+        The latest-state rule of precedence.py decides each stored row's new values: a stored terminal state is
+        never replaced by a stale non-terminal one; first_seen_at keeps the minimum, last_seen_at the maximum.
+        ``unknown``: the rows' unknown masks (NormalizedJobs.unknown; None: every row gives every field); a field a
+        row lacks keeps its stored value, and a finished job's state changes only on a row lacking none. Several
+        rows of one key in ``frame`` are first reduced by the same rule.
         """
-        frame = latest_state_per_key(conform(frame))
+        frame = conform(frame)
+        if unknown is not None and (np.shape(unknown) != (len(frame),) or not np.issubdtype(
+                np.asarray(unknown).dtype, np.integer)):
+            raise ValueError(f"unknown must hold one integer mask per row of the frame ({len(frame)}), "
+                             f"got {np.shape(unknown)}")
+        frame, unknown = latest_states(frame, None if unknown is None else np.asarray(unknown, UNKNOWN_DTYPE))
         if frame.empty:
             return UpsertCounts(0, 0)
         self._ensure_schema_once()
         if self.dialect not in _UPSERTS:
-            return upsert_generic_retrying(self._writing, frame)
+            return upsert_generic_retrying(self._writing, frame, unknown)
         with self._writing() as connection:
-            return _UPSERTS[self.dialect](connection, frame)
+            return _UPSERTS[self.dialect](connection, frame, unknown)
 
     def read_days(
         self, days: Iterable[date], project_id: str | None = None, columns: Sequence[str] = COLUMN_NAMES
