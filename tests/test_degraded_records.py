@@ -20,25 +20,13 @@ from tests.test_warehouse import CREATED, MONDAY, TUESDAY, stored, warehouse  # 
 
 NOW = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 DAYS = [date(2026, 11, 14) + timedelta(days=i) for i in range(5)]
-# What records did in the issue's re-sync: a field left out, or an end that is no time. One per record, by its id.
-DEGRADATIONS = (("name", lambda r: r.pop("name")), ("instance_id", lambda r: r.pop("instance_id")),
-                ("instance_name", lambda r: r.pop("instance_name")), ("fail_reason", lambda r: r.pop("fail_reason")),
-                ("status", lambda r: r.pop("status")), ("ended_at", lambda r: r.update(ended_at="not-a-time")))
 STORED_VALUES = ("name", "instance_id", "instance_name", "status", "progress_pct", "fail_reason", "ended_at",
                  "duration_seconds")
 
 
-def degradation_of(job_id: str) -> tuple:
-    return DEGRADATIONS[int(job_id.replace("-", "")[:8], 16) % len(DEGRADATIONS)]
-
-
-def degrading(render):
-    """The simulator's rendering of a job, with the degradation of its id applied (a hook of this test)."""
-    def degraded(job):
-        record = render(job)
-        degradation_of(record["id"])[1](record)
-        return record
-    return degraded
+def lacking_field(degradation: str) -> str:
+    """The API field a simulator degradation (missing_name, ..., ended_at_not_a_time) does not give."""
+    return "ended_at" if degradation == "ended_at_not_a_time" else degradation.removeprefix("missing_")
 
 
 def erased_values(before: pd.DataFrame, after: pd.DataFrame) -> int:
@@ -51,19 +39,21 @@ def sync(sim: DdsSimulator, store: Warehouse, at: datetime):
         return sync_days(client, store, DAYS, now=at)
 
 
-def test_a_resync_of_2000_jobs_with_degraded_records_erases_no_stored_value(warehouse, monkeypatch):  # noqa: F811
+def test_a_resync_of_2000_jobs_with_degraded_records_erases_no_stored_value(warehouse):  # noqa: F811
     with DdsSimulator(SimulatorConfig(seed=13, jobs_per_day=400, history_days=10, token="t", now=NOW)) as sim:
         sync(sim, warehouse, NOW)
         before = stored(warehouse, DAYS)
-        monkeypatch.setattr(sim.store, "render", degrading(sim.store.render))
+        # Every record now lacks one field (name, instance_id, instance_name, fail_reason or status) or sends
+        # ended_at "not-a-time", the same way on every page.
+        sim.answers.degrade(1.0, seed=3)
         again = sync(sim, warehouse, NOW + timedelta(hours=1))
+        lacks = pd.Series([lacking_field(sim.answers.degradation_of(job_id)) for job_id in before["id"]])
     after = stored(warehouse, DAYS)
     assert len(before) >= 2000 and before["status"].isin(["Completed", "Failed"]).mean() > 0.9
     assert erased_values(before, after) == 0
     kept = [name for name in before.columns if name not in ("last_seen_at", "raw_record")]
     pd.testing.assert_frame_equal(after[kept], before[kept])  # every stored value kept, finished jobs included
     assert (after["last_seen_at"] == pd.Timestamp(NOW + timedelta(hours=1))).all()
-    lacks = pd.Series([degradation_of(job_id)[0] for job_id in after["id"]])
     # The record of the latest state is kept as sent; one without a status is not the latest state of a finished job.
     assert after["raw_record"].notna().tolist() == (lacks != "status").tolist()
     lacking = lacks.value_counts().to_dict()
@@ -138,6 +128,7 @@ def test_a_dagster_run_counts_unknown_fields_and_logs_a_changed_finished_state(t
         messages = [entry.user_message for entry in p.instance.all_logs(result.run_id)]
         [line] = [m for m in messages if "finished job(s) changed their finished state" in m]
         assert line.startswith(f"1 finished job(s) changed their finished state on a complete record; first: "
-                               f"job '{finished}'") and "status 'Completed' -> 'Failed'" in line
+                               f"job '{finished}'")
+        assert line.endswith("status 'Completed' -> 'Failed', fail_reason NULL -> 'reported late'")
         table = Warehouse(p.settings.warehouse_url).read_days([last]).set_index("id")
         assert table["instance_name"].notna().all() and table.loc[finished, "status"] == "Failed"
