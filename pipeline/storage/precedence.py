@@ -218,15 +218,13 @@ class _Fold:
         frozen = kept_terminal & ((row_unknown & INCOMPLETE) != 0)
         merged_unknown = np.where(wins, row_unknown, kept_unknown) & INCOMPLETE
         for rule in COLUMN_RULES:
-            kept = self.source[rule.column][keys]
             if rule.merge is Merge.KEY:
                 continue
-            if rule.merge in (Merge.EARLIEST, Merge.LATEST):
-                instants = self.instants[rule.column]
-                if rule.merge is Merge.LATEST:
-                    take = instants[rows] > instants[kept]
-                else:
-                    take = instants[rows] < instants[kept]
+            kept = self.source[rule.column][keys]
+            if rule.merge is Merge.LATEST:
+                take = self.instants[rule.column][rows] > self.instants[rule.column][kept]
+            elif rule.merge is Merge.EARLIEST:
+                take = self.instants[rule.column][rows] < self.instants[rule.column][kept]
             else:
                 take = wins & ((row_unknown & rule.bit) == 0)
                 if rule.merge is Merge.FINISHED:
@@ -236,13 +234,13 @@ class _Fold:
         self.unknown[keys] = merged_unknown
 
     def result(self, frame: pd.DataFrame) -> pd.DataFrame:
-        # Most columns come from the winning rows: taken together, block by block; the others replaced after. (A
-        # key's rows all hold its key.)
-        winners = self.source["status"]
-        result = frame.take(winners).reset_index(drop=True)
+        # Most columns come from the same rows (the winning ones): taken together, block by block, and the other
+        # columns replaced after. (All rows of a key hold the key.)
+        base = self.source["status"]
+        result = frame.take(base).reset_index(drop=True)
         for rule in COLUMN_RULES:
             source = self.source[rule.column]
-            if rule.merge is not Merge.KEY and not np.array_equal(source, winners):
+            if rule.merge is not Merge.KEY and not np.array_equal(source, base):
                 result[rule.column] = frame[rule.column].take(source).reset_index(drop=True)
         return result
 
