@@ -21,10 +21,10 @@ from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
 from pipeline.api.windows import TimeWindow
 from pipeline.storage.ledger import Attempt, error_line, record_failure, record_sync
-from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs
+from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs, unknown_counts
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.parquet_heal import DayRefresh, refresh_days
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import FIELD_BITS, latest_states
 from pipeline.storage.warehouse import Warehouse
 
 # The provider answers for "within one month"; 30 days is what it reliably holds.
@@ -62,13 +62,18 @@ def coverage(day: date, now: datetime) -> str:
 
 @dataclass
 class DaySync:
-    """What one sync did for one UTC day: what the API returned for it and what the warehouse now holds."""
+    """What one sync did for one UTC day: what the API returned for it and what the warehouse now holds.
+
+    ``anomalies``: jobs whose record was kept raw (a field unreadable, missing, or unknown to us);
+    ``unknown_fields``: fields the day's records did not give (missing, null, not a string or unreadable), each
+    of which kept its stored value."""
 
     day: date
     coverage: str
     api_jobs: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     anomalies: int = 0
+    unknown_fields: int = 0
     stored_jobs: int = 0
 
     def metadata(self) -> dict[str, object]:
@@ -82,6 +87,7 @@ class DaySync:
             "failed": self.by_status.get("Failed", 0),
             "running": self.by_status.get("Running", 0),
             "anomalies": self.anomalies,
+            "unknown_fields": self.unknown_fields,
             "stored_jobs": self.stored_jobs,
             **statuses,
         }
@@ -89,7 +95,11 @@ class DaySync:
 
 @dataclass
 class SyncResult:
-    """The outcome of one sync over a run of days."""
+    """The outcome of one sync over a run of days.
+
+    ``unknown_fields``: per API field, the records of the days that did not give it (the stored value was kept).
+    ``finished_changed``: stored finished jobs (Completed, Failed) whose finished state a complete record changed,
+    and ``finished_sample`` one of them, for the run log."""
 
     days: dict[date, DaySync]
     window: TimeWindow | None
@@ -100,6 +110,9 @@ class SyncResult:
     seconds: float = 0.0
     # One line per kind of problem met in the records (rejections, unreadable fields), for the run log.
     problems: list[str] = field(default_factory=list)
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    finished_changed: int = 0
+    finished_sample: str = ""
 
     @property
     def gone_days(self) -> list[date]:
@@ -114,6 +127,8 @@ class SyncResult:
             "inserted": self.inserted,
             "updated": self.updated,
             "rejected": self.rejected,
+            **{f"unknown_{name}": count for name, count in sorted(self.unknown_fields.items())},
+            "finished_changed": self.finished_changed,
             "sync_seconds": round(self.seconds, 3),
             **{f"fetch_{k}": v for k, v in fetch.items()},
         }
@@ -175,11 +190,18 @@ def _sync_recorded(
         normalized = _fetch_normalized(client, result.window, result.stats, now, region, on_page)
         result.rejected = len(normalized.rejected)
         result.problems = list(normalized.anomaly_samples)
-        frame = _only_days(normalized.frame, days)
+        frame, unknown = normalized.frame, normalized.unknown_mask()
+        in_days = _in_days(frame, days)
+        if not in_days.all():
+            frame, unknown = frame.loc[in_days].reset_index(drop=True), unknown[in_days]
+        _count_unknown_per_day(result, frame, unknown)
+        # The one reduction of the batch: a job met twice (pages overlapped) becomes one row.
+        frame, unknown = latest_states(frame, unknown)
         _count_per_day(result, frame)
-        counts = warehouse.upsert(frame, then=partial(record_sync, attempt=attempt,
-                                                      jobs_by_day=_ledger_jobs(result, now)))
+        counts = warehouse.upsert(frame, unknown, then=partial(record_sync, attempt=attempt,
+                                                               jobs_by_day=_ledger_jobs(result, now)))
         result.inserted, result.updated = counts.inserted, counts.updated
+        result.finished_changed, result.finished_sample = counts.finished_changed, counts.finished_sample
     else:
         with warehouse.transaction() as connection:
             record_sync(connection, attempt, _ledger_jobs(result, now))
@@ -213,11 +235,11 @@ def _fetch_normalized(
     region: str | None,
     on_page: ProgressHook | None,
 ) -> NormalizedJobs:
-    """The window's jobs as rows, normalized every NORMALIZE_BATCH records while the pages arrive.
+    """The window's records as rows (a job met in two pages twice), normalized every NORMALIZE_BATCH records
+    while the pages arrive; ``stats.jobs`` counts the distinct jobs.
 
     A month of a busy project held as the API's dicts until the last page took more memory than all the rest of
-    a run; normalized rows take a third of it. A job met in two pages (offsets shift while jobs are created)
-    keeps its latest state, by the same rule as the client's fetch_jobs.
+    a run; normalized rows take a third of it.
     """
     batches: list[NormalizedJobs] = []
     pending: list[dict] = []
@@ -238,16 +260,21 @@ def _fetch_normalized(
                 normalize_pending()
     if pending or not batches:
         normalize_pending(kept_while_fetching=False)
-    frame = batches[0].frame if len(batches) == 1 else pd.concat([b.frame for b in batches], ignore_index=True)
+    if len(batches) == 1:
+        frame, unknown = batches[0].frame, batches[0].unknown
+    else:
+        frame = pd.concat([b.frame for b in batches], ignore_index=True)
+        unknown = None if all(b.unknown is None for b in batches) else np.concatenate(
+            [b.unknown_mask() for b in batches])
     # A record met twice (a slice paged again) is rejected once, as the client's fetch_jobs keeps it once.
     rejected = list({job_key(record): record for b in batches for record in b.rejected}.values())
-    frame = latest_state_per_key(frame)
-    stats.jobs = len(frame) + len(rejected)
+    stats.jobs = len(set(frame["id"].tolist())) + len(rejected)  # every row is of the client's project
     return NormalizedJobs(
         frame=frame,
         anomalies=sum(b.anomalies for b in batches),
         rejected=rejected,
         anomaly_samples=[line for b in batches for line in b.anomaly_samples][:MAX_SAMPLES],
+        unknown=unknown,
     )
 
 
@@ -265,11 +292,21 @@ def _sharing_repeated_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _only_days(frame: pd.DataFrame, days: Sequence[date]) -> pd.DataFrame:
+def _in_days(frame: pd.DataFrame, days: Sequence[date]) -> np.ndarray:
+    """Which rows of ``frame`` were created on ``days``."""
     # Compared as Arrow dates, never as a Python date per row (which took 40 ms per 30,000 rows).
     wanted = pa.array(list(days), pa.date32())
-    keep = pc.is_in(pa.array(frame["created_date"]), value_set=wanted).to_numpy(zero_copy_only=False)
-    return frame if keep.all() else frame.loc[keep]
+    return pc.is_in(pa.array(frame["created_date"]), value_set=wanted).to_numpy(zero_copy_only=False)
+
+
+def _count_unknown_per_day(result: SyncResult, frame: pd.DataFrame, unknown: np.ndarray) -> None:
+    """The fields the days' records did not give, per day and per field (every record, before reduction)."""
+    result.unknown_fields = unknown_counts(unknown)
+    if not result.unknown_fields:
+        return
+    fields = sum(((unknown & bit) != 0).astype(np.int64) for bit in FIELD_BITS.values())
+    for day, count in pd.Series(fields).groupby(frame["created_date"].to_numpy()).sum().items():
+        result.days[day].unknown_fields = int(count)
 
 
 def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:

@@ -69,9 +69,9 @@ def test_sqlite_and_postgresql_keep_their_fast_upserts(warehouse_url, monkeypatc
     used = []
 
     def recording(fast):
-        def upsert(connection, frame):
+        def upsert(connection, frame, unknown):
             used.append(fast)
-            return fast(connection, frame)
+            return fast(connection, frame, unknown)
         return upsert
 
     for dialect, fast in list(warehouse_module._UPSERTS.items()):

@@ -110,6 +110,9 @@ def _sync_one(
         )
     for problem in result.problems:
         context.log.warning(f"{named}DDS job records: {problem}")
+    if result.finished_changed:
+        context.log.warning(f"{named}{result.finished_changed} finished job(s) changed their finished state on a "
+                            f"complete record; first: {result.finished_sample}")
     target_name = target.name if target else None
     for day, day_sync in result.days.items():
         context.add_asset_metadata(day_sync.metadata(), partition_key=partition_key(day, target_name))

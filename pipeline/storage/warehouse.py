@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_
 from pipeline.storage.generic_upsert import upsert_generic_retrying
 from pipeline.storage.ledger import ensure_ledger_table
 from pipeline.storage.postgres_copy import upsert_postgres
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import UNKNOWN_DTYPE, latest_states
 from pipeline.storage.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
@@ -93,15 +94,23 @@ class Warehouse:
             recreate_views(connection)
         self._schema_ready = True
 
-    def upsert(self, frame: pd.DataFrame, then: Callable[[sa.Connection], None] | None = None) -> UpsertCounts:
+    def upsert(self, frame: pd.DataFrame, unknown: np.ndarray | None = None,
+               then: Callable[[sa.Connection], None] | None = None) -> UpsertCounts:
         """Insert new jobs and update stored ones, all in one transaction (a failure leaves the table as it was).
 
-        A stored terminal state is never replaced by a stale non-terminal one; first_seen_at keeps the minimum,
-        last_seen_at the maximum. Several rows of one key in ``frame`` are first reduced to the latest state.
-        ``then`` writes more in the same transaction, after the rows (also when there are none): what it writes
-        is committed with them or not at all.
+        The latest-state rule of precedence.py decides each stored row's new values: a stored terminal state is
+        never replaced by a stale non-terminal one; first_seen_at keeps the minimum, last_seen_at the maximum.
+        ``unknown``: the rows' unknown masks (NormalizedJobs.unknown; None: every row gives every field); a field a
+        row lacks keeps its stored value, and a finished job's state changes only on a row lacking none. Several
+        rows of one key in ``frame`` are first reduced by the same rule. ``then`` writes more in the same
+        transaction, after the rows (also when there are none): what it writes is committed with them or not at all.
         """
-        frame = latest_state_per_key(conform(frame))
+        frame = conform(frame)
+        if unknown is not None and (np.shape(unknown) != (len(frame),) or not np.issubdtype(
+                np.asarray(unknown).dtype, np.integer)):
+            raise ValueError(f"unknown must hold one integer mask per row of the frame ({len(frame)}), "
+                             f"got {np.shape(unknown)}")
+        frame, unknown = latest_states(frame, None if unknown is None else np.asarray(unknown, UNKNOWN_DTYPE))
         if frame.empty and then is None:
             return UpsertCounts(0, 0)
         self._ensure_schema_once()
@@ -110,9 +119,9 @@ class Warehouse:
             with writing():
                 return UpsertCounts(0, 0)
         if self.dialect not in _UPSERTS:
-            return upsert_generic_retrying(writing, frame)
+            return upsert_generic_retrying(writing, frame, unknown)
         with writing() as connection:
-            return _UPSERTS[self.dialect](connection, frame)
+            return _UPSERTS[self.dialect](connection, frame, unknown)
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
