@@ -1,4 +1,4 @@
-"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, schedule and resources, assembled.
+"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedule and resources, assembled.
 
 Resources read the CONTRACT.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
 never its value. All steps run in one process: a run pays Python and Dagster start-up once.
@@ -12,6 +12,8 @@ from dagster import Definitions, EnvVar, in_process_executor
 from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
+from pipeline.dds.parquet_verification import dds_parquet_verify
+from pipeline.dds.coverage_check import build_coverage_check
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.report_asset import ReportStoreResource, build_report_asset
@@ -47,11 +49,16 @@ def warehouse_url_config(settings: Settings) -> str:
 
 def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
+    projects = {target.name: target.project_id for target in settings.targets} or (
+        {settings.project_id: settings.project_id} if settings.project_id else None)
     return Definitions(
         assets=[*build_dds_assets(dds_partitions(settings), settings.targets),
                 build_report_asset(report_scope(settings))],
-        asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse],
-        schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets)],
+        jobs=[dds_parquet_verify],
+        asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
+                      build_coverage_check(settings.start_date, projects)],
+        schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets,
+                                        settings.project_id)],
         resources={
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),

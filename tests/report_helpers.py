@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from pipeline.report.figures import AGE_BANDS, BACKUP_TASK_NAMES, LISTED_ROWS, TOP_INSTANCES, TOP_NAMES
 from pipeline.report.period import ReportPeriod
+from pipeline.storage.ledger import SYNC_LEDGER
 from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.warehouse import Warehouse
 
@@ -165,20 +166,7 @@ def _top(table: pd.DataFrame, top: int) -> tuple[pd.DataFrame, int]:
     return table.head(top).reset_index(drop=True), len(table)
 
 
-# --- The sync ledger (HELPERS.md's schema), for warehouses where no sync has written it yet -------------------
-
-LEDGER = sa.Table(
-    "dds_sync_ledger", sa.MetaData(),
-    sa.Column("project_id", sa.Text, primary_key=True),
-    sa.Column("created_date", sa.Date, primary_key=True),
-    sa.Column("region", sa.Text),
-    sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_complete_at", sa.DateTime(timezone=True)),
-    sa.Column("jobs", sa.Integer),
-    sa.Column("last_error", sa.Text),
-    sa.Column("run_id", sa.Text),
-)
-
+# --- The sync ledger ----------------------------------------------------------------------------------------
 
 SYNCED, FAILED, ATTEMPTED = "synced", "failed", "attempted"
 
@@ -186,14 +174,14 @@ SYNCED, FAILED, ATTEMPTED = "synced", "failed", "attempted"
 def write_ledger(warehouse: Warehouse, days: dict[tuple[str, date], str]) -> None:
     """A ledger row per (project, day): SYNCED (complete), FAILED (the last attempt failed) or ATTEMPTED (tried
     without error and without completing it, e.g. before the day was over)."""
-    LEDGER.create(warehouse.engine, checkfirst=True)
+    warehouse.ensure_schema()
     attempt = datetime(2026, 12, 1, 0, 15, tzinfo=timezone.utc)
     rows = [{"project_id": project, "created_date": day, "region": None, "last_attempt_at": attempt,
              "last_complete_at": attempt if kind == SYNCED else None, "jobs": 1 if kind == SYNCED else None,
              "last_error": "HTTP 503 from the DDS API" if kind == FAILED else None, "run_id": "run-1"}
             for (project, day), kind in days.items()]
     with warehouse.engine.begin() as connection:
-        connection.execute(sa.insert(LEDGER), rows)
+        connection.execute(sa.insert(SYNC_LEDGER), rows)
 
 
 # --- Reading a report ------------------------------------------------------------------------------------------

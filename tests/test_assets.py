@@ -21,6 +21,8 @@ def stored(settings, project_id=None) -> pd.DataFrame:
 def test_a_multi_day_run_stores_exactly_the_api_jobs_with_per_day_metadata(tmp_path, monkeypatch):
     last = yesterday()
     first = last - timedelta(days=2)
+    # A deployment that begins with these days: once they are synced, no day of its history is at risk.
+    monkeypatch.setenv("DDS_START_DATE", first.isoformat())
     with pipeline_under_test(tmp_path, monkeypatch) as p:
         result = p.sync(first, last)
         assert result.success
@@ -39,7 +41,8 @@ def test_a_multi_day_run_stores_exactly_the_api_jobs_with_per_day_metadata(tmp_p
         checks = {e.check_name: e.passed
                   for e in result.get_asset_check_evaluations()}
         assert checks == {"stored_count_matches_api": True, "no_duplicate_keys": True,
-                          "ended_not_before_created": True, "parquet_matches_warehouse": True}
+                          "ended_not_before_created": True, "parquet_matches_warehouse": True,
+                          "no_days_at_risk": True}
         snapshot = ds.dataset(p.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
         assert sorted(snapshot["id"]) == sorted(want)
 

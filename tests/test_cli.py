@@ -47,7 +47,7 @@ def test_dds_tasks_demo_runs_end_to_end_and_twice_safely(tmp_path):
     first = run([str(BIN / "dds-tasks"), "demo"], env)
     assert first.returncode == 0, first.stderr[-3000:]
     for expected in ("Jobs per status:", "Task names that fail most:", "Slowest tasks:", "warehouse.db",
-                     "dagster dev", "asset checks: 4 of 4 passed"):
+                     "dagster dev", "asset checks: 5 of 5 passed"):
         assert expected in first.stdout
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}")
     count = warehouse.query("SELECT COUNT(*) AS n FROM dds_jobs")["n"].iloc[0]

@@ -99,11 +99,12 @@ def test_the_coverage_of_each_day_comes_from_the_sync_ledger(warehouse_url):
     assert only_p2.not_synced() == [(day(11, 25), MISSING), (day(11, 26), FAILED)]
 
 
-def test_without_a_ledger_coverage_is_unknown_rather_than_missing(warehouse_url):
-    warehouse = load(warehouse_url, known_jobs())
+def test_with_an_empty_ledger_every_day_is_missing_or_at_risk(warehouse_url):
+    warehouse = load(warehouse_url, known_jobs())  # jobs stored, but no sync recorded in the ledger
     coverage = collect_figures(warehouse, PERIOD, scope(), NOW).coverage
     warehouse.dispose()
-    assert not coverage.ledger_present and coverage.states == {}
+    # NOW is 11-30: 11-01 to 11-07 are 23 to 29 days old.
+    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0}
 
 
 def test_with_no_project_configured_the_ledger_names_the_projects(sqlite_url):

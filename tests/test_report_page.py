@@ -111,7 +111,7 @@ def test_an_empty_period_gives_a_valid_report_that_says_so(warehouse_url, tmp_pa
     assert dict(page.body("headline"))["jobs"] == "0"
     for message in ("No jobs were created in this period.", "No jobs, so no failures, in this period.",
                     "No completed job with a duration in this period.", "No backup was created in this period.",
-                    "Unknown: the warehouse holds no sync ledger"):
+                    "No day of this period is counted: it lies before DDS_START_DATE"):
         assert message in html
     assert page.images == []
 

@@ -101,7 +101,7 @@ def _sync_one(
         context.log.warning(STATIC_TOKEN_WARNING)
     with client:
         result = sync_days(client, warehouse.get(), days, region=(target.region if target else dds_api.region) or None,
-                           on_page=_PageProgress(context))
+                           on_page=_PageProgress(context), run_id=context.run.run_id)
     if result.gone_days:
         context.log.warning(
             f"{named}{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to "
@@ -110,6 +110,9 @@ def _sync_one(
         )
     for problem in result.problems:
         context.log.warning(f"{named}DDS job records: {problem}")
+    if result.finished_changed:
+        context.log.warning(f"{named}{result.finished_changed} finished job(s) changed their finished state on a "
+                            f"complete record; first: {result.finished_sample}")
     target_name = target.name if target else None
     for day, day_sync in result.days.items():
         context.add_asset_metadata(day_sync.metadata(), partition_key=partition_key(day, target_name))
@@ -163,19 +166,39 @@ def _sync_targets(
 
 
 def _write_snapshots(
-    warehouse: WarehouseResource, store: ParquetStore, plan: Mapping[Target | None, list[date]]
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    store: ParquetStore,
+    plan: Mapping[Target | None, list[date]],
 ) -> tuple[list[tuple[str, dict[str, object]]], dict[date, int]]:
     """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows per day.
 
-    A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it.
+    A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
+    day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
     """
-    written = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
+    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
+    for day, done in refreshed.items():
+        if done.healed:
+            context.log.warning(
+                f"Parquet day {day_key(day)} healed: {done.healed}; rewritten from the warehouse ({done.rows:,} rows), "
+                f"its previous files kept in {', '.join(map(str, done.moved_aside)) or 'the quarantine'}"
+            )
+        if done.parquet_only:
+            context.log.warning(
+                f"Parquet day {day_key(day)} holds {done.parquet_only:,} job(s) although the warehouse holds none of "
+                "that day: left as they are; `dds-tasks verify-parquet` reports such days"
+            )
     partitions = [
         (partition_key(day, target.name if target else None),
-         {"rows": written[day], "path": MetadataValue.path(str(store.day_path(day)))})
+         {**_plain(refreshed[day].metadata()), "path": MetadataValue.path(str(store.day_path(day)))})
         for target, target_days in plan.items() for day in target_days
     ]
-    return partitions, written
+    return partitions, {day: done.rows for day, done in refreshed.items()}
+
+
+def _plain(metadata: Mapping[str, object]) -> dict[str, object]:
+    """Metadata as Dagster takes it: lists as JSON."""
+    return {key: MetadataValue.json(value) if isinstance(value, list) else value for key, value in metadata.items()}
 
 
 def _record_healthy_targets(
@@ -196,7 +219,7 @@ def _record_healthy_targets(
             ))
     healthy = {target: days for target, days in plan.items() if target and target.name in results}
     if healthy:
-        partitions, _ = _write_snapshots(warehouse, parquet.get(), healthy)
+        partitions, _ = _write_snapshots(context, warehouse, parquet.get(), healthy)
         for key, metadata in partitions:
             context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
 
@@ -208,7 +231,7 @@ def _snapshot(
     targets: Mapping[str, Target],
 ) -> MaterializeResult:
     store = parquet.get()
-    partitions, written = _write_snapshots(warehouse, store, _run_plan(context, targets))
+    partitions, written = _write_snapshots(context, warehouse, store, _run_plan(context, targets))
     for key, metadata in partitions:
         context.add_asset_metadata(metadata, partition_key=key)
     context.log.info(f"{sum(written.values()):,} rows over {len(written)} day(s) written under {store.root}")

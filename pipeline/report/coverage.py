@@ -1,15 +1,10 @@
 """Coverage of a report's period: which UTC days the pipeline holds a complete sync of, from the sync ledger.
 
-The ledger (table ``dds_sync_ledger``, one row per project and day) records each day's last attempt and its
-last complete sync. A day of the period counts as *synced* when every project the report covers has a complete
-sync of it. Otherwise, by its age (``today - day``; yesterday is 1), in this order of precedence:
-
-- *gone*: older than RETENTION_DAYS + 1: the DDS API holds none of it any more, it can no longer be synced;
-- *at risk*: the API starts forgetting it within AT_RISK_DAYS (or has begun to): sync it now or lose it;
-- *failed*: the last attempt of one of the projects failed (its ledger row holds the error);
-- *missing*: otherwise: never attempted (no ledger row), or attempted without completing.
-
-The same rule as the view ``dds_jobs_coverage`` and the pipeline's catch-up. Days before ``DDS_START_DATE`` (no
+A day of the period counts as *synced* when every project the report covers has a complete sync of it in the ledger
+(table ``dds_sync_ledger``). Otherwise it takes the state pipeline/coverage.py gives a day not synced, by its age:
+*gone* (the DDS API holds none of it any more), *at risk* (the API starts forgetting it within AT_RISK_DAYS),
+*failed* (the last attempt of one of the projects failed) or *missing* (never attempted, or not completed): the
+rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Days before ``DDS_START_DATE`` (no
 partitions of the pipeline) and days not over yet are not counted.
 """
 
@@ -17,34 +12,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-import sqlalchemy as sa
-
+from pipeline.coverage import AT_RISK, AT_RISK_DAYS, FAILED, GONE, MISSING, RETENTION_DAYS, STATES, SYNCED, day_state
 from pipeline.sqlfiles import read_sql
 from pipeline.storage.warehouse import Warehouse
-from pipeline.sync import API_RETENTION
 
-LEDGER_TABLE = "dds_sync_ledger"
-SYNCED, FAILED, MISSING, AT_RISK, GONE = "synced", "failed", "missing", "at_risk", "gone"
-STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE)
-# The API answers for about a month: a day starts leaving it RETENTION_DAYS after it began, and has left a day later.
-RETENTION_DAYS = API_RETENTION.days
-# How long before that a day not synced is reported: time enough for an operator to act.
-AT_RISK_DAYS = 7
+__all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "MISSING", "RETENTION_DAYS", "STATES", "SYNCED"]
 # Projects read from the ledger when none is configured: more would not fit a report anyway.
 MAX_LEDGER_PROJECTS = 100
 
 
 @dataclass(frozen=True)
 class Coverage:
-    """The state of each counted day of a period (see the module's docstring), over ``projects``.
-
-    ``ledger_present`` is False when the warehouse has no sync ledger yet: then no day has a state.
-    """
+    """The state of each counted day of a period (see the module's docstring), over ``projects``."""
 
     first_day: date | None
     last_day: date | None
     projects: tuple[str, ...]
-    ledger_present: bool
     states: dict[date, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
@@ -55,18 +38,6 @@ class Coverage:
     def not_synced(self) -> list[tuple[date, str]]:
         """The counted days that are not synced, oldest first."""
         return [(day, state) for day, state in sorted(self.states.items()) if state != SYNCED]
-
-
-def day_state(day: date, today: date, *, synced: bool, failed: bool) -> str:
-    """The state of ``day`` on ``today``: see the module's docstring."""
-    if synced:
-        return SYNCED
-    age = (today - day).days
-    if age > RETENTION_DAYS:
-        return GONE
-    if age >= RETENTION_DAYS - AT_RISK_DAYS:
-        return AT_RISK
-    return FAILED if failed else MISSING
 
 
 def read_coverage(
@@ -80,13 +51,11 @@ def read_coverage(
     """The coverage of ``first_day``..``last_day`` over ``projects`` (empty: every project of the ledger)."""
     counted_first = max(first_day, start_date)
     counted_last = min(last_day, now.date() - timedelta(days=1))
-    if not sa.inspect(warehouse.engine).has_table(LEDGER_TABLE):
-        return Coverage(counted_first, counted_last, projects, ledger_present=False)
     if not projects:
         listed = warehouse.query(read_sql("report/sync_ledger_projects.sql"), top=MAX_LEDGER_PROJECTS)
         projects = tuple(listed["project_id"])
     if counted_first > counted_last or not projects:
-        return Coverage(counted_first, counted_last, projects, ledger_present=True)
+        return Coverage(counted_first, counted_last, projects)
     rows = warehouse.query(read_sql("report/sync_ledger_by_day.sql"), first_day=counted_first,
                            last_day=counted_last, projects=list(projects))
     known = {as_date(row.day): (int(row.synced_projects), int(row.failing_projects)) for row in rows.itertuples()}
@@ -96,7 +65,7 @@ def read_coverage(
         synced, failing = known.get(day, (0, 0))
         states[day] = day_state(day, now.date(), synced=synced >= len(projects), failed=failing > 0)
         day += timedelta(days=1)
-    return Coverage(counted_first, counted_last, projects, ledger_present=True, states=states)
+    return Coverage(counted_first, counted_last, projects, states=states)
 
 
 def state_label(state: str) -> str:

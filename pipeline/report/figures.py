@@ -95,8 +95,7 @@ class ReportFigures:
         counts = self.coverage.counts()
         covered = (
             ", ".join(f"{counts[state]} {state_label(state)}" for state in counts if counts[state])
-            if self.coverage.states else "no sync ledger in the warehouse" if not self.coverage.ledger_present
-            else "no day to count"
+            if self.coverage.states else "no day to count"
         )
         return {
             "period": str(self.period),

@@ -148,8 +148,6 @@ def _running(figures: ReportFigures) -> Content:
 
 def _coverage(figures: ReportFigures) -> Content:
     coverage = figures.coverage
-    if not coverage.ledger_present:
-        return "Unknown: the warehouse holds no sync ledger (dds_sync_ledger) yet; it is written by the syncs."
     if not coverage.states:
         return (f"No day of this period is counted: it lies before DDS_START_DATE ({figures.scope.start_date}) "
                 "or is not over yet.")
