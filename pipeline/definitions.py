@@ -15,7 +15,7 @@ from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, par
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.schedules import build_daily_schedule
-from pipeline.settings import Settings
+from pipeline.settings import Settings, settings_at_load
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
@@ -57,4 +57,4 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+defs = build_definitions(settings_at_load())

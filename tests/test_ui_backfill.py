@@ -1,7 +1,6 @@
 """The UI path for real: ``dagster dev`` against the simulator, a multi-day backfill launched through the
 webserver's GraphQL API (what the UI's "Launch backfill" button sends), carried out by the daemon."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import requests
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
+from pipeline.demo_ui import stop_process_group
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.storage.warehouse import Warehouse
 from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
@@ -78,8 +78,7 @@ def dagster_dev(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
         wait_until(ready, 120, "dagster dev to serve")
         yield f"http://127.0.0.1:{port}/graphql"
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
+        stop_process_group(server)
         log.close()
 
 
