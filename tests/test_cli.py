@@ -1,6 +1,6 @@
-"""The commands users type, run as processes: the CONTRACT.md materialize command and ``dds-tasks demo``."""
+"""The commands users type, run as processes: the CONTRACT.md materialize command, and what Dagster's CLI shows of
+an error a user can fix (``dds-tasks demo`` has tests/test_demo.py)."""
 
-import os
 import subprocess
 import sys
 from datetime import timedelta

@@ -18,6 +18,7 @@ from pipeline.storage.samples import synthetic_records
 from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import snapshot_days
 from tests.dagster_helpers import env_without_secrets, yesterday
+from tests.reliability_helpers import stored_jobs
 
 BIN = Path(sys.executable).parent
 
@@ -25,14 +26,6 @@ BIN = Path(sys.executable).parent
 def demo(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "dds-tasks"), "demo", *args], cwd=cwd, env=env or env_without_secrets(),
                           capture_output=True, text=True, timeout=300)
-
-
-def table(url: str) -> pd.DataFrame:
-    warehouse = Warehouse(url)
-    try:
-        return warehouse.query("SELECT * FROM dds_jobs ORDER BY project_id, id")
-    finally:
-        warehouse.dispose()
 
 
 def file_digests(root: Path) -> dict[str, str]:
@@ -63,17 +56,17 @@ def production_like(tmp_path: Path, warehouse_url: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_the_demo_leaves_the_configured_storage_untouched_and_keeps_to_its_folder(tmp_path, warehouse_url):
     env = production_like(tmp_path, warehouse_url)
-    before_rows, before_files = table(warehouse_url), file_digests(tmp_path / "prod")
+    before_rows, before_files = stored_jobs(warehouse_url), file_digests(tmp_path / "prod")
     work = tmp_path / "clone"
     work.mkdir()
     done = demo(work, "--days", "2", "--jobs-per-day", "30", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "asset checks: 4 of 4 passed." in done.stdout
     # Nothing of the deployment's storage changed: not a row, not a byte of a file, no new file.
-    pd.testing.assert_frame_equal(table(warehouse_url), before_rows)
+    pd.testing.assert_frame_equal(stored_jobs(warehouse_url), before_rows)
     assert file_digests(tmp_path / "prod") == before_files
     assert sorted(p.name for p in work.iterdir()) == ["demo"]
-    demo_rows = table(f"sqlite:///{work / 'demo' / 'data' / 'warehouse.db'}")
+    demo_rows = stored_jobs(f"sqlite:///{work / 'demo' / 'data' / 'warehouse.db'}")
     assert len(demo_rows) > 0 and set(demo_rows["region"]) == {"ap-southeast-1"}
     snapshot = pd.read_parquet(work / "demo" / "data" / "parquet" / "dds_jobs")
     assert len(snapshot) == len(demo_rows) and set(snapshot["region"]) == {"ap-southeast-1"}
@@ -85,11 +78,11 @@ def test_the_demo_runs_again_safely_into_the_same_dagster_home(tmp_path):
     first = demo(tmp_path, "--days", "3", "--jobs-per-day", "40")
     assert first.returncode == 0, first.stderr[-3000:]
     url = f"sqlite:///{tmp_path / 'demo' / 'data' / 'warehouse.db'}"
-    rows = table(url)
+    rows = stored_jobs(url)
     second = demo(tmp_path, "--days", "3", "--jobs-per-day", "40")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "emptied" not in second.stdout
-    pd.testing.assert_frame_equal(table(url).drop(columns="last_seen_at"), rows.drop(columns="last_seen_at"))
+    pd.testing.assert_frame_equal(stored_jobs(url).drop(columns="last_seen_at"), rows.drop(columns="last_seen_at"))
     # Both runs are in the demo's own Dagster home, where `dds-tasks demo --ui` shows them.
     runs = sqlite3.connect(tmp_path / "demo" / "dagster_home" / "history" / "runs.db")
     assert runs.execute("SELECT COUNT(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 2
@@ -97,7 +90,7 @@ def test_the_demo_runs_again_safely_into_the_same_dagster_home(tmp_path):
     # Another volume is another dataset: the folder starts afresh rather than mixing the two.
     other = demo(tmp_path, "--days", "3", "--jobs-per-day", "20")
     assert other.returncode == 0 and "emptied it" in other.stdout, other.stderr[-3000:]
-    assert "asset checks: 4 of 4 passed." in other.stdout and len(table(url)) < len(rows)
+    assert "asset checks: 4 of 4 passed." in other.stdout and len(stored_jobs(url)) < len(rows)
 
 
 @pytest.mark.slow
