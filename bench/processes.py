@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def simulator_process(jobs_per_day: int, days: int, latency_ms: float, token: str) -> Iterator[str]:
     """The simulator serving on a free loopback port, in a process of its own; yields its URL."""
     command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
-               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), "--token", token]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}"]
+    # A group of its own, stopped as a group: a benchmark started in the background inherits SIGINT ignored.
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     try:
         first_line = process.stdout.readline()
         found = re.search(r"serving (http://\S+)", first_line)
@@ -34,11 +36,11 @@ def simulator_process(jobs_per_day: int, days: int, latency_ms: float, token: st
             raise RuntimeError(f"the simulator did not start: {first_line.strip() or process.stdout.read(300)}")
         yield found[1]
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import requests
 
-from pipeline.demo_ui import stop_process_group
+from pipeline.demo_ui import usable_port
 from tests.dagster_helpers import env_without_secrets
+from tests.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a server prints once it answers: `dds-tasks demo --ui` and dagster dev's own log line.
@@ -81,22 +82,38 @@ class Shell:
         assert done.returncode == 0, f"{line!r} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         return done
 
-    def serve(self, line: str, timeout: float = 300) -> str:
-        """Runs a server until it answers, then stops its process group; its output up to then."""
-        server = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=self.cwd, env=self.env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    def serve(self, line: str, timeout: float = 300, attempts: int = 3) -> str:
+        """Runs a server until it answers, then stops its process group; its output up to then.
+
+        A port free when chosen (``DAGSTER_CLI_DEV_PORT``) can be taken before the server binds it: the server then
+        exits at once, and is started again on another.
+        """
+        for _ in range(attempts):
+            if "DAGSTER_CLI_DEV_PORT" in self.env:
+                self.env["DAGSTER_CLI_DEV_PORT"] = str(usable_port(0))
+            output, url = self._serve_once(line, timeout)
+            if url or "address already in use" not in output.lower():
+                break
+        assert url, f"{line!r} ended before serving:\n{output[-3000:]}"
+        return output
+
+    def _serve_once(self, line: str, timeout: float) -> tuple[str, str | None]:
+        server = spawn(["bash", "-c", f"exec {line}"], cwd=self.cwd, env=self.env, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
         reader.start()
         try:
             deadline = time.monotonic() + timeout
             while not (url := next((m[1] for m in map(SERVING.search, list(lines)) if m), None)):
-                assert server.poll() is None, f"{line!r} ended ({server.returncode}):\n{''.join(lines)[-3000:]}"
+                if server.poll() is not None:
+                    break
                 assert time.monotonic() < deadline, f"{line!r} did not serve within {timeout:.0f}s"
                 time.sleep(0.5)
-            answer = requests.get(f"{url}/server_info", timeout=10)
-            assert answer.ok and "dagster_webserver_version" in answer.json(), answer.text
+            if url:
+                answer = requests.get(f"{url}/server_info", timeout=10)
+                assert answer.ok and "dagster_webserver_version" in answer.json(), answer.text
         finally:
-            stop_process_group(server)
+            stop(server)
         reader.join(timeout=10)
-        return "".join(lines)
+        return "".join(lines), url

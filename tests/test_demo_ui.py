@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo_ui import stop_process_group, usable_port
+from pipeline.demo_ui import usable_port
 from tests.dagster_helpers import env_without_secrets
+from tests.processes import spawn, stop
 from tests.shell_helpers import ROOT, processes_in
 
 CHROMIUM = "/usr/bin/chromium"
@@ -49,11 +50,11 @@ class DemoUi:
     def __init__(self, cwd: Path):
         self.cwd = cwd
         self.lines: list[str] = []
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [str(Path(sys.executable).parent / "dds-tasks"), "demo", "--days", str(DEMO_DAYS), "--jobs-per-day", "60",
              "--ui", "--port", str(usable_port(0))],
             cwd=cwd, env=env_without_secrets(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True).start()
 
     def url(self, timeout: float = 240) -> str:
@@ -113,8 +114,7 @@ def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_
         # Ctrl-C stops the UI (dagster dev, its webserver, daemon, code servers) and the simulator.
         assert ui.interrupt() == 0, "".join(ui.lines)[-3000:]
     finally:
-        if ui.process.poll() is None:
-            stop_process_group(ui.process)
+        stop(ui.process)
     assert "Stopping Dagster's UI and the simulator" in "".join(ui.lines)
     deadline = time.monotonic() + 30
     while processes_in(tmp_path) and time.monotonic() < deadline:

@@ -155,11 +155,9 @@ def test_running_it_with_dagster_as_printed_with_the_placeholders_filled(clone):
         values = {"<project id>": sim.project_id, "<access key>": AK, "<secret key>": SK}
         assert {p for line in lines for p in PLACEHOLDER.findall(line)} == values.keys()
         filled = [PLACEHOLDER.sub(lambda m: values[m[0]], line) for line in lines]
-        # Other tests on this machine may hold port 3000: dagster dev takes its port from this variable too.
-        from pipeline.demo_ui import usable_port
-
-        shell = Shell(clone, {**user_shell_env(), "DDS_ENDPOINT": sim.url,
-                              "DAGSTER_CLI_DEV_PORT": str(usable_port(0))})
+        # Other tests on this machine may hold port 3000: dagster dev takes its port from this variable too (the
+        # shell picks a free one for each server it starts).
+        shell = Shell(clone, {**user_shell_env(), "DDS_ENDPOINT": sim.url, "DAGSTER_CLI_DEV_PORT": ""})
         outputs = run_lines(shell, filled)
         assert len(sim.requests) > 0
     assert any("Serving dagster-webserver" in out for out in outputs.values())

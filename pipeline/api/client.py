@@ -27,7 +27,7 @@ _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 class FetchStats:
     """What one fetch took: ``slices`` queried (each at most 30 days), ``pages`` received, ``requests`` sent
     (retries included), ``retries`` by kind, ``refetches`` (slices paged a second time because they came up
-    short of their total_count), ``jobs`` distinct so far, and wall ``seconds``.
+    short of their total_count while that count moved: jobs appeared or vanished during the paging), ``jobs`` distinct so far, and wall ``seconds``.
     """
 
     slices: int = 0
@@ -145,8 +145,9 @@ class DdsTaskCenterClient:
     """Reads ``GET {endpoint}/v3.1/{project_id}/jobs`` for a time window of any length.
 
     A window is cut into slices of at most 30 days (the API's limit); each slice is paged by offset,
-    ``max_concurrency`` requests at a time, every request retried per ``retry``. ``timeout`` is
-    (connect, read) seconds. The client is thread-safe; close it (or use it as a context manager).
+    ``max_concurrency`` requests at a time, every request retried per ``retry`` (within its time budget; an answer
+    that is not the promised jobs list counts as a failure, never as data). ``timeout`` is (connect, read) seconds:
+    a stalled answer fails at the read timeout and is retried. The client is thread-safe; close it (or use it as a context manager).
     """
 
     def __init__(
@@ -243,7 +244,12 @@ class DdsTaskCenterClient:
                 executor.shutdown(wait=True, cancel_futures=True)
 
     def _fetch_page(
-        self, slice_window: TimeWindow, filters: dict[str, str], stats: FetchStats, offset: int
+        self,
+        slice_window: TimeWindow,
+        filters: dict[str, str],
+        stats: FetchStats,
+        offset: int,
+        abandoned: Callable[[], bool],
     ) -> JobsAnswer:
         params = {
             "start_time": format_api_time(slice_window.start),
@@ -258,6 +264,7 @@ class DdsTaskCenterClient:
             window=str(slice_window),
             on_attempt=stats.count_request,
             on_retry=stats.count_retry,
+            abandoned=abandoned,
         )
 
     def close(self) -> None:
