@@ -17,7 +17,7 @@ from pipeline.dds.coverage_check import build_coverage_check
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.schedules import build_daily_schedule
-from pipeline.settings import Settings
+from pipeline.settings import Settings, settings_at_load
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
@@ -65,4 +65,4 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+defs = build_definitions(settings_at_load())
