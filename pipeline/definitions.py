@@ -19,7 +19,7 @@ from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.report_asset import ReportStoreResource, build_report_asset
 from pipeline.dds.schedules import build_daily_schedule
 from pipeline.report.build import report_scope, reports_location
-from pipeline.settings import Settings
+from pipeline.settings import Settings, settings_at_load
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
@@ -69,4 +69,4 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+defs = build_definitions(settings_at_load())

@@ -77,7 +77,7 @@ class DaySync:
     stored_jobs: int = 0
 
     def metadata(self) -> dict[str, object]:
-        """Plain numbers and text for Dagster's per-partition materialization metadata."""
+        """The day's own figures, for its partition's materialization (Dagster plots them over the days)."""
         statuses = {f"status_{name.lower()}": count for name, count in sorted(self.by_status.items())}
         return {
             "day": self.day.isoformat(),
@@ -119,9 +119,13 @@ class SyncResult:
         return [d for d, s in self.days.items() if s.coverage == GONE]
 
     def metadata(self) -> dict[str, object]:
-        """Run-level figures, shared by every day's materialization."""
+        """Run-wide figures: the run summary, given once per run (never on each day's partition, where Dagster
+        would plot them as if each day had them). What happens per day is in ``DaySync.metadata``."""
         fetch = self.stats.as_metadata() if self.stats else {}
-        return {
+        retries = {kind.removeprefix("retries_"): count for kind, count in fetch.items()
+                   if kind.startswith("retries_") and count}
+        summary: dict[str, object] = {
+            "days": len(self.days),
             "window_start": self.window.start.isoformat() if self.window else "",
             "window_end": self.window.end.isoformat() if self.window else "",
             "inserted": self.inserted,
@@ -130,8 +134,26 @@ class SyncResult:
             **{f"unknown_{name}": count for name, count in sorted(self.unknown_fields.items())},
             "finished_changed": self.finished_changed,
             "sync_seconds": round(self.seconds, 3),
-            **{f"fetch_{k}": v for k, v in fetch.items()},
+            **{f"fetch_{name}": fetch[name] for name in ("slices", "pages", "requests", "jobs", "seconds")
+               if name in fetch},
         }
+        # Usually none: listed only when there are some, so that no always-zero series is recorded.
+        if fetch.get("refetches"):
+            summary["fetch_refetches"] = fetch["refetches"]
+        if retries:
+            summary["fetch_retries"] = sum(retries.values())
+            summary["fetch_retries_by_kind"] = dict(sorted(retries.items()))
+        return summary
+
+    def summary_line(self) -> str:
+        """The run summary as one line for the run's log."""
+        line = (f"{sum(s.api_jobs for s in self.days.values()):,} jobs over {len(self.days)} day(s): "
+                f"{self.inserted:,} new, {self.updated:,} updated, {self.rejected} rejected, {self.seconds:.1f}s")
+        if self.stats is None:
+            return line + "; nothing fetched (the API no longer holds these days)"
+        retried = sum(self.stats.retries.values())
+        return (line + f"; {self.stats.requests} requests for {self.stats.pages} pages in {self.stats.slices} "
+                "slice(s)" + (f", {retried} of them retries" if retried else ""))
 
 
 ProgressHook = Callable[[Page, FetchStats], None]

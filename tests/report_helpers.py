@@ -2,7 +2,6 @@
 here with pandas over the rows inserted, independently of the report's SQL), and a reader of the report's HTML."""
 
 import base64
-import os
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -244,7 +243,7 @@ def decoded_chart(source: str) -> ElementTree.Element:
 
 
 def artifacts_dir() -> Path:
-    """Where tests keep what a person may want to look at afterwards (DDS_TEST_ARTIFACTS, else test-artifacts/)."""
-    folder = Path(os.environ.get("DDS_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+    """Where the browser tests keep their screenshots (tests/artifacts/, as the demo's UI test does)."""
+    folder = ROOT / "tests" / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
