@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from pipeline.storage.schema import DDS_JOBS, frame_to_arrow
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.schema import DDS_JOBS, frame_to_arrow
+from pipeline.warehouse.store import Warehouse
 
 API_TIME = "%Y-%m-%dT%H:%M:%S%z"
 TEXT_FIELDS = ("id", "name", "instance_id", "instance_name", "status")

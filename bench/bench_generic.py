@@ -1,4 +1,4 @@
-"""Throughput of the generic warehouse path (pipeline/storage/generic_upsert.py) on MariaDB or MySQL.
+"""Throughput of the generic warehouse path (pipeline/warehouse/upserts/generic.py) on MariaDB or MySQL.
 
     python bench/bench_generic.py [--server mysql+pymysql://root@127.0.0.1:3306/test] [--rows 10000 100000]
                                   [--repeat 3]
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_storage import FIRST_DAY, SEEN, Figure, bench_warehouse, scratch_urls  # noqa: E402
-from pipeline.storage.normalize import normalize_jobs  # noqa: E402
-from pipeline.storage.samples import synthetic_records  # noqa: E402
+from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
+from pipeline.testing import synthetic_records  # noqa: E402
 
 LOCAL_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
 

@@ -23,13 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_sync import machine_pace_ms  # noqa: E402
 from bench.processes import scratch_postgres  # noqa: E402
+from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
 from pipeline.report import charts  # noqa: E402
 from pipeline.report.figures import ReportScope, collect_figures  # noqa: E402
 from pipeline.report.html import render_html  # noqa: E402
 from pipeline.report.period import period_ending  # noqa: E402
-from pipeline.storage.normalize import normalize_jobs  # noqa: E402
-from pipeline.storage.samples import synthetic_records  # noqa: E402
-from pipeline.storage.warehouse import Warehouse  # noqa: E402
+from pipeline.testing import synthetic_records  # noqa: E402
+from pipeline.warehouse.store import Warehouse  # noqa: E402
 
 TARGET_SECONDS, TARGET_MB = 5.0, 300
 BATCH = 100_000

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.storage.normalize import normalize_jobs  # noqa: E402
-from pipeline.storage.parquet import ParquetStore  # noqa: E402
-from pipeline.storage.samples import synthetic_records  # noqa: E402
-from pipeline.storage.warehouse import Warehouse  # noqa: E402
+from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
+from pipeline.snapshots.store import ParquetStore  # noqa: E402
+from pipeline.testing import synthetic_records  # noqa: E402
+from pipeline.warehouse.store import Warehouse  # noqa: E402
 
 FIRST_DAY = date(2026, 10, 1)
 SEEN = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -36,21 +36,26 @@ import pyarrow.compute as pc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baselines import BASELINE_INSERT_ROWS, naive_normalize, row_by_row_insert_seconds  # noqa: E402
+from bench.baselines import (  # noqa: E402
+    BASELINE_INSERT_ROWS,
+    naive_normalize,
+    row_by_row_insert_seconds,
+)
 from bench.bench_storage import bench_warehouse, best_of, postgres_schema_urls  # noqa: E402
 from bench.processes import cli_sync, dagster_env, scratch_postgres, simulator_process  # noqa: E402
 from pipeline.api.auth import TokenAuth  # noqa: E402
-from pipeline.api.client import DdsTaskCenterClient, FetchResult  # noqa: E402
+from pipeline.api.client import DdsTaskCenterClient  # noqa: E402
 from pipeline.api.windows import TimeWindow  # noqa: E402
+from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
+from pipeline.jobs.schema import PANDAS_DTYPES  # noqa: E402
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
 from pipeline.simulator import DdsSimulator, SimulatorConfig  # noqa: E402
 from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
-from pipeline.storage.engine import parse_warehouse_url  # noqa: E402
-from pipeline.storage.normalize import normalize_jobs  # noqa: E402
-from pipeline.storage.parquet import ParquetStore  # noqa: E402
-from pipeline.storage.schema import PANDAS_DTYPES  # noqa: E402
-from pipeline.storage.warehouse import Warehouse  # noqa: E402
+from pipeline.snapshots.store import ParquetStore  # noqa: E402
 from pipeline.sync import fetch_window, snapshot_days, sync_days  # noqa: E402
+from pipeline.testing import FetchResult, fetch_jobs  # noqa: E402
+from pipeline.warehouse.engine import parse_warehouse_url  # noqa: E402
+from pipeline.warehouse.store import Warehouse  # noqa: E402
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # A throttled provider: this share of requests answered 429 with Retry-After: 1 (the provider advises 2 to 5 s).
@@ -93,7 +98,7 @@ def client_for(url: str, token: str, concurrency: int) -> DdsTaskCenterClient:
 def timed_fetch(url: str, token: str, window: TimeWindow, concurrency: int) -> tuple[float, FetchResult]:
     with client_for(url, token, concurrency) as client:
         started = time.perf_counter()
-        result = client.fetch_jobs(window)
+        result = fetch_jobs(client, window)
         return time.perf_counter() - started, result
 
 

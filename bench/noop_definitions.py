@@ -24,7 +24,8 @@ from dagster import (
     in_process_executor,
 )
 
-from pipeline.dds.partitions import dds_daily_partitions
+from pipeline.dds.partitions import daily_partitions
+from pipeline.settings import Settings
 
 # As in pipeline.dds.assets: the beta label of backfill_policy is noise on every load.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
@@ -32,7 +33,7 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWa
 # which is our code's start-up cost, not Dagster's.
 DDS_API_POOL = "dds_api"
 STORED_MATCHES_API = "stored_count_matches_api"
-_DAILY = {"partitions_def": dds_daily_partitions, "backfill_policy": BackfillPolicy.single_run(), "pool": DDS_API_POOL}
+_DAILY = {"partitions_def": daily_partitions(Settings.from_env().start_date), "backfill_policy": BackfillPolicy.single_run(), "pool": DDS_API_POOL}
 
 
 @asset(name="dds_jobs", check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs")], **_DAILY)

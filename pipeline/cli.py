@@ -11,7 +11,7 @@ returns the exit code. A bad option or a configuration error is one line on stde
 import argparse
 import sys
 
-from pipeline.settings import ConfigError
+from pipeline.values import ConfigError
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -61,10 +61,10 @@ def _print_targets(args: argparse.Namespace) -> int:
 
 def _verify_parquet(args: argparse.Namespace) -> int:
     from pipeline.settings import Settings
-    from pipeline.storage.engine import parse_warehouse_url, sqlite_file
-    from pipeline.storage.parquet import ParquetStore
-    from pipeline.storage.parquet_verify import verify_parquet
-    from pipeline.storage.warehouse import Warehouse
+    from pipeline.snapshots.store import ParquetStore
+    from pipeline.snapshots.verify import verify_parquet
+    from pipeline.warehouse.engine import parse_warehouse_url, sqlite_file
+    from pipeline.warehouse.store import Warehouse
 
     settings = Settings.from_env()
     url = parse_warehouse_url(settings.warehouse_url)
@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from pipeline.memory import use_returning_allocator
+
+    use_returning_allocator()
     try:
         return args.run(args)
     except ConfigError as exc:

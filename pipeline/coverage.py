@@ -1,6 +1,6 @@
 """Coverage: which days of a project hold a complete sync, and what becomes of those that do not.
 
-A day's *state* on a given ``today`` (the UTC date), from the sync ledger (storage/ledger.py) and the day's age
+A day's *state* on a given ``today`` (the UTC date), from the sync ledger (pipeline/warehouse/ledger.py) and the day's age
 (``today - day``; yesterday is 1):
 
 - ``synced``: a sync fetched the whole day without error;
@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pipeline.storage.ledger import LedgerDay, ledger_rows
-from pipeline.storage.warehouse import Warehouse
-from pipeline.sync import API_RETENTION
+from pipeline.api.windows import API_RETENTION
+from pipeline.warehouse.ledger import LedgerDay, ledger_rows
+from pipeline.warehouse.store import Warehouse
 
 SYNCED, FAILED, MISSING, AT_RISK, GONE = "synced", "failed", "missing", "at_risk", "gone"
 STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE)

@@ -4,33 +4,41 @@ Resources read the CONTRACT.md variables; secrets go in as ``EnvVar`` so Dagster
 never its value. All steps run in one process: a run pays Python and Dagster start-up once.
 """
 
-import os
-
 import sqlalchemy as sa
 from dagster import Definitions, EnvVar, in_process_executor
 
 from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.dds.assets import build_dds_assets
-from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
-from pipeline.dds.parquet_verification import dds_parquet_verify
+from pipeline.dds.checks import (
+    ended_not_before_created,
+    no_duplicate_keys,
+    parquet_matches_warehouse,
+)
 from pipeline.dds.coverage_check import build_coverage_check
-from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
+from pipeline.dds.parquet_verification import dds_parquet_verify
 from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.report_asset import ReportStoreResource, build_report_asset
+from pipeline.dds.resources import (
+    DdsTaskCenterResource,
+    ParquetSnapshotResource,
+    WarehouseResource,
+)
 from pipeline.dds.schedules import build_daily_schedule
+from pipeline.memory import use_returning_allocator
 from pipeline.report.build import report_scope, reports_location
 from pipeline.settings import Settings, settings_at_load
 
+
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
-    credentials = {field: EnvVar(var) for field, var in ENV_VARIABLES.items() if os.environ.get(var, "").strip()}
+    credentials = {field: EnvVar(var) for field, var in ENV_VARIABLES.items() if var in settings.credential_variables}
     return DdsTaskCenterResource(
         project_id=settings.project_id or "",
         region=settings.region or "",
         endpoint=settings.endpoint or "",
         max_concurrency=settings.max_concurrency,
         retry_budget_seconds=settings.retry_budget_seconds,
-        ca_bundle=os.environ.get("DDS_CA_BUNDLE") or None,
+        ca_bundle=settings.ca_bundle,
         **credentials,
     )
 
@@ -41,8 +49,7 @@ def warehouse_url_config(settings: Settings) -> str:
     Dagster stores a resource's configured values in every run's job snapshot and shows them in its UI; a
     PostgreSQL password in the URL would be stored in plain text there.
     """
-    from_env = os.environ.get("DDS_WAREHOUSE_URL", "").strip()
-    if from_env == settings.warehouse_url and sa.engine.make_url(settings.warehouse_url).password:
+    if settings.warehouse_url_from_env and sa.engine.make_url(settings.warehouse_url).password:
         return EnvVar("DDS_WAREHOUSE_URL")
     return settings.warehouse_url
 
@@ -69,4 +76,6 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
+# The one place where the environment is read and the process is set up when the definitions load.
+use_returning_allocator()
 defs = build_definitions(settings_at_load())

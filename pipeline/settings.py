@@ -11,17 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
-from pipeline.storage.engine import parse_warehouse_url, sqlite_file
-from pipeline.storage.parquet import check_parquet_root
-
-if TYPE_CHECKING:
-    from pipeline.targets import Target
+from pipeline.snapshots.store import check_parquet_root
+from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
+from pipeline.values import (
+    MAX_CONCURRENCY_LIMIT,
+    ConfigError,
+    check_http_url,
+    endpoint_for_region,
+)
+from pipeline.warehouse.engine import parse_warehouse_url, sqlite_file
 
 # A fixed date, never "today minus N": a default that moved with the clock would shift the partitions of an
 # existing deployment and orphan its history. The API's one-month retention made this the first day
@@ -31,24 +34,11 @@ DEFAULT_START_DATE = date(2026, 10, 1)
 # a run waiting on the network, not on Python (bench/bench_sync.py: a 30-day fetch within 1.4x of its floor), and
 # a throttled answer (429) only delays its own page.
 DEFAULT_MAX_CONCURRENCY = 12
-# The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
-MAX_CONCURRENCY_LIMIT = 32
 # Retrying one request for more than an hour would hold a run (and the Dagster pool) for hours of an outage that the
 # next scheduled run's catch-up handles better.
 MAX_RETRY_BUDGET_SECONDS = 3600
-# The one region outside the myhuaweicloud.com domain (NOTES.md).
-REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
 # A region's own endpoint names it: https://dds.{region}.myhuaweicloud.com (or .eu).
 _REGION_ENDPOINT = re.compile(r"https://dds\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message is one line that names it."""
-
-
-def endpoint_for_region(region: str) -> str:
-    """The DDS API base URL of a region."""
-    return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
 
 
 def resolve_endpoint(endpoint: str | None, region: str | None) -> str | None:
@@ -80,20 +70,6 @@ def parse_day(value: str, setting: str) -> date:
         return datetime.strptime(value.strip(), "%Y-%m-%d").date()
     except ValueError:
         raise ConfigError(f"{setting}={value!r} is not a date in the form YYYY-MM-DD") from None
-
-
-def check_http_url(value: str, setting: str) -> str:
-    """An http(s) URL with a host, without a trailing slash, or a ConfigError naming ``setting``."""
-    text = value.strip()
-    try:
-        parts = urlsplit(text)
-        # .port raises ValueError for a port that is not a number in 0..65535.
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
-    except ValueError:
-        usable = False
-    if not usable or any(char.isspace() for char in text):
-        raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as https://dds.ap-southeast-1.myhuaweicloud.com")
-    return value.strip().rstrip("/")
 
 
 def check_warehouse_url(value: str, setting: str = "DDS_WAREHOUSE_URL") -> str:
@@ -164,9 +140,15 @@ class Settings:
     region: str | None
     endpoint: str | None
     # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
-    targets: tuple["Target", ...] = ()
+    targets: tuple[Target, ...] = ()
     # How long one failing request to the DDS API is retried (DDS_RETRY_BUDGET_SECONDS).
     retry_budget_seconds: int = int(DEFAULT_RETRY_BUDGET_SECONDS)
+    # The CA bundle of the API's TLS (DDS_CA_BUNDLE); None: the system's.
+    ca_bundle: str | None = None
+    # The credential variables (names only, never values) that are set: the resources read those at run time.
+    credential_variables: frozenset[str] = frozenset()
+    # Whether warehouse_url is DDS_WAREHOUSE_URL as set (then Dagster can record the variable's name, not its value).
+    warehouse_url_from_env: bool = False
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -216,7 +198,19 @@ class Settings:
             retry_budget_seconds=_int_setting(
                 env, "DDS_RETRY_BUDGET_SECONDS", int(DEFAULT_RETRY_BUDGET_SECONDS), 1, MAX_RETRY_BUDGET_SECONDS
             ),
+            ca_bundle=env.get("DDS_CA_BUNDLE", "").strip() or None,
+            credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
+            warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
         )
+
+
+CREDENTIAL_VARIABLES = tuple(CREDENTIAL_FIELDS.values())
+
+
+def environment() -> Mapping[str, str]:
+    """The process's environment, for what is read when a run starts rather than when the definitions load: the
+    credentials of a target (under its prefix), so that one with missing credentials fails alone."""
+    return os.environ
 
 
 def settings_at_load() -> Settings:
@@ -248,10 +242,7 @@ def _print_config_errors_in_one_line() -> None:
     sys.excepthook = hook
 
 
-def _targets(env: Mapping[str, str], project_id: str | None) -> tuple["Target", ...]:
-    # Imported here: targets.py reads credentials, whose module imports ConfigError from this one.
-    from pipeline.targets import TARGETS_FILE_VARIABLE, load_targets
-
+def _targets(env: Mapping[str, str], project_id: str | None) -> tuple[Target, ...]:
     path = env.get(TARGETS_FILE_VARIABLE, "").strip()
     if not path:
         return ()

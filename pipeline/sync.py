@@ -19,16 +19,19 @@ import pyarrow.compute as pc
 
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
-from pipeline.api.windows import TimeWindow
-from pipeline.storage.ledger import Attempt, error_line, record_failure, record_sync
-from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs, unknown_counts
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.parquet_heal import DayRefresh, refresh_days
-from pipeline.storage.precedence import FIELD_BITS, latest_states
-from pipeline.storage.warehouse import Warehouse
+from pipeline.api.windows import API_RETENTION, TimeWindow
+from pipeline.jobs.normalize import (
+    MAX_SAMPLES,
+    NormalizedJobs,
+    normalize_jobs,
+    unknown_counts,
+)
+from pipeline.jobs.precedence import FIELD_BITS, latest_states
+from pipeline.snapshots.heal import DayRefresh, refresh_days
+from pipeline.snapshots.store import ROWS_AT_ONCE, ParquetStore
+from pipeline.warehouse.ledger import Attempt, error_line, record_failure, record_sync
+from pipeline.warehouse.store import Warehouse
 
-# The provider answers for "within one month"; 30 days is what it reliably holds.
-API_RETENTION = timedelta(days=30)
 # Stay clear of the retention edge: a window starting exactly at it may be refused or half-answered.
 RETENTION_MARGIN = timedelta(minutes=10)
 
@@ -37,8 +40,6 @@ FULL, PARTIAL, GONE = "full", "partial", "gone"
 NORMALIZE_BATCH = 20_000
 # Text columns whose values repeat on every page: task names, instances, statuses, failure messages.
 REPEATING_TEXT_COLUMNS = ("name", "instance_id", "instance_name", "status", "fail_reason")
-# Stored rows read back and written to Parquet at a time (whole days): bounds the memory of a long backfill.
-ROWS_AT_ONCE = 20_000
 
 
 def day_window(day: date) -> TimeWindow:
@@ -180,7 +181,7 @@ def sync_days(
 
     Jobs the API returns outside the days (its window is inclusive at the end) are left to their own
     partition. Days the API no longer holds are reported, never fetched, and their stored rows are untouched.
-    The sync ledger (storage/ledger.py) records every day of the sync (of ``run_id``, the Dagster run): the days
+    The sync ledger (pipeline/warehouse/ledger.py) records every day of the sync (of ``run_id``, the Dagster run): the days
     fetched whole as synced, in the load's transaction; all of them as failed, with the error, when the sync
     raises (the error is then raised on).
     """
@@ -345,7 +346,7 @@ def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
 
 def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:
     """Write the warehouse's latest state of ``days`` to the Parquet snapshots, healing each day whose files are
-    unreadable or disagree with the warehouse (pipeline/storage/parquet_heal.py); what was done per day.
+    unreadable or disagree with the warehouse (pipeline/snapshots/heal.py); what was done per day.
 
     A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one).
     """

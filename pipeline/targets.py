@@ -22,7 +22,12 @@ from pathlib import Path
 import yaml
 
 from pipeline.api.credentials import ENV_VARIABLES, Credentials
-from pipeline.settings import MAX_CONCURRENCY_LIMIT, ConfigError, check_http_url, endpoint_for_region
+from pipeline.values import (
+    MAX_CONCURRENCY_LIMIT,
+    ConfigError,
+    check_http_url,
+    endpoint_for_region,
+)
 
 TARGETS_FILE_VARIABLE = "DDS_TARGETS_FILE"
 # Target names become Dagster partition keys: no '|' or ',' (Dagster's separators), short enough for the UI.

@@ -8,7 +8,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
-    AssetKey, AssetRecordsFilter, DagsterInstance, Definitions, ExecuteInProcessResult, TableMetadataValue,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    TableMetadataValue,
 )
 
 from pipeline.dds.partitions import range_tags

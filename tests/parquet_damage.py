@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.storage.parquet import DAY_FILE, FILE_SCHEMA, ParquetStore
-from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES
+from pipeline.snapshots.store import DAY_FILE, FILE_SCHEMA, ParquetStore
+from pipeline.warehouse.store import Warehouse
 
 GARBAGE = b"this is not a parquet file\n" * 20
 

@@ -17,8 +17,14 @@ from dagster import Definitions, ExecuteInProcessResult
 
 from pipeline.dds.partitions import range_tags
 from pipeline.dds.resources import DdsTaskCenterResource
-from pipeline.simulator.server import JOBS_PATH, DdsSimulator, RequestInfo, Response, list_jobs
-from pipeline.storage.warehouse import Warehouse
+from pipeline.simulator.server import (
+    JOBS_PATH,
+    DdsSimulator,
+    RequestInfo,
+    Response,
+    list_jobs,
+)
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import TOKEN, PipelineUnderTest, expected_jobs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,11 +13,17 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.report.figures import AGE_BANDS, BACKUP_TASK_NAMES, LISTED_ROWS, TOP_INSTANCES, TOP_NAMES
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.report.figures import (
+    AGE_BANDS,
+    BACKUP_TASK_NAMES,
+    LISTED_ROWS,
+    TOP_INSTANCES,
+    TOP_NAMES,
+)
 from pipeline.report.period import ReportPeriod
-from pipeline.storage.ledger import SYNC_LEDGER
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.warehouse import Warehouse
+from pipeline.warehouse.ledger import SYNC_LEDGER
+from pipeline.warehouse.store import Warehouse
 
 FIRST_DAY, LAST_DAY = date(2026, 11, 1), date(2026, 11, 30)
 PERIOD = ReportPeriod(FIRST_DAY, LAST_DAY)

@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import sqlalchemy as sa
 
-from pipeline.storage.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
 
 

@@ -26,6 +26,7 @@ from pipeline.api.signer import sign_request
 from pipeline.cli import main as dds_tasks
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
+from pipeline.testing import fetch_jobs
 from tests.dagster_helpers import env_without_secrets, yesterday
 from tests.processes import interrupt, spawn
 
@@ -75,7 +76,7 @@ def env_for(method: str, sim: DdsSimulator) -> dict[str, str]:
 
 def fetch(sim: DdsSimulator, auth, *, concurrency: int = 1, on_page=None) -> list[dict]:
     with DdsTaskCenterClient(sim.url, sim.project_id, auth, max_concurrency=concurrency, page_size=50) as client:
-        return client.fetch_jobs(WINDOW, on_page=on_page).jobs
+        return fetch_jobs(client, WINDOW, on_page=on_page).jobs
 
 
 def jobs_route_requests(sim: DdsSimulator) -> list:
@@ -326,7 +327,7 @@ def test_the_simulate_command_accepts_aksk_and_an_iam_user_and_its_instructions_
                       ("DDS_IAM_ENDPOINT", "DDS_IAM_USERNAME", "DDS_IAM_DOMAIN", "DDS_IAM_PASSWORD")):
             auth, chosen = build_auth(Credentials.from_env({name: env[name] for name in names}), env["DDS_PROJECT_ID"])
             with DdsTaskCenterClient(env["DDS_ENDPOINT"], env["DDS_PROJECT_ID"], auth) as client:
-                jobs = client.fetch_jobs(TimeWindow.for_days(yesterday(), yesterday())).jobs
+                jobs = fetch_jobs(client, TimeWindow.for_days(yesterday(), yesterday())).jobs
             ids[chosen] = {job["id"] for job in jobs}
         assert ids["aksk"] == ids["iam"] and len(ids["aksk"]) > 0
     finally:

@@ -21,13 +21,25 @@ import pytest
 
 from pipeline.api.errors import DdsApiError
 from pipeline.api.windows import TimeWindow
-from pipeline.definitions import dds_api_resource
 from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.definitions import dds_api_resource
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig, json_response
 from pipeline.simulator.server import JOBS_PATH, list_jobs
-from tests.dagster_helpers import env_without_secrets, expected_jobs, pipeline_env, pipeline_under_test, yesterday
-from tests.reliability_helpers import failure_messages, snapshot_jobs, stored_jobs, sync_with_api
+from pipeline.testing import fetch_jobs
+from tests.dagster_helpers import (
+    env_without_secrets,
+    expected_jobs,
+    pipeline_env,
+    pipeline_under_test,
+    yesterday,
+)
+from tests.reliability_helpers import (
+    failure_messages,
+    snapshot_jobs,
+    stored_jobs,
+    sync_with_api,
+)
 
 LAST = yesterday()
 FIRST = LAST - timedelta(days=1)
@@ -252,18 +264,17 @@ def test_an_untrusted_certificate_is_refused_at_once_and_says_how_to_trust_it(tl
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     with tls_client(tls_endpoint[0]) as client, pytest.raises(DdsApiError) as caught:
-        client.fetch_jobs(WINDOW)
+        fetch_jobs(client, WINDOW)
     assert caught.value.attempts == 1
     assert_one_line_naming(str(caught.value), "DDS_CA_BUNDLE")
     assert "TLS certificate not trusted (self-signed certificate)" in str(caught.value)
 
 
-def test_dds_ca_bundle_names_the_certificates_to_trust(tls_endpoint, monkeypatch):
+def test_dds_ca_bundle_names_the_certificates_to_trust(tls_endpoint):
     endpoint, cert = tls_endpoint
-    monkeypatch.setenv("DDS_CA_BUNDLE", cert)
-    assert dds_api_resource(Settings.from_env({"DDS_ENDPOINT": endpoint})).ca_bundle == cert
+    assert dds_api_resource(Settings.from_env({"DDS_ENDPOINT": endpoint, "DDS_CA_BUNDLE": cert})).ca_bundle == cert
     with tls_client(endpoint, ca_bundle=cert) as client:
-        assert [job["id"] for job in client.fetch_jobs(WINDOW).jobs] == ["tls-job"]
+        assert [job["id"] for job in fetch_jobs(client, WINDOW).jobs] == ["tls-job"]
 
 
 @pytest.mark.parametrize("value", ["false", "0", "no", "off"])

@@ -14,8 +14,17 @@ from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.outages import STORM_MIX
-from tests.dagster_helpers import TOKEN, expected_jobs, pipeline_env, pipeline_under_test, yesterday
-from tests.reliability_helpers import assert_exact_data, failure_messages, stored_jobs, sync_with_api
+from tests.dagster_helpers import (
+    TOKEN,
+    pipeline_under_test,
+    yesterday,
+)
+from tests.reliability_helpers import (
+    assert_exact_data,
+    failure_messages,
+    stored_jobs,
+    sync_with_api,
+)
 from tests.test_faults import job_requests, parquet_files
 
 LAST = yesterday()

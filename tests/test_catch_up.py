@@ -17,10 +17,16 @@ from dagster import (
 
 from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, range_tags
 from pipeline.dds.resources import WarehouseResource
-from pipeline.storage.ledger import Attempt, ledger_rows, record_sync
-from pipeline.storage.warehouse import Warehouse
+from pipeline.warehouse.ledger import Attempt, ledger_rows, record_sync
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import pipeline_under_test, yesterday
-from tests.reliability_helpers import SyncChild, assert_exact_data, stored_jobs, sync_with_api, wait_for
+from tests.reliability_helpers import (
+    SyncChild,
+    assert_exact_data,
+    stored_jobs,
+    sync_with_api,
+    wait_for,
+)
 
 TODAY = datetime.now(timezone.utc).date()
 FAILING_FAST = {"retry_max_attempts": 2, "retry_base_delay_seconds": 0.01}

@@ -6,7 +6,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from dagster import AssetCheckEvaluation, AssetSelection, Definitions, define_asset_job
 
-from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
+from pipeline.dds.checks import (
+    ended_not_before_created,
+    no_duplicate_keys,
+    parquet_matches_warehouse,
+)
 from pipeline.dds.partitions import range_tags
 from tests.dagster_helpers import pipeline_under_test, yesterday
 

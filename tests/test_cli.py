@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.warehouse import Warehouse
-from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
+from pipeline.warehouse.store import Warehouse
+from tests.dagster_helpers import (
+    TOKEN,
+    env_without_secrets,
+    expected_jobs,
+    pipeline_env,
+    yesterday,
+)
 
 BIN = Path(sys.executable).parent
 

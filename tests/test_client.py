@@ -8,11 +8,25 @@ import pytest
 import requests
 from requests.auth import AuthBase
 
-from pipeline.api import DdsApiError, DdsTaskCenterClient, FetchStats, RetryPolicy, TimeWindow
-from pipeline.simulator import ApiError, DdsSimulator, RequestInfo, Response, SimulatorConfig, error_response
+from pipeline.api import (
+    DdsApiError,
+    DdsTaskCenterClient,
+    FetchStats,
+    RetryPolicy,
+    TimeWindow,
+)
+from pipeline.jobs.precedence import record_replaces
+from pipeline.simulator import (
+    ApiError,
+    DdsSimulator,
+    RequestInfo,
+    Response,
+    SimulatorConfig,
+    error_response,
+)
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.server import JOBS_PATH, list_jobs
-from pipeline.storage.precedence import record_replaces
+from pipeline.testing import fetch_jobs
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -79,7 +93,7 @@ def sim():
 def test_exact_job_set_across_pages(include_total_count, order, page_size, max_concurrency):
     with simulator(include_total_count=include_total_count, order=order) as sim:
         with client_for(sim, page_size=page_size, max_concurrency=max_concurrency) as client:
-            result = client.fetch_jobs(WEEK)
+            result = fetch_jobs(client, WEEK)
         expected = visible(sim, WEEK)
         assert len(expected) > 2 * page_size
         assert len(result.jobs) == len(expected)
@@ -110,7 +124,7 @@ def test_window_over_30_days_is_sliced_and_deduplicated_at_the_boundary():
         on_boundary = set(sim.store.add_jobs(3, created_at=boundary))
         received: list[str] = []
         with client_for(sim) as client:
-            result = client.fetch_jobs(window, on_page=lambda page, stats: received.extend(j["id"] for j in page.jobs))
+            result = fetch_jobs(client, window, on_page=lambda page, stats: received.extend(j["id"] for j in page.jobs))
         expected = visible(sim, window)
         assert on_boundary <= expected.keys()
         assert len(result.jobs) == len(expected) and by_id(result.jobs) == expected
@@ -125,9 +139,9 @@ def test_filters_are_sent_and_honoured(sim):
     everything = list(visible(sim, WEEK).values())
     some_id = everything[5]["id"]
     with client_for(sim) as client:
-        failed = client.fetch_jobs(WEEK, status="Failed")
-        backups = client.fetch_jobs(WEEK, name="MongodbSnapshotBackup")
-        one = client.fetch_jobs(WEEK, job_id=some_id)
+        failed = fetch_jobs(client, WEEK, status="Failed")
+        backups = fetch_jobs(client, WEEK, name="MongodbSnapshotBackup")
+        one = fetch_jobs(client, WEEK, job_id=some_id)
     assert by_id(failed.jobs) == by_id([j for j in everything if j["status"] == "Failed"]) != {}
     assert by_id(backups.jobs) == by_id([j for j in everything if j["name"] == "MongodbSnapshotBackup"]) != {}
     assert [job["id"] for job in one.jobs] == [some_id]
@@ -138,7 +152,7 @@ def test_filters_are_sent_and_honoured(sim):
 
 def test_plus_of_the_time_offset_is_percent_encoded(sim):
     with client_for(sim) as client:
-        client.fetch_jobs(WEEK)
+        fetch_jobs(client, WEEK)
     request = sim.requests[0]
     assert "start_time=2026-11-13T12%3A00%3A00%2B0000" in request.raw_query
     assert "+" not in request.raw_query
@@ -169,7 +183,7 @@ def test_every_fault_kind_is_retried_and_counted(sim, fault, params, kind, caplo
     # not stalled too, so for them the counts are bounds rather than exact.
     stalls = kind == "timeout"
     with client_for(sim, timeout=(2.0, 0.3 if stalls else 10.0)) as client:
-        result = client.fetch_jobs(WEEK)
+        result = fetch_jobs(client, WEEK)
     assert by_id(result.jobs) == visible(sim, WEEK)
     retries = sum(result.stats.retries.values())
     assert (result.stats.retries[kind] >= 2 and retries == result.stats.retries[kind]) if stalls else (
@@ -182,7 +196,7 @@ def test_every_fault_kind_is_retried_and_counted(sim, fault, params, kind, caplo
 def test_random_faults_under_concurrency_still_give_the_exact_set(sim):
     sim.faults.random({"500": 0.1, "drop": 0.05, "truncate": 0.05, "429_no_retry_after": 0.05}, seed=3)
     with client_for(sim, page_size=10, max_concurrency=4, retry=fast_retry(max_attempts=10)) as client:
-        result = client.fetch_jobs(WEEK)
+        result = fetch_jobs(client, WEEK)
     assert by_id(result.jobs) == visible(sim, WEEK)
     assert result.stats.requests == result.stats.pages + sum(result.stats.retries.values())
     assert sum(result.stats.retries.values()) > 0
@@ -194,7 +208,7 @@ def test_retry_after_is_honoured_and_zero_never_loops_hot(sim):
     sim.faults.inject("429", times=3, retry_after=0)
     policy = RetryPolicy(base_delay=0.01, max_delay=1.0, sleep=sleeps.append)
     with client_for(sim, retry=policy) as client:
-        result = client.fetch_jobs(WEEK)
+        result = fetch_jobs(client, WEEK)
     assert by_id(result.jobs) == visible(sim, WEEK)
     # Retry-After: 3 is waited out; Retry-After: 0 still gets the (unjittered) exponential backoff.
     assert sleeps == [3.0, 0.02, 0.04, 0.08]
@@ -227,7 +241,7 @@ def test_400_is_not_retried_and_reported_clearly():
     route = refusing_route(400, "DBS.200001", "Invalid parameter end_time.")
     with simulator(extra_routes=[route]) as sim, client_for(sim) as client:
         with pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     assert_refused_once(sim, caught.value, 400, "DBS.200001")
     assert "DBS.200001 Invalid parameter end_time. (HTTP 400, request id" in str(caught.value)
 
@@ -239,7 +253,7 @@ def test_a_token_echoed_by_an_error_body_is_masked():
 
     with simulator(extra_routes=[("GET", JOBS_PATH, echo_token)]) as sim, client_for(sim) as client:
         with pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     assert_refused_once(sim, caught.value, 403, "DBS.200011")
     assert "token *** is not allowed here" in str(caught.value) and TOKEN not in caught.value.error_msg
 
@@ -247,7 +261,7 @@ def test_a_token_echoed_by_an_error_body_is_masked():
 def test_401_is_not_retried_and_never_shows_the_token(sim):
     with client_for(sim, token="wrong-token-do-not-print") as client:
         with pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     assert_refused_once(sim, caught.value, 401, "APIG.0301")
     assert "check the credentials" in str(caught.value)
 
@@ -255,7 +269,7 @@ def test_401_is_not_retried_and_never_shows_the_token(sim):
 def test_403_for_a_project_the_token_does_not_serve_is_not_retried(sim):
     with DdsTaskCenterClient(sim.url, "other", StaticToken(TOKEN), retry=fast_retry()) as client:
         with pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     assert_refused_once(sim, caught.value, 403, "DBS.200011")
 
 
@@ -263,7 +277,7 @@ def test_redirect_is_not_followed():
     route = ("GET", JOBS_PATH, lambda sim, request: Response(302, {"Location": "http://127.0.0.2/x"}, b""))
     with simulator(extra_routes=[route]) as sim, client_for(sim) as client:
         with pytest.raises(DdsApiError, match=r"\(HTTP 302") as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     assert_refused_once(sim, caught.value, 302, None)
     assert "redirect to http://127.0.0.2/x not followed" in str(caught.value)
 
@@ -272,7 +286,7 @@ def test_exhausted_retries_raise_with_the_last_failure(sim):
     sim.faults.inject("502_html", times=10)
     with client_for(sim, retry=fast_retry(max_attempts=3)) as client:
         with pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     error = caught.value
     assert len(sim.requests) == 3 and error.attempts == 3 and error.status == 502
     assert str(error).startswith("DDS API kept failing after 3 attempts (last: HTTP 502 <html>")
@@ -285,7 +299,7 @@ def test_api_ignoring_offset_is_detected_not_paged_forever():
 
     with simulator(extra_routes=[("GET", JOBS_PATH, same_page)], include_total_count=False) as sim:
         with client_for(sim, max_concurrency=1) as client, pytest.raises(DdsApiError, match="ignore offset"):
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
         assert len(sim.requests) == 3
 
 
@@ -303,7 +317,7 @@ def test_jobs_created_while_paging_are_neither_missed_nor_doubled(include_total_
                 created.extend(sim.store.add_jobs(150))
 
         with client_for(sim, max_concurrency=max_concurrency) as client:
-            result = client.fetch_jobs(window, on_page=create_jobs_after_first_page)
+            result = fetch_jobs(client, window, on_page=create_jobs_after_first_page)
         ids = [job["id"] for job in result.jobs]
         assert len(ids) == len(set(ids))
         assert before.keys() <= set(ids)
@@ -324,7 +338,7 @@ def test_jobs_vanishing_while_paging_trigger_one_sequential_repage(max_concurren
                 sim.store.advance(timedelta(days=1))
 
         with client_for(sim, max_concurrency=max_concurrency) as client:
-            result = client.fetch_jobs(window, on_page=expire_a_day_after_first_page)
+            result = fetch_jobs(client, window, on_page=expire_a_day_after_first_page)
         after = visible(sim, window)
         ids = {job["id"] for job in result.jobs}
         assert len(before.keys() - after.keys()) > 20
@@ -374,7 +388,7 @@ def test_construction_validates_with_one_line(kwargs, message):
 def test_bad_arguments_fail_before_any_request(sim):
     with client_for(sim) as client:
         with pytest.raises(ValueError, match="window must be a TimeWindow"):
-            client.fetch_jobs((NOW - timedelta(days=1), NOW))
+            fetch_jobs(client, (NOW - timedelta(days=1), NOW))
         with pytest.raises(ValueError, match="filter status must be a non-empty printable string"):
             client.iter_pages(WEEK, status="")
         assert TOKEN not in repr(client) and "StaticToken" in repr(client)
@@ -390,7 +404,7 @@ def test_throughput_30000_jobs_at_20ms_latency(include_total_count):
         expected = len(visible(sim, window))
         with client_for(sim, max_concurrency=concurrency) as client:
             started = time.perf_counter()
-            result = client.fetch_jobs(window)
+            result = fetch_jobs(client, window)
             elapsed = time.perf_counter() - started
     assert len(result.jobs) == expected > 25_000
     ideal = result.stats.pages * latency / concurrency
@@ -418,7 +432,7 @@ def break_answers(sim: DdsSimulator, kind: str, times: int | None) -> None:
 def test_a_broken_answer_is_retried_never_read_as_data(sim, kind, retry_kind):
     break_answers(sim, kind, times=2)
     with client_for(sim, max_concurrency=4) as client:
-        result = client.fetch_jobs(WEEK)
+        result = fetch_jobs(client, WEEK)
     assert by_id(result.jobs) == visible(sim, WEEK)
     assert result.stats.retries[retry_kind] == 2 and sum(result.stats.retries.values()) == 2
     assert result.stats.requests == result.stats.pages + 2 == len(sim.requests)
@@ -430,7 +444,7 @@ def test_an_answer_broken_for_good_fails_the_fetch_naming_the_window(sim, kind, 
     pages: list = []
     with client_for(sim, retry=fast_retry(total_budget=0.5)) as client:
         with pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK, on_page=lambda page, stats: pages.append(page))
+            fetch_jobs(client, WEEK, on_page=lambda page, stats: pages.append(page))
     message = str(caught.value)
     assert pages == [] and caught.value.attempts > 1 and caught.value.attempts == len(sim.requests)
     assert message.startswith(f"DDS API kept failing after {caught.value.attempts} attempts (the next wait of")
@@ -444,7 +458,7 @@ def test_an_error_body_sent_with_status_200_is_named_by_its_code(sim):
 
     with simulator(extra_routes=[("GET", JOBS_PATH, error_as_200)]) as sim:
         with client_for(sim, retry=fast_retry(max_attempts=2)) as client, pytest.raises(DdsApiError) as caught:
-            client.fetch_jobs(WEEK)
+            fetch_jobs(client, WEEK)
     assert caught.value.error_code == "DBS.280001" and "(last: HTTP 200 DBS.280001 Backend busy" in str(caught.value)
 
 
@@ -453,7 +467,7 @@ def test_an_inflated_total_count_costs_no_more_than_the_look_ahead(max_concurren
     with simulator(jobs_per_day=60, reported_total_count=10_000_000) as sim:
         window = TimeWindow(NOW - timedelta(days=6), NOW)
         with client_for(sim, max_concurrency=max_concurrency) as client:
-            result = client.fetch_jobs(window)
+            result = fetch_jobs(client, window)
         expected = visible(sim, window)
         assert 300 < len(expected) < 400 and by_id(result.jobs) == expected
         pages_needed = len(expected) // 100 + 1
@@ -467,7 +481,7 @@ def test_an_inflated_total_count_costs_no_more_than_the_look_ahead(max_concurren
 def test_a_total_count_short_of_the_jobs_does_not_stop_the_paging(reported):
     with simulator(reported_total_count=reported) as sim:
         with client_for(sim, max_concurrency=4) as client:
-            result = client.fetch_jobs(WEEK)
+            result = fetch_jobs(client, WEEK)
         assert by_id(result.jobs) == visible(sim, WEEK) and len(result.jobs) > 250
 
 
@@ -483,7 +497,7 @@ def test_failing_pages_past_the_last_one_are_abandoned_not_retried_for_their_bud
                    extra_routes=[("GET", JOBS_PATH, fail_past_the_jobs)]) as sim:
         window = TimeWindow(NOW - timedelta(days=6), NOW)
         with client_for(sim, max_concurrency=8, retry=fast_retry(total_budget=30.0, max_delay=0.02)) as client:
-            result = client.fetch_jobs(window)
+            result = fetch_jobs(client, window)
         assert by_id(result.jobs) == visible(sim, window)
         failed = [r for r in sim.requests if r.status == 500]
         # Retried for the budget, each of them would have sent about 1,500 requests.

@@ -6,11 +6,27 @@ import logging
 import pytest
 
 from pipeline.api.auth import AkSkAuth, IamTokenAuth, TokenAuth
-from pipeline.api.credentials import STATIC_TOKEN_WARNING, Credentials, CredentialsError, build_auth
+from pipeline.api.credentials import (
+    STATIC_TOKEN_WARNING,
+    Credentials,
+    CredentialsError,
+    build_auth,
+)
 from pipeline.api.iam import IamTokenProvider
 from pipeline.settings import ConfigError
 from tests.test_auth import (  # noqa: F401 - gateway: the fixture
-    AK, DOMAIN, PASSWORD, SECRETS, SECURITY_TOKEN, SK, STATIC_TOKEN, TEMP_AK, TEMP_SK, USER, gateway, iam_provider,
+    AK,
+    DOMAIN,
+    PASSWORD,
+    SECRETS,
+    SECURITY_TOKEN,
+    SK,
+    STATIC_TOKEN,
+    TEMP_AK,
+    TEMP_SK,
+    USER,
+    gateway,
+    iam_provider,
 )
 
 IAM_ENV = {"DDS_IAM_USERNAME": USER, "DDS_IAM_PASSWORD": PASSWORD, "DDS_IAM_DOMAIN": DOMAIN}

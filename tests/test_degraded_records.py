@@ -10,11 +10,11 @@ import pytest
 
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.samples import api_record
-from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import sync_days
+from pipeline.testing import api_record
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
 from tests.test_warehouse import CREATED, MONDAY, TUESDAY, stored, warehouse  # noqa: F401 - the fixture
 

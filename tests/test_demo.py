@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.simulator import dataset
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.samples import synthetic_records
-from pipeline.storage.warehouse import Warehouse
+from pipeline.snapshots.store import ParquetStore
 from pipeline.sync import snapshot_days
+from pipeline.testing import synthetic_records
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import env_without_secrets, yesterday
 from tests.reliability_helpers import stored_jobs
 

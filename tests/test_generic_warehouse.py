@@ -13,23 +13,32 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipeline.storage.warehouse as warehouse_module
+import pipeline.warehouse.store as warehouse_module
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sqlfiles import SQL_DIR
-from pipeline.storage.generic_upsert import upsert_generic
-from pipeline.storage.postgres_copy import upsert_postgres
-from pipeline.storage.samples import api_record
-from pipeline.storage.upsert import UpsertCounts, upsert_sqlite
-from pipeline.storage.views import View, load_views
-from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import sync_days
+from pipeline.testing import api_record
+from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.upserts.generic import upsert_generic
+from pipeline.warehouse.upserts.postgres import upsert_postgres
+from pipeline.warehouse.upserts.sqlite import UpsertCounts, upsert_sqlite
+from pipeline.warehouse.views import View, load_views
 from tests.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
-from tests.test_warehouse import CREATED, DAY, MONDAY, TUESDAY, load_concurrently, month, ready_warehouse, rows, stored
+
 # The warehouse behaviours every database must have, collected here again to run on MariaDB (fixture below).
 from tests.test_warehouse import (  # noqa: F401
+    CREATED,
+    DAY,
+    MONDAY,
+    TUESDAY,
+    load_concurrently,
+    month,
+    ready_warehouse,
+    rows,
+    stored,
     test_a_failure_mid_load_rolls_back_everything,
     test_a_late_update_leaves_one_row_in_the_final_state,
     test_a_stale_running_answer_never_overwrites_a_terminal_state,
@@ -277,10 +286,10 @@ def test_views_and_checks_answer_on_mariadb(mariadb):
 
 def test_a_view_the_database_refuses_is_skipped_with_one_warning_line(mariadb, monkeypatch, caplog):
     refused = View("dds_jobs_refused", "SELECT COUNT(*) FILTER (WHERE status = 'Failed') AS failed FROM dds_jobs")
-    monkeypatch.setattr("pipeline.storage.views.load_views", lambda: [*load_views(), refused])
-    with caplog.at_level(logging.WARNING, logger="pipeline.storage.views"):
+    monkeypatch.setattr("pipeline.warehouse.views.load_views", lambda: [*load_views(), refused])
+    with caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
         mariadb.ensure_schema()
-    [warning] = [r.getMessage() for r in caplog.records if r.name == "pipeline.storage.views"]
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "pipeline.warehouse.views"]
     assert warning.startswith(f"view dds_jobs_refused not created: {mariadb.dialect} refuses its SQL")
     assert "\n" not in warning
     assert {view.name for view in load_views()} <= set(sa.inspect(mariadb.engine).get_view_names())

@@ -11,9 +11,15 @@ from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.retry import RetryPolicy
 from pipeline.coverage import AT_RISK, FAILED, GONE, MISSING, SYNCED, day_state
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.ledger import Attempt, LedgerDay, ledger_rows, record_failure, record_sync
-from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import sync_days
+from pipeline.warehouse.ledger import (
+    Attempt,
+    LedgerDay,
+    ledger_rows,
+    record_failure,
+    record_sync,
+)
+from pipeline.warehouse.store import Warehouse
 
 TOKEN = "sim-token-for-the-ledger"
 TODAY = datetime.now(timezone.utc).date()

@@ -11,15 +11,26 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, build_schedule_context
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    build_schedule_context,
+)
 
-from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, REGION_TAG, TARGET_TAG, partition_key
+from pipeline.dds.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    REGION_TAG,
+    TARGET_TAG,
+    partition_key,
+)
 from pipeline.dds.resources import WarehouseResource
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import retained_since
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import TOKEN, env_without_secrets, yesterday
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.precedence import FIELD_BITS, INCOMPLETE, latest_states
-from pipeline.storage.samples import api_record
-from pipeline.storage.schema import COLUMN_NAMES, PANDAS_DTYPES
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.jobs.precedence import FIELD_BITS, INCOMPLETE, latest_states
+from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
+from pipeline.testing import api_record
 
 SEEN = datetime(2026, 11, 8, 1, 2, 3, 456789, tzinfo=timezone.utc)
 CREATED = datetime(2026, 11, 1, 22, 30, tzinfo=timezone.utc)

@@ -8,10 +8,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.schema import COLUMN_NAMES, PANDAS_DTYPES
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
+from pipeline.snapshots.store import ParquetStore
+from pipeline.testing import api_record, synthetic_records
 from tests.parquet_damage import fail_writes_from
 
 DAY = date(2026, 11, 1)

@@ -15,10 +15,22 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.warehouse import Warehouse
-from tests.dagster_helpers import PipelineUnderTest, env_without_secrets, pipeline_under_test, yesterday
-from tests.parquet_damage import GARBAGE, assert_dataset_equals_warehouse, edit_rows, later_state, plant_job, truncate
+from pipeline.snapshots.store import ParquetStore
+from pipeline.warehouse.store import Warehouse
+from tests.dagster_helpers import (
+    PipelineUnderTest,
+    env_without_secrets,
+    pipeline_under_test,
+    yesterday,
+)
+from tests.parquet_damage import (
+    GARBAGE,
+    assert_dataset_equals_warehouse,
+    edit_rows,
+    later_state,
+    plant_job,
+    truncate,
+)
 from tests.test_checks import check_evaluations
 
 BIN = Path(sys.executable).parent

@@ -10,12 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.parquet_verify import OK, UNREADABLE
-from pipeline.storage.samples import synthetic_records
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.snapshots.verify import OK, UNREADABLE
 from pipeline.sync import snapshot_days
+from pipeline.testing import synthetic_records
+from pipeline.warehouse.store import Warehouse
 from tests.parquet_damage import (
     GARBAGE,
     assert_dataset_equals_warehouse,

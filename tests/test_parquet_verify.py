@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore, UnreadableDayError
-from pipeline.storage.parquet_compare import compare_rows
-from pipeline.storage.parquet_verify import DIFFERS, OK, UNREADABLE, verify_parquet
-from pipeline.storage.samples import synthetic_records
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.snapshots.compare import compare_rows
+from pipeline.snapshots.store import ParquetStore, UnreadableDayError
+from pipeline.snapshots.verify import DIFFERS, OK, UNREADABLE, verify_parquet
 from pipeline.sync import snapshot_days
+from pipeline.testing import synthetic_records
+from pipeline.warehouse.store import Warehouse
 from tests.parquet_damage import (
     GARBAGE,
     assert_dataset_equals_warehouse,

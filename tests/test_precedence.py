@@ -12,13 +12,20 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipeline.storage.warehouse as warehouse_module
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.precedence import COLUMN_RULES, FIELD_BITS, INCOMPLETE, Merge, latest_states, merge_assignments
-from pipeline.storage.samples import api_record
-from pipeline.storage.schema import COLUMN_NAMES, conform
-from pipeline.storage.upsert import UpsertCounts
+import pipeline.warehouse.store as warehouse_module
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.jobs.precedence import (
+    COLUMN_RULES,
+    FIELD_BITS,
+    INCOMPLETE,
+    Merge,
+    latest_states,
+    merge_assignments,
+)
+from pipeline.jobs.schema import COLUMN_NAMES, conform
+from pipeline.snapshots.store import ParquetStore
+from pipeline.testing import api_record
+from pipeline.warehouse.upserts.sqlite import UpsertCounts
 from tests.test_warehouse import CREATED, DAY, MONDAY, ready_warehouse, stored
 
 TERMINAL = ("Completed", "Failed")

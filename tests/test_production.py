@@ -23,15 +23,21 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
 from moto.server import ThreadedMotoServer
 
+from pipeline.dds.partitions import range_tags
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.s3 import S3Options
-from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.warehouse import Warehouse
-from pipeline.dds.partitions import range_tags
-from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
+from pipeline.snapshots.s3 import S3Options
+from pipeline.snapshots.store import ParquetStore
+from pipeline.testing import api_record, synthetic_records
+from pipeline.warehouse.store import Warehouse
+from tests.dagster_helpers import (
+    TOKEN,
+    env_without_secrets,
+    expected_jobs,
+    pipeline_env,
+    yesterday,
+)
 from tests.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,9 +207,9 @@ class StallingProxy:
 WRITER = """
 import sys
 from datetime import date, datetime, timezone
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.samples import synthetic_records
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.snapshots.store import ParquetStore
+from pipeline.testing import synthetic_records
 records = synthetic_records(3000, date(2026, 11, 1), days=1, seed=5)
 ParquetStore(sys.argv[1]).write_days(normalize_jobs(records, "proj-1", datetime.now(timezone.utc)).frame)
 """

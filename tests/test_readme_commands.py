@@ -14,7 +14,14 @@ from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.simulator.cli import config_from_args
 from tests.dagster_helpers import expected_jobs
-from tests.shell_helpers import ROOT, Shell, fresh_clone, processes_in, untracked, user_shell_env
+from tests.shell_helpers import (
+    ROOT,
+    Shell,
+    fresh_clone,
+    processes_in,
+    untracked,
+    user_shell_env,
+)
 
 README = (ROOT / "README.md").read_text()
 # Run by .ci/run as printed (checked below), not by this test: they install the venv these tests run in.

@@ -5,15 +5,21 @@ from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.fs as pafs
-from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, build_schedule_context
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    build_schedule_context,
+)
 
 from pipeline.dds.report_asset import REPORT_ASSET
 from pipeline.dds.resources import WarehouseResource
 from pipeline.definitions import build_definitions
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.settings import Settings
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.samples import synthetic_records
-from pipeline.storage.warehouse import Warehouse
+from pipeline.testing import synthetic_records
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import pipeline_under_test, yesterday
 from tests.report_helpers import ReportPage, decoded_chart
 from tests.test_production import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures: moto's S3 on loopback

@@ -9,7 +9,16 @@ import pytest
 from pipeline.report.coverage import AT_RISK, FAILED, GONE, MISSING
 from pipeline.report.figures import ReportScope, collect_figures
 from pipeline.report.period import ReportPeriod
-from tests.report_helpers import ATTEMPTED, NOW, PERIOD, SYNCED, Expected, known_jobs, load, write_ledger
+from tests.report_helpers import (
+    ATTEMPTED,
+    NOW,
+    PERIOD,
+    SYNCED,
+    Expected,
+    known_jobs,
+    load,
+    write_ledger,
+)
 
 START = date(2026, 10, 1)
 

@@ -6,11 +6,12 @@ from dagster import DagsterInstance, build_schedule_context
 
 from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from pipeline.dds.resources import WarehouseResource
-from pipeline.dds.schedules import build_daily_schedule, dds_jobs_daily
-from pipeline.storage.ledger import Attempt, record_failure, record_sync
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.warehouse import Warehouse
+from pipeline.dds.schedules import build_daily_schedule
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.settings import DEFAULT_START_DATE
 from pipeline.sync import retained_since
+from pipeline.warehouse.ledger import Attempt, record_failure, record_sync
+from pipeline.warehouse.store import Warehouse
 
 TICK = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
 YESTERDAY = TICK.date() - timedelta(days=1)
@@ -76,7 +77,8 @@ def test_a_new_deployment_asks_for_every_day_since_its_start_date_the_api_still_
     assert ranges(asked(recent, sqlite_url)) == [(day(3).isoformat(), YESTERDAY.isoformat())]
     # ...else from the oldest day it answers for (in part), as one run.
     oldest = retained_since(TICK).date()
-    assert ranges(asked(dds_jobs_daily, sqlite_url)) == [(oldest.isoformat(), YESTERDAY.isoformat())]
+    since_long_ago = build_daily_schedule(daily_partitions(DEFAULT_START_DATE))
+    assert ranges(asked(since_long_ago, sqlite_url)) == [(oldest.isoformat(), YESTERDAY.isoformat())]
 
 
 def test_a_synced_history_gives_just_yesterday(sqlite_url):

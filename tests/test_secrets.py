@@ -11,8 +11,6 @@ import gzip
 import json
 import os
 import re
-import shlex
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,19 +30,32 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, ExecuteInProcessResult, build_resources
 from dagster._serdes import serialize_value
 
-from pipeline.api.client import DdsTaskCenterClient
-from pipeline.api.credentials import ENV_VARIABLES, STATIC_TOKEN_WARNING, Credentials, build_auth
-from pipeline.api.windows import TimeWindow
-from pipeline.cli import main as dds_tasks
+from pipeline.api.credentials import (
+    ENV_VARIABLES,
+    STATIC_TOKEN_WARNING,
+    build_auth,
+)
 from pipeline.definitions import build_definitions
 from pipeline.demo import run_demo
 from pipeline.settings import Settings
-from pipeline.simulator import DdsSimulator, RequestInfo, Response, Route, SimulatorConfig, json_response
+from pipeline.simulator import (
+    DdsSimulator,
+    RequestInfo,
+    Response,
+    Route,
+    SimulatorConfig,
+    json_response,
+)
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.simulator.server import JOBS_PATH, list_jobs
-from pipeline.storage.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 from tests.dagster_helpers import (
-    PipelineUnderTest, env_without_secrets, expected_jobs, pipeline_env, pipeline_under_test, yesterday,
+    PipelineUnderTest,
+    env_without_secrets,
+    expected_jobs,
+    pipeline_env,
+    pipeline_under_test,
+    yesterday,
 )
 
 BIN = Path(sys.executable).parent

@@ -17,7 +17,16 @@ from pipeline.simulator.cli import add_arguments, config_from_args
 from pipeline.simulator.faults import FAULT_KINDS
 from tests.processes import interrupt, spawn
 from tests.test_simulator import (  # noqa: F401 - sim: the fixture
-    AUTH, NOW, TOKEN, UUID4, all_pages, api_time, assert_api_error, config, get_jobs, sim,
+    AUTH,
+    NOW,
+    TOKEN,
+    UUID4,
+    all_pages,
+    api_time,
+    assert_api_error,
+    config,
+    get_jobs,
+    sim,
 )
 
 

@@ -12,12 +12,12 @@ import requests
 from pipeline.api.auth import AkSkAuth, TokenAuth
 from pipeline.api.http import JobsHttp
 from pipeline.api.pagination import job_key, job_keys
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.parquet_compare import compare_rows
-from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES, arrow_to_frame
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES, arrow_to_frame
+from pipeline.snapshots.compare import compare_rows
+from pipeline.snapshots.store import ParquetStore
+from pipeline.testing import api_record, synthetic_records
+from pipeline.warehouse.store import Warehouse
 
 DAY = date(2026, 11, 1)
 SEEN = datetime(2026, 11, 9, tzinfo=timezone.utc)

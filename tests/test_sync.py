@@ -5,8 +5,8 @@ from datetime import datetime, time, timedelta, timezone
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.warehouse import Warehouse
 from pipeline.sync import sync_days
+from pipeline.warehouse.store import Warehouse
 
 TOKEN = "sim-token-for-sync"
 

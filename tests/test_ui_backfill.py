@@ -11,8 +11,14 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunSta
 from dagster._core.instance.ref import InstanceRef
 
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.storage.warehouse import Warehouse
-from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
+from pipeline.warehouse.store import Warehouse
+from tests.dagster_helpers import (
+    TOKEN,
+    env_without_secrets,
+    expected_jobs,
+    pipeline_env,
+    yesterday,
+)
 from tests.processes import dagster_dev, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

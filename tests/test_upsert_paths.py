@@ -9,13 +9,21 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.schema import COLUMN_NAMES
-from pipeline.storage.upsert import SqliteRows, UpsertCounts
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.schema import COLUMN_NAMES
+from pipeline.testing import api_record, synthetic_records
+from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.upserts.sqlite import SqliteRows, UpsertCounts
 from tests.test_generic_warehouse import assert_same_as_sqlite_fast_path
 from tests.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
-    CREATED, DAY, MONDAY, TUESDAY, _poison_inserts_of, load_concurrently, rows, stored, warehouse,
+    CREATED,
+    DAY,
+    MONDAY,
+    TUESDAY,
+    _poison_inserts_of,
+    load_concurrently,
+    rows,
+    stored,
+    warehouse,
 )
 
 INDEXED = {("created_date",), ("status",), ("instance_id",)}

@@ -6,12 +6,12 @@ from functools import partial
 import pandas as pd
 import pytest
 
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.sqlfiles import SQL_DIR
-from pipeline.storage.ledger import Attempt, record_sync
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.views import load_views
-from pipeline.storage.warehouse import Warehouse
+from pipeline.testing import api_record, synthetic_records
+from pipeline.warehouse.ledger import Attempt, record_sync
+from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.views import load_views
 
 DAY = date(2026, 11, 1)
 SEEN = datetime(2026, 11, 9, tzinfo=timezone.utc)

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.storage.normalize import normalize_jobs
-from pipeline.storage.samples import api_record, synthetic_records
-from pipeline.storage.schema import COLUMN_NAMES, PANDAS_DTYPES
-from pipeline.storage.upsert import UpsertCounts
-from pipeline.storage.warehouse import Warehouse
+from pipeline.jobs.normalize import normalize_jobs
+from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
+from pipeline.testing import api_record, synthetic_records
+from pipeline.warehouse.store import Warehouse
+from pipeline.warehouse.upserts.sqlite import UpsertCounts
 
 DAY = date(2026, 11, 1)
 CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)

@@ -1,6 +1,6 @@
 """The DDS task-center API: time windows, retries, paging and the client that ties them together."""
 
-from pipeline.api.client import DdsTaskCenterClient, FetchResult, FetchStats
+from pipeline.api.client import DdsTaskCenterClient, FetchStats
 from pipeline.api.errors import DdsApiError
 from pipeline.api.pagination import Page
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy
@@ -11,7 +11,6 @@ __all__ = [
     "RETRY_KINDS",
     "DdsApiError",
     "DdsTaskCenterClient",
-    "FetchResult",
     "FetchStats",
     "Page",
     "RetryPolicy",

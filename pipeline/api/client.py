@@ -4,7 +4,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import urlsplit, urlunsplit
@@ -12,14 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 from requests.auth import AuthBase
 
 from pipeline.api.http import JobsAnswer, JobsHttp, Timeout
-from pipeline.api.pagination import Page, SlicePager, job_key
+from pipeline.api.pagination import Page, SlicePager
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 
-__all__ = ["DdsTaskCenterClient", "FetchResult", "FetchStats", "Page"]
+__all__ = ["DdsTaskCenterClient", "FetchStats", "Page"]
 
 MAX_PAGE_SIZE = 100  # the API's limit maximum
-TERMINAL_STATUSES = ("Completed", "Failed")
 _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -64,14 +62,6 @@ class FetchStats:
                 "jobs": self.jobs,
                 "seconds": round(self.seconds, 3),
             }
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """The distinct jobs (dicts as sent, one per ``id``) the API returned for a window, and what it took."""
-
-    jobs: list[dict]
-    stats: FetchStats
 
 
 def _validated_endpoint(endpoint: object) -> str:
@@ -182,33 +172,6 @@ class DdsTaskCenterClient:
             raise ValueError(f"window must be a TimeWindow, got {type(window).__name__}")
         filters = _validated_filters(status, name, job_id)
         return self._pages(window, filters, stats if stats is not None else FetchStats())
-
-    def fetch_jobs(
-        self,
-        window: TimeWindow,
-        *,
-        status: str | None = None,
-        name: str | None = None,
-        job_id: str | None = None,
-        on_page: Callable[[Page, FetchStats], None] | None = None,
-    ) -> FetchResult:
-        """Every job the API returns for ``window``, one per id (of two copies, the latest state by the storage's
-        rule); ``on_page`` hears of each page (progress)."""
-        # Imported here: the storage layer imports this module (TERMINAL_STATUSES).
-        from pipeline.storage.precedence import record_replaces
-
-        stats = FetchStats()
-        jobs_by_id: dict[str, dict] = {}
-        with closing(self.iter_pages(window, status=status, name=name, job_id=job_id, stats=stats)) as pages:
-            for page in pages:
-                for job in page.jobs:
-                    kept = jobs_by_id.get(key := job_key(job))
-                    if kept is None or record_replaces(kept, job):
-                        jobs_by_id[key] = job
-                stats.jobs = len(jobs_by_id)
-                if on_page is not None:
-                    on_page(page, stats)
-        return FetchResult(list(jobs_by_id.values()), stats)
 
     def _pages(self, window: TimeWindow, filters: dict[str, str], stats: FetchStats) -> Iterator[Page]:
         started = time.monotonic()

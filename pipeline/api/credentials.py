@@ -14,8 +14,12 @@ import requests
 from requests.auth import AuthBase
 
 from pipeline.api.auth import AkSkAuth, IamTokenAuth, TokenAuth, mask_key
-from pipeline.api.iam import DEFAULT_IAM_ENDPOINT, IamTokenProvider, validated_iam_endpoint
-from pipeline.settings import ConfigError
+from pipeline.api.iam import (
+    DEFAULT_IAM_ENDPOINT,
+    IamTokenProvider,
+    validated_iam_endpoint,
+)
+from pipeline.values import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 # The API refuses a span end_time - start_time longer than 30 days.
 MAX_API_SPAN = timedelta(days=30)
+# The provider answers for "within one month"; 30 days is what it reliably holds.
+API_RETENTION = timedelta(days=30)
 
 
 def format_api_time(moment: datetime) -> str:

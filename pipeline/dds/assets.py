@@ -38,12 +38,21 @@ from pipeline.api.client import FetchStats, Page
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
-from pipeline.dds.partitions import day_key, days_by_target, days_of, dds_daily_partitions, partition_key
-from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
-from pipeline.settings import ConfigError
-from pipeline.storage.parquet import ParquetStore
+from pipeline.dds.partitions import (
+    day_key,
+    days_by_target,
+    days_of,
+    partition_key,
+)
+from pipeline.dds.resources import (
+    DdsTaskCenterResource,
+    ParquetSnapshotResource,
+    WarehouseResource,
+)
+from pipeline.snapshots.store import ParquetStore
 from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 from pipeline.targets import Target
+from pipeline.values import ConfigError
 
 # Single-run backfills are the point of these assets (one API window per run); Dagster still labels the
 # parameter beta, and repeating that on every load and run says nothing to our users.
@@ -332,5 +341,3 @@ def build_dds_assets(
 
     return dds_jobs, dds_jobs_parquet
 
-
-dds_jobs, dds_jobs_parquet = build_dds_assets(dds_daily_partitions)

@@ -7,13 +7,23 @@ launched alone it looks at the last CHECK_DAYS_ALONE days. It never scans the wh
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    MetadataValue,
+    asset_check,
+)
 
-from pipeline.dds.assets import dds_jobs, dds_jobs_parquet
-from pipeline.dds.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, days_between, split_key
+from pipeline.dds.partitions import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    days_between,
+    split_key,
+)
 from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
+from pipeline.snapshots.verify import OK, compare_days
 from pipeline.sqlfiles import read_sql
-from pipeline.storage.parquet_verify import OK, compare_days
 
 # Launched without a partition (from the UI's check list), a check covers the API's month and a day more.
 CHECK_DAYS_ALONE = 31
@@ -50,7 +60,7 @@ def _warehouse_check(context: AssetCheckExecutionContext, warehouse: WarehouseRe
     return _result(found, first, last, what)
 
 
-@asset_check(asset=dds_jobs, description="No (project_id, id) is stored twice among the run's days.")
+@asset_check(asset="dds_jobs", description="No (project_id, id) is stored twice among the run's days.")
 def no_duplicate_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     if warehouse.get().key_is_enforced():
         # The database refuses a second row of a key: nothing to look for (the scan took 40 ms a month).
@@ -60,7 +70,7 @@ def no_duplicate_keys(context: AssetCheckExecutionContext, warehouse: WarehouseR
     return _warehouse_check(context, warehouse, "checks/duplicate_keys.sql", "duplicated_keys")
 
 
-@asset_check(asset=dds_jobs, description="No job has ended_at before created_at.")
+@asset_check(asset="dds_jobs", description="No job has ended_at before created_at.")
 def ended_not_before_created(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     return _warehouse_check(context, warehouse, "checks/ended_before_created.sql", "jobs_ending_before_creation")
 
@@ -69,7 +79,7 @@ def ended_not_before_created(context: AssetCheckExecutionContext, warehouse: War
 _STATE = ("project_id", "id", "created_date", "status")
 
 
-@asset_check(asset=dds_jobs_parquet, description="The Parquet snapshot of each day holds exactly the warehouse's "
+@asset_check(asset="dds_jobs_parquet", description="The Parquet snapshot of each day holds exactly the warehouse's "
              "rows of that day, in the same state, once each, in files that read.")
 def parquet_matches_warehouse(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource

@@ -1,6 +1,6 @@
 """The Parquet snapshots verified against the warehouse from the UI, over the whole history: job ``dds_parquet_verify``.
 
-It runs pipeline/storage/parquet_verify.py: every day the warehouse or the snapshots hold must read and equal the
+It runs pipeline/snapshots/verify.py: every day the warehouse or the snapshots hold must read and equal the
 warehouse's rows of that day. Launched with ``repair: true`` it repairs what it finds (bad days rewritten from the
 warehouse, what is taken out kept in ``{root}/_quarantine``). The report (the days that were not ok, as a Markdown
 table) is recorded as an observation of ``dds_jobs_parquet`` (the asset's page, *Events*) and as the step's output;
@@ -26,7 +26,7 @@ from pydantic import Field as ConfigField
 
 from pipeline.dds.assets import DDS_API_POOL, PARQUET_ASSET
 from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
-from pipeline.storage.parquet_verify import OK, VerifyReport, verify_parquet
+from pipeline.snapshots.verify import OK, VerifyReport, verify_parquet
 
 VERIFY_JOB = "dds_parquet_verify"
 _VERIFY_OP = "verify_parquet_snapshots"

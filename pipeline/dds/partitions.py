@@ -17,8 +17,7 @@ from dagster import (
     TimeWindow,
 )
 
-from pipeline.settings import ConfigError, Settings, settings_at_load
-
+from pipeline.settings import ConfigError, Settings
 
 # The run tags through which Dagster hands a run its partition range (set by --partition-range, single-run
 # backfills and schedules) or its single partition.
@@ -72,9 +71,6 @@ def split_key(key: str) -> tuple[date, str | None]:
     """The day and target (None for a plain day key) of a partition key as found in run tags."""
     day, _, target = key.partition("|")
     return date.fromisoformat(day), target or None
-
-
-dds_daily_partitions = daily_partitions(settings_at_load().start_date)
 
 
 def days_of(window: TimeWindow) -> list[date]:

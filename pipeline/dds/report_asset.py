@@ -7,8 +7,16 @@ or ``s3://bucket/prefix/reports`` next to the Parquet snapshots) and shows its p
 
 from datetime import datetime, timezone
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, ConfigurableResource, MaterializeResult
-from dagster import MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    ConfigurableResource,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from pipeline.dds.resources import WarehouseResource

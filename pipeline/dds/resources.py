@@ -13,20 +13,25 @@ from pydantic import PrivateAttr
 
 from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.api.credentials import ENV_VARIABLES, SECRET_FIELDS, Credentials, build_auth
+from pipeline.api.credentials import (
+    ENV_VARIABLES,
+    SECRET_FIELDS,
+    Credentials,
+    build_auth,
+)
 from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryPolicy
 from pipeline.settings import (
     DEFAULT_MAX_CONCURRENCY,
     MAX_CONCURRENCY_LIMIT,
     ConfigError,
+    environment,
     masked_url,
     require_source,
 )
-from pipeline.storage.parquet import ParquetStore
-from pipeline.storage.warehouse import Warehouse
+from pipeline.snapshots.store import ParquetStore
 from pipeline.targets import Target
-
+from pipeline.warehouse.store import Warehouse
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -90,7 +95,7 @@ class DdsTaskCenterResource(ConfigurableResource):
     def _credentials_of(self, target: Target | None) -> Credentials:
         if target is None or not target.credentials_prefix:
             return self.credentials()
-        credentials = target.credentials(os.environ)
+        credentials = target.credentials(environment())
         try:
             credentials.method()
         except ConfigError as exc:

@@ -23,7 +23,13 @@ from dagster import (
 )
 
 from pipeline.coverage import contiguous_runs, day_ranges, unsynced_days
-from pipeline.dds.partitions import REGION_TAG, TARGET_TAG, day_key, dds_daily_partitions, partition_key, range_tags
+from pipeline.dds.partitions import (
+    REGION_TAG,
+    TARGET_TAG,
+    day_key,
+    partition_key,
+    range_tags,
+)
 from pipeline.dds.resources import WarehouseResource
 from pipeline.sync import GONE, coverage, retained_since
 from pipeline.targets import Target
@@ -55,7 +61,7 @@ def run_request(first: date, last: date, target: Target | None = None, tick: dat
 
 
 def build_daily_schedule(
-    daily: TimeWindowPartitionsDefinition = dds_daily_partitions,
+    daily: TimeWindowPartitionsDefinition,
     targets: Sequence[Target] = (),
     project_id: str | None = None,
 ) -> ScheduleDefinition:
@@ -94,5 +100,3 @@ def build_daily_schedule(
 
     return dds_jobs_daily
 
-
-dds_jobs_daily = build_daily_schedule()

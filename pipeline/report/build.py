@@ -15,8 +15,8 @@ from pipeline.report.figures import ReportFigures, ReportScope, collect_figures
 from pipeline.report.html import render_html
 from pipeline.report.period import ReportPeriod
 from pipeline.settings import ConfigError, Settings
-from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
-from pipeline.storage.warehouse import Warehouse
+from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
+from pipeline.warehouse.store import Warehouse
 
 REPORTS_FOLDER = "reports"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

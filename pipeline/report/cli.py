@@ -10,13 +10,18 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, ReportPeriod, period_ending
+from pipeline.report.period import (
+    DEFAULT_DAYS,
+    MAX_PERIOD_DAYS,
+    ReportPeriod,
+    period_ending,
+)
 from pipeline.settings import ConfigError, Settings, check_writable_folder, parse_day
-from pipeline.storage.engine import SQLITE, parse_warehouse_url, sqlite_file
-from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
+from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
+from pipeline.warehouse.engine import SQLITE, parse_warehouse_url, sqlite_file
 
 if TYPE_CHECKING:
-    from pipeline.storage.warehouse import Warehouse
+    from pipeline.warehouse.store import Warehouse
 
 
 DESCRIPTION = ("Write one self-contained HTML report of the warehouse (it opens offline): jobs per day by status, "
@@ -104,7 +109,7 @@ def _destination(out: str | None, settings: Settings, period: ReportPeriod, filt
 
 def _existing_warehouse(url: str) -> "Warehouse":
     """The warehouse to read; a SQLite file that does not exist is an error (a report creates no warehouse)."""
-    from pipeline.storage.warehouse import Warehouse
+    from pipeline.warehouse.store import Warehouse
 
     parsed = parse_warehouse_url(url)
     database = sqlite_file(parsed) if parsed.get_backend_name() == SQLITE else None

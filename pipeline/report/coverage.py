@@ -12,9 +12,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from pipeline.coverage import AT_RISK, AT_RISK_DAYS, FAILED, GONE, MISSING, RETENTION_DAYS, STATES, SYNCED, day_state
+from pipeline.coverage import (
+    AT_RISK,
+    AT_RISK_DAYS,
+    FAILED,
+    GONE,
+    MISSING,
+    RETENTION_DAYS,
+    STATES,
+    SYNCED,
+    day_state,
+)
 from pipeline.sqlfiles import read_sql
-from pipeline.storage.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 __all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "MISSING", "RETENTION_DAYS", "STATES", "SYNCED"]
 # Projects read from the ledger when none is configured: more would not fit a report anyway.

@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.report.coverage import Coverage, as_date, read_coverage, state_label
 from pipeline.report.period import ReportPeriod
 from pipeline.sqlfiles import read_sql
-from pipeline.storage.warehouse import Warehouse
+from pipeline.warehouse.store import Warehouse
 
 # The DDS task names of a backup (a snapshot, automatic or manual), as in sql/queries/failed_backups_by_instance.sql.
 BACKUP_TASK_NAMES = ("MongodbSnapshotBackup", "MongodbSnapshotEBackup")

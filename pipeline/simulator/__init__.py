@@ -7,8 +7,18 @@
 from pipeline.simulator.faults import FAULT_KINDS, Fault, FaultInjector
 from pipeline.simulator.jobs import TASK_NAMES, JobQuery, JobStore
 from pipeline.simulator.server import (
-    ApiError, Authenticator, DdsSimulator, OpenAuthenticator, RecordedRequest, RequestInfo, Response, Route,
-    SimulatorConfig, TokenAuthenticator, error_response, json_response,
+    ApiError,
+    Authenticator,
+    DdsSimulator,
+    OpenAuthenticator,
+    RecordedRequest,
+    RequestInfo,
+    Response,
+    Route,
+    SimulatorConfig,
+    TokenAuthenticator,
+    error_response,
+    json_response,
 )
 
 __all__ = [

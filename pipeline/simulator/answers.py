@@ -16,7 +16,12 @@ from dataclasses import replace
 from typing import Any
 
 from pipeline.simulator.jobs import JobQuery, JobStore
-from pipeline.simulator.protocol import ApiError, Response, error_response, json_response
+from pipeline.simulator.protocol import (
+    ApiError,
+    Response,
+    error_response,
+    json_response,
+)
 
 # A 200 whose JSON is not the jobs list the API promises. "records_not_objects" sends each record as a JSON string
 # (a double-encoded page), "overlong_page" more records than the limit asked (a page with at least one job).

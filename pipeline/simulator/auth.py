@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from pipeline.simulator.server import ApiError, DdsSimulator, RequestInfo, Response, Route, json_response
+from pipeline.simulator.server import (
+    ApiError,
+    DdsSimulator,
+    RequestInfo,
+    Response,
+    Route,
+    json_response,
+)
 
 INVALID_AUTH = "APIG.0301"
 TOKEN_EXPIRED = "APIG.0307"

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
 # Headers whose values are credentials: kept for inspection, never shown by repr().
 SECRET_HEADERS = frozenset({"x-auth-token", "authorization", "x-subject-token", "x-security-token"})
 

@@ -17,6 +17,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.simulator.answers import AnswerModes, check_answer_modes
 from pipeline.simulator.faults import Fault, FaultInjector
+from pipeline.simulator.jobs import (
+    ORDERS,
+    RUNNING_ENDED_AT_STYLES,
+    InvalidQuery,
+    JobStore,
+    parse_job_query,
+)
 from pipeline.simulator.outages import Outages
 from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers and tests import them from here
     ApiError,
@@ -31,7 +38,6 @@ from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers 
     error_response,
     json_response,
 )
-from pipeline.simulator.jobs import ORDERS, RUNNING_ENDED_AT_STYLES, InvalidQuery, JobStore, parse_job_query
 
 log = logging.getLogger(__name__)
 

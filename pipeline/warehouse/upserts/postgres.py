@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from pipeline.storage.precedence import no_unknowns
-from pipeline.storage.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
-from pipeline.storage.upsert import (
+from pipeline.jobs.precedence import no_unknowns
+from pipeline.jobs.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
+from pipeline.warehouse.upserts.sqlite import (
     FinishedTally,
     UpsertCounts,
     finished_changes_counted,

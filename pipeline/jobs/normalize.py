@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.storage.precedence import FIELD_BITS, INCOMPLETE, UNKNOWN_FIELDS, no_unknowns
-from pipeline.storage.schema import (
+from pipeline.jobs.precedence import FIELD_BITS, INCOMPLETE, UNKNOWN_FIELDS, no_unknowns
+from pipeline.jobs.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     PANDAS_DTYPES,

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.storage.schema import ARROW_SCHEMA, NOT_NULL_COLUMNS, PARTITION_COLUMN
+from pipeline.jobs.schema import ARROW_SCHEMA, NOT_NULL_COLUMNS, PARTITION_COLUMN
 
 DAY_FILE = "part-0.parquet"
-# The folder below the store's root where files taken out of the dataset are kept (pipeline/storage/parquet_heal.py).
+# The folder below the store's root where files taken out of the dataset are kept (pipeline/snapshots/heal.py).
 QUARANTINE = "_quarantine"
 _HIDDEN = (".", "_")
 _DAY_FOLDER = re.compile(rf"^{PARTITION_COLUMN}=(\d{{4}}-\d{{2}}-\d{{2}})$")

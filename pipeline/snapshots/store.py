@@ -5,7 +5,7 @@ Layout (hive-partitioned, so pyarrow, pandas and DuckDB read the whole set in on
     {root}/dds_jobs/created_date=YYYY-MM-DD/part-0.parquet
 
 The root is a local folder or S3-compatible object storage (``s3://bucket/prefix``, see
-:mod:`pipeline.storage.s3`). ``created_date`` lives in the folder name only. A day is rewritten whole, merged with
+:mod:`pipeline.snapshots.s3`). ``created_date`` lives in the folder name only. A day is rewritten whole, merged with
 what it holds, so a reader or a crash never sees half a day or a day twice:
 
 - on a local disk it is written to a temporary file whose name starts with "." (readers skip it) and moved into
@@ -14,9 +14,9 @@ what it holds, so a reader or a crash never sees half a day or a day twice:
   whole or not at all. Object storage has no locks: two writers of the same day at once may lose one's merge,
   so they must be serialized by their caller (the Dagster pool ``dds_api``, see docs/deployment.md).
 
-A day is read as every file of its folder that the dataset's readers see (pipeline/storage/parquet_files.py). A file
+A day is read as every file of its folder that the dataset's readers see (pipeline/snapshots/files.py). A file
 that is not readable as dds_jobs rows makes plain reads and merges refuse the day (UnreadableDayError naming it);
-healing (pipeline/storage/parquet_heal.py) rewrites such a day from the warehouse. Files a heal takes out of a day
+healing (pipeline/snapshots/heal.py) rewrites such a day from the warehouse. Files a heal takes out of a day
 are first copied to ``{root}/_quarantine/dds_jobs/created_date=YYYY-MM-DD/{UTC time}-{name}``, where no reader of
 the dataset looks.
 """
@@ -38,20 +38,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.storage.parquet_files import (
-    DAY_FILE,
-    QUARANTINE,
-    DatasetFiles,
-    DayFiles,
-    UnreadableDayError,
-    dataset_files,
-    quarantine_path,
-    read_day,
-    visible_files,
-)
-from pipeline.storage.precedence import latest_state_per_key
-from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
-from pipeline.storage.schema import (
+from pipeline.jobs.precedence import latest_state_per_key
+from pipeline.jobs.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     NOT_NULL_COLUMNS,
@@ -63,10 +51,24 @@ from pipeline.storage.schema import (
     empty_frame,
     frame_to_arrow,
 )
+from pipeline.snapshots.files import (
+    DAY_FILE,
+    QUARANTINE,
+    DatasetFiles,
+    DayFiles,
+    UnreadableDayError,
+    dataset_files,
+    quarantine_path,
+    read_day,
+    visible_files,
+)
+from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
 
 __all__ = ["DAY_FILE", "DayFiles", "ParquetStore", "UnreadableDayError", "check_parquet_root"]
 
 _TEMP_PREFIX, _TEMP_SUFFIX = ".part-0.", ".tmp"
+# Stored rows read back and written to Parquet at a time (whole days): bounds the memory of a long backfill.
+ROWS_AT_ONCE = 20_000
 _LOCK_FILE = ".lock"
 # Files written, or folders flushed, at once (a month of days, and a bound for longer backfills).
 _FILES_AT_ONCE = 32

@@ -15,12 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_engine, parse_warehouse_url
-from pipeline.storage.generic_upsert import upsert_generic_retrying
-from pipeline.storage.ledger import ensure_ledger_table
-from pipeline.storage.postgres_copy import upsert_postgres
-from pipeline.storage.precedence import UNKNOWN_DTYPE, latest_states
-from pipeline.storage.schema import (
+from pipeline.jobs.precedence import UNKNOWN_DTYPE, latest_states
+from pipeline.jobs.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     COLUMNS,
@@ -33,8 +29,18 @@ from pipeline.storage.schema import (
     as_days,
     conform,
 )
-from pipeline.storage.upsert import UpsertCounts, upsert_sqlite
-from pipeline.storage.views import recreate_views, recreate_views_where_possible
+from pipeline.warehouse.engine import (
+    POSTGRESQL,
+    SQLITE,
+    WRITE,
+    create_warehouse_engine,
+    parse_warehouse_url,
+)
+from pipeline.warehouse.ledger import ensure_ledger_table
+from pipeline.warehouse.upserts.generic import upsert_generic_retrying
+from pipeline.warehouse.upserts.postgres import upsert_postgres
+from pipeline.warehouse.upserts.sqlite import UpsertCounts, upsert_sqlite
+from pipeline.warehouse.views import recreate_views, recreate_views_where_possible
 
 # Serializes schema changes of concurrent runs on PostgreSQL (CREATE ... IF NOT EXISTS alone can still race).
 _SCHEMA_LOCK_KEY = 0x0DD5_0B5

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from pipeline.storage.engine import POSTGRESQL, SQLITE
-from pipeline.storage.schema import Kind, sql_type
+from pipeline.jobs.schema import Kind, sql_type
+from pipeline.warehouse.engine import POSTGRESQL, SQLITE
 
 LEDGER_TABLE = "dds_sync_ledger"
 KEY = ("project_id", "created_date")

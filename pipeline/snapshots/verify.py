@@ -1,14 +1,14 @@
 """The Parquet snapshots verified against the warehouse, day by day, and repaired on demand.
 
 Every day the warehouse or the Parquet root holds is checked: each of the day's files reads as dds_jobs rows (as the
-dataset's readers read it, see pipeline/storage/parquet_files.py), the day is the one file ``part-0.parquet``, it
+dataset's readers read it, see pipeline/snapshots/files.py), the day is the one file ``part-0.parquet``, it
 holds one row per job, and its rows equal the warehouse's rows of the day in every column. A day is ``ok``,
 ``unreadable`` (a file does not read) or ``differs`` (jobs missing, jobs not in the warehouse, jobs whose values
 differ, jobs held twice, stray files). Files of the dataset folder outside any day folder are reported as strays.
 
 Repair makes the snapshots what the warehouse says (the warehouse is the system of record) and never deletes data:
 
-- a bad day the warehouse holds jobs of is rewritten from the warehouse (pipeline/storage/parquet_heal.py), its
+- a bad day the warehouse holds jobs of is rewritten from the warehouse (pipeline/snapshots/heal.py), its
   previous files copied to the quarantine (``{root}/_quarantine/...``) first;
 - a day only the Parquet root holds is moved to the quarantine whole: out of the dataset, kept for the operator to
   look at or load back. When the warehouse holds no job at all, such days are left in place: that looks like a
@@ -16,7 +16,7 @@ Repair makes the snapshots what the warehouse says (the warehouse is the system 
 - strays of the dataset folder are moved to the quarantine.
 
 Repaired days are verified again; the report says which are ok now. The comparison is the one the run's healing and
-the check parquet_matches_warehouse use (pipeline/storage/parquet_compare.py).
+the check parquet_matches_warehouse use (pipeline/snapshots/compare.py).
 """
 
 from collections.abc import Iterable, Sequence
@@ -26,14 +26,13 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
+from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES
+from pipeline.snapshots.compare import RowDifference, compare_rows, rows_by_day
+from pipeline.snapshots.files import name_in_day
+from pipeline.snapshots.heal import refresh_days
+from pipeline.snapshots.store import ROWS_AT_ONCE, DayFiles, ParquetStore
 from pipeline.sqlfiles import read_sql
-from pipeline.storage.parquet import DayFiles, ParquetStore
-from pipeline.storage.parquet_compare import RowDifference, compare_rows, rows_by_day
-from pipeline.storage.parquet_files import name_in_day
-from pipeline.storage.parquet_heal import refresh_days
-from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES
-from pipeline.storage.warehouse import Warehouse
-from pipeline.sync import ROWS_AT_ONCE
+from pipeline.warehouse.store import Warehouse
 
 OK, UNREADABLE, DIFFERS = "ok", "unreadable", "differs"
 # Days shown in the UI's table; the command line shows them all.

@@ -1,8 +1,17 @@
-"""Synthetic DDS job records in the API's own form (every field a string), for the storage benchmark and tests."""
+"""Helpers for the tests and benchmarks, never used by the pipeline: synthetic DDS job records in the API's own form
+(every field a string), and a client's whole answer for a window as one list."""
 
 import random
 import uuid
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+
+from pipeline.api.client import DdsTaskCenterClient, FetchStats
+from pipeline.api.pagination import Page, job_key
+from pipeline.api.windows import TimeWindow
+from pipeline.jobs.precedence import record_replaces
 
 BEIJING = timezone(timedelta(hours=8))
 TASK_NAMES = (
@@ -75,3 +84,37 @@ def synthetic_records(count: int, first_day: date, days: int = 30, seed: int = 0
             )
         )
     return records
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The distinct jobs (dicts as sent, one per ``id``) the API returned for a window, and what it took."""
+
+    jobs: list[dict]
+    stats: FetchStats
+
+
+def fetch_jobs(
+    client: DdsTaskCenterClient,
+    window: TimeWindow,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    job_id: str | None = None,
+    on_page: Callable[[Page, FetchStats], None] | None = None,
+) -> FetchResult:
+    """Every job ``client`` gets from the API for ``window``, one per id (of two copies, the latest state by the
+    latest-state rule); ``on_page`` hears of each page. The pipeline itself streams pages (``sync.py``): this whole
+    list is for tests and benchmarks."""
+    stats = FetchStats()
+    jobs_by_id: dict[str, dict] = {}
+    with closing(client.iter_pages(window, status=status, name=name, job_id=job_id, stats=stats)) as pages:
+        for page in pages:
+            for job in page.jobs:
+                kept = jobs_by_id.get(key := job_key(job))
+                if kept is None or record_replaces(kept, job):
+                    jobs_by_id[key] = job
+            stats.jobs = len(jobs_by_id)
+            if on_page is not None:
+                on_page(page, stats)
+    return FetchResult(list(jobs_by_id.values()), stats)

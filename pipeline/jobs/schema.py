@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, oracle
 
 # A job in one of the API's final states is final: a later answer saying otherwise is stale (see precedence.py).
-from pipeline.api.client import TERMINAL_STATUSES  # noqa: F401 - re-exported to the storage modules
-
+TERMINAL_STATUSES = ("Completed", "Failed")
 TABLE_NAME = "dds_jobs"
 KEY_COLUMNS = ("project_id", "id")
 INDEXED_COLUMNS = ("created_date", "status", "instance_id")

@@ -1,7 +1,7 @@
 """How the rows of a day's Parquet files differ from the warehouse's rows of that day.
 
-The one comparison behind the run's healing (pipeline/storage/parquet_heal.py), the asset check
-``parquet_matches_warehouse`` and the on-demand verification (pipeline/storage/parquet_verify.py). It works on
+The one comparison behind the run's healing (pipeline/snapshots/heal.py), the asset check
+``parquet_matches_warehouse`` and the on-demand verification (pipeline/snapshots/verify.py). It works on
 Arrow tables of ``ARROW_SCHEMA``'s types, in the columns' own types: a job is the same on both sides when each
 compared column holds the same value (null equals null), and a side holds a job *twice* when its key is there
 more than once.
@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.storage.schema import KEY_COLUMNS, PARTITION_COLUMN
+from pipeline.jobs.schema import KEY_COLUMNS, PARTITION_COLUMN
 
 # Jobs shown per day as examples of what differs, and characters shown of each value.
 SAMPLES_PER_DAY = 5

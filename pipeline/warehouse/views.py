@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from pipeline.sqlfiles import SQL_DIR
-from pipeline.storage.engine import MYSQL_FAMILY
+from pipeline.warehouse.engine import MYSQL_FAMILY
 
 VIEWS_DIR = SQL_DIR / "views"
 _VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")

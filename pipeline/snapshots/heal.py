@@ -3,7 +3,7 @@
 The warehouse is the system of record of the snapshots. A day is *refreshed* while it is held against other writers
 (ParquetStore.claim): the warehouse's rows of the day are read then, so nothing a writer of the day wrote before is
 newer than them, and the day's file is made to hold exactly those rows. Before that, the day's files are compared
-with them (pipeline/storage/parquet_compare.py) and the day is *healed*, reported with the reason, when its files
+with them (pipeline/snapshots/compare.py) and the day is *healed*, reported with the reason, when its files
 
 - hold a file that does not read (truncated, not Parquet, another table's): the run used to fail on it;
 - hold a job twice;
@@ -13,9 +13,9 @@ with them (pipeline/storage/parquet_compare.py) and the day is *healed*, reporte
 
 A stored row that is only older than the warehouse's is what a snapshot taken before the last sync holds: the day is
 written, not healed. What a heal takes out of a day is never lost: the day's previous files are first copied to the
-quarantine (``{root}/_quarantine/...``, see pipeline/storage/parquet.py). A day the warehouse holds no job of is never
+quarantine (``{root}/_quarantine/...``, see pipeline/snapshots/store.py). A day the warehouse holds no job of is never
 emptied by a run: its unreadable files are moved to the quarantine, and rows it holds are left and reported
-(``parquet_only``); only ``rewrite`` (the on-demand repair, pipeline/storage/parquet_verify.py) moves them aside.
+(``parquet_only``); only ``rewrite`` (the on-demand repair, pipeline/snapshots/verify.py) moves them aside.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,10 +25,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.storage.parquet import DayFiles, ParquetStore, by_day_file, merged_with_stored
-from pipeline.storage.parquet_compare import compare_rows, doubled_keys, rows_by_day
-from pipeline.storage.precedence import latest_state_per_key
-from pipeline.storage.schema import ARROW_SCHEMA, arrow_to_frame, as_days, frame_to_arrow
+from pipeline.jobs.precedence import latest_state_per_key
+from pipeline.jobs.schema import ARROW_SCHEMA, arrow_to_frame, as_days, frame_to_arrow
+from pipeline.snapshots.compare import compare_rows, doubled_keys, rows_by_day
+from pipeline.snapshots.store import (
+    DayFiles,
+    ParquetStore,
+    by_day_file,
+    merged_with_stored,
+)
 
 # Reads the warehouse's rows of some days: a table of ARROW_SCHEMA (e.g. Warehouse.read_days_table).
 ReadWarehouse = Callable[[Sequence[date]], pa.Table]

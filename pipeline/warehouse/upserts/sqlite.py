@@ -21,8 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.storage.engine import SQLITE_CACHE_KIB, SQLITE_LOAD_CACHE_KIB
-from pipeline.storage.precedence import (
+from pipeline.jobs.precedence import (
     COLUMN_RULES,
     FINISHED_COLUMNS,
     Merge,
@@ -33,7 +32,16 @@ from pipeline.storage.precedence import (
     sql_quoted,
     terminal_sql,
 )
-from pipeline.storage.schema import COLUMN_NAMES, COLUMNS, DDS_JOBS, INDEXED_COLUMNS, KEY_COLUMNS, TABLE_NAME, Kind
+from pipeline.jobs.schema import (
+    COLUMN_NAMES,
+    COLUMNS,
+    DDS_JOBS,
+    INDEXED_COLUMNS,
+    KEY_COLUMNS,
+    TABLE_NAME,
+    Kind,
+)
+from pipeline.warehouse.engine import SQLITE_CACHE_KIB, SQLITE_LOAD_CACHE_KIB
 
 # Rows converted to SQLite's forms and sent at a time: as text, timestamps take twice the memory of the frame.
 ROWS_PER_EXECUTEMANY = 20_000

@@ -18,9 +18,15 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.storage.precedence import finished_changes, latest_states, no_unknowns
-from pipeline.storage.schema import COLUMN_NAMES, DDS_JOBS, KEY_COLUMNS, conform, frame_to_arrow
-from pipeline.storage.upsert import UpsertCounts
+from pipeline.jobs.precedence import finished_changes, latest_states, no_unknowns
+from pipeline.jobs.schema import (
+    COLUMN_NAMES,
+    DDS_JOBS,
+    KEY_COLUMNS,
+    conform,
+    frame_to_arrow,
+)
+from pipeline.warehouse.upserts.sqlite import UpsertCounts
 
 # Ids per lookup: an IN list well within every database's limit on bound parameters (SQL Server's is 2,100).
 KEYS_PER_LOOKUP = 1000

@@ -1,0 +1,32 @@
+"""Configuration values that every layer checks alike, below the configuration itself (``settings``, ``targets``):
+the one error of a bad setting, the region endpoints, http(s) URLs and the bound of concurrency. Reads nothing."""
+
+from urllib.parse import urlsplit
+
+# The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
+MAX_CONCURRENCY_LIMIT = 32
+# The one region outside the myhuaweicloud.com domain (NOTES.md).
+REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line that names it."""
+
+
+def endpoint_for_region(region: str) -> str:
+    """The DDS API base URL of a region."""
+    return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
+
+
+def check_http_url(value: str, setting: str) -> str:
+    """An http(s) URL with a host, without a trailing slash, or a ConfigError naming ``setting``."""
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        # .port raises ValueError for a port that is not a number in 0..65535.
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+    except ValueError:
+        usable = False
+    if not usable or any(char.isspace() for char in text):
+        raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as https://dds.ap-southeast-1.myhuaweicloud.com")
+    return value.strip().rstrip("/")

@@ -1,0 +1,2 @@
+"""One upsert path per database family, each taking its semantics from ``pipeline.jobs.precedence``: SQLite
+(``sqlite``), PostgreSQL (``postgres``: binary COPY), and any other SQLAlchemy database (``generic``)."""
