@@ -25,6 +25,7 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
         region=settings.region or "",
         endpoint=settings.endpoint or "",
         max_concurrency=settings.max_concurrency,
+        max_rate=settings.max_rate,
         ca_bundle=os.environ.get("DDS_CA_BUNDLE") or None,
         **credentials,
     )

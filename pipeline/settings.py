@@ -4,6 +4,7 @@ Every problem is reported as one ``ConfigError`` line naming the variable, befor
 Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,6 +138,20 @@ def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high
     return value
 
 
+def check_max_rate(value: object, setting: str) -> float:
+    """A ceiling of requests a second: a finite number above 0 (text such as ``"2.5"`` too), or a ConfigError
+    naming ``setting``."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{setting}={value!r} is not a number of requests a second above 0, such as 10 or 2.5")
+    return float(number)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the pipeline reads from and writes to; built by :meth:`from_env`."""
@@ -149,6 +164,8 @@ class Settings:
     project_id: str | None
     region: str | None
     endpoint: str | None
+    # DDS_MAX_RATE: requests a second to one region never passed (the client's pace adapts below it); None: none.
+    max_rate: float | None = None
     # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
     targets: tuple["Target", ...] = ()
 
@@ -182,6 +199,8 @@ class Settings:
         region = env.get("DDS_REGION", "").strip() or None
         endpoint = resolve_endpoint(env.get("DDS_ENDPOINT", ""), region)
         project_id = env.get("DDS_PROJECT_ID", "").strip() or None
+        max_rate_raw = env.get("DDS_MAX_RATE", "").strip()
+        max_rate = check_max_rate(max_rate_raw, "DDS_MAX_RATE") if max_rate_raw else None
         targets = _targets(env, project_id)
         return cls(
             data_dir=data_dir,
@@ -194,6 +213,7 @@ class Settings:
             project_id=project_id,
             region=region,
             endpoint=endpoint,
+            max_rate=max_rate,
             targets=targets,
         )
 

@@ -117,6 +117,8 @@ def _sync_one(
         f"{named}{sum(s.api_jobs for s in result.days.values()):,} jobs over {len(days)} day(s): "
         f"{result.inserted:,} new, {result.updated:,} updated, {result.rejected} rejected, {result.seconds:.1f}s"
     )
+    if result.stats is not None:
+        context.log.info(f"{named}DDS API pace: {result.stats.pace_line()}")
     return result
 
 

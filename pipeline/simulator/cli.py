@@ -12,6 +12,7 @@ import threading
 from datetime import timedelta
 
 from pipeline.simulator.auth import SimulatorAuthenticator
+from pipeline.simulator.ratelimit import RateSchedule
 from pipeline.simulator.server import DEFAULT_PROJECT_ID, DdsSimulator, SimulatorConfig
 
 DEFAULT_PORT = 8930
@@ -25,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history-days", type=int, default=40, help="days of jobs generated before now (default 40)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each jobs answer (default 0)")
     parser.add_argument("--no-total-count", action="store_true", help="omit total_count, as the provider may")
+    throttle = parser.add_mutually_exclusive_group()
+    throttle.add_argument("--rate-limit", type=float, metavar="N",
+                          help="the gateway's quota: N requests a second per user (token or access key), the rest "
+                               "answered 429 APIG.0308 with Retry-After (default: no quota)")
+    throttle.add_argument("--rate-limit-schedule", metavar="SECOND:N,...",
+                          help="a quota that changes, e.g. 0:50,10:5,20:50 (50/s, from second 10 on 5/s, from "
+                               "second 20 on 50/s), counted from the first jobs request")
     parser.add_argument("--project-id", action="append", dest="project_ids", metavar="PROJECT_ID",
                         help=f"a served project id, repeatable (default {DEFAULT_PROJECT_ID})")
     parser.add_argument("--token", default="sim-token",
@@ -65,11 +73,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if args.latency_ms < 0:
         raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
     gateway = _authenticator_from_args(args)
+    quota = args.rate_limit if args.rate_limit is not None else args.rate_limit_schedule
     return SimulatorConfig(seed=args.seed, project_ids=tuple(args.project_ids or (DEFAULT_PROJECT_ID,)),
                            token=args.token or None, jobs_per_day=args.jobs_per_day,
                            history_days=args.history_days, include_total_count=not args.no_total_count,
                            latency_s=args.latency_ms / 1000, authenticator=gateway,
-                           extra_routes=gateway.routes() if gateway else ())
+                           extra_routes=gateway.routes() if gateway else (),
+                           rate_limit=None if quota is None else RateSchedule.of(quota).steps)
 
 
 def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[str]:
@@ -117,6 +127,7 @@ def usage_text(sim: DdsSimulator, args: argparse.Namespace | None = None) -> str
         f"  project id(s): {', '.join(sim.config.project_ids)}",
         f"  X-Auth-Token:  {token or ('(none)' if secured else '(none: authentication off)')}",
         f"  clock (frozen): {sim.store.now.isoformat()}",
+        *([f"  rate limit: {RateSchedule(sim.config.rate_limit)}"] if sim.config.rate_limit else []),
         f"  try: {shlex.join(curl)}",
         *(pipeline_instructions(sim, args) if args is not None else []),
         "Press Ctrl-C to stop.",

@@ -30,6 +30,7 @@ from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers 
     json_response,
 )
 from pipeline.simulator.jobs import ORDERS, RUNNING_ENDED_AT_STYLES, InvalidQuery, JobStore, parse_job_query
+from pipeline.simulator.ratelimit import RateSchedule, UserRateLimit
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]+")
 @dataclass(frozen=True)
 class SimulatorConfig:
     """What the simulated provider holds and how it answers. now=None: the current UTC time at start-up, then
-    frozen (truncated to the second). token=None: no authentication (unless `authenticator` is set)."""
+    frozen (truncated to the second). token=None: no authentication (unless `authenticator` is set).
+    rate_limit: the gateway's requests a second per user, or (from second, limit) steps (simulator/ratelimit.py)."""
     seed: int = 7
     project_ids: tuple[str, ...] = (DEFAULT_PROJECT_ID,)
     token: str | None = field(default="sim-token", repr=False)
@@ -54,6 +56,7 @@ class SimulatorConfig:
     order: str = "newest_first"
     authenticator: Authenticator | None = None
     extra_routes: Sequence["Route | tuple[Any, ...]"] = ()
+    rate_limit: "float | Sequence[tuple[float, float]] | None" = None
 
     def __post_init__(self) -> None:
         if isinstance(self.project_ids, str) or not self.project_ids:
@@ -76,6 +79,8 @@ class SimulatorConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         object.__setattr__(self, "extra_routes", tuple(as_route(spec) for spec in self.extra_routes))
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateSchedule.of(self.rate_limit).steps)
 
     def resolved_authenticator(self) -> Authenticator:
         if self.authenticator is not None:
@@ -164,6 +169,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         log.debug("simulator: " + format, *args)
 
     def _dispatch(self) -> None:
+        received_at = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {name: value for name, value in self.headers.items()}
@@ -173,7 +179,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # Recorded before answering, so that a client seeing the answer also sees its record.
         simulator.record(RecordedRequest(
             self.command, target.path, dict(parse_qsl(target.query, keep_blank_values=True)), headers,
-            0 if response is None else response.status, fault.kind if fault else None, target.query))
+            0 if response is None else response.status, fault.kind if fault else None, target.query, received_at))
         if response is None:
             self.close_connection = True
             return
@@ -202,6 +208,8 @@ class DdsSimulator:
                               retention_days=self.config.retention_days, now=now.replace(microsecond=0),
                               running_ended_at=self.config.running_ended_at, order=self.config.order)
         self.faults = FaultInjector()
+        # The gateway's quota per user, in front of the jobs route (and its faults).
+        self.throttle = UserRateLimit(RateSchedule.of(self.config.rate_limit)) if self.config.rate_limit else None
         self.requests: list[RecordedRequest] = []
         self.routes: list[Route] = [*self.config.extra_routes,
                                     Route("GET", JOBS_PATH, list_jobs, authenticated=True, faultable=True)]
@@ -282,6 +290,10 @@ class DdsSimulator:
             return error_response(exc), None
         request = RequestInfo(method, path, raw_query, dict(parse_qsl(raw_query, keep_blank_values=True)),
                               headers, body, path_params)
+        if route.faultable and self.throttle is not None:
+            throttled = self.throttle.check(request)
+            if throttled is not None:
+                return throttled, None
         fault = self.faults.next_fault() if route.faultable else None
         if fault is not None:
             if fault.drops_connection:
