@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_sync import machine_pace_ms  # noqa: E402
 from bench.processes import simulator_process  # noqa: E402
 from pipeline.api.auth import TokenAuth  # noqa: E402
-from pipeline.api.client import DdsTaskCenterClient  # noqa: E402
+from pipeline.api.client import DdsTaskCenterClient, FetchStats  # noqa: E402
+from pipeline.api.errors import DdsApiError  # noqa: E402
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
 from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
 from pipeline.sync import fetch_window  # noqa: E402
@@ -60,6 +61,8 @@ class Run:
     concurrency_min: int
     concurrency_max: int
     rate_allowed: float | None
+    # Why the fetch failed (a page out of retries), or None: today's fixed concurrency can exhaust them.
+    failed: str | None = None
 
     @property
     def pace(self) -> float:
@@ -70,6 +73,8 @@ class Run:
         return self.throttled / self.requests if self.requests else 0.0
 
     def met(self) -> bool:
+        if self.failed:
+            return False
         if self.limit is None:
             return self.pace <= MAX_PACE_WITHOUT_QUOTA
         return self.pace <= MAX_PACE_UNDER_QUOTA and self.throttled_share <= MAX_THROTTLED_SHARE
@@ -121,22 +126,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def fetch(url: str, token: str, limit: float | None, latency_ms: float, concurrency: int, adaptive: bool) -> Run:
     days = [datetime.now(timezone.utc).date() - timedelta(days=n) for n in range(DAYS, 0, -1)]
     window = fetch_window(days, datetime.now(timezone.utc))
+    stats, failed = FetchStats(), None
     with DdsTaskCenterClient(url, DEFAULT_PROJECT_ID, TokenAuth(token), max_concurrency=concurrency,
                              adaptive_rate=adaptive) as client:
         started = time.perf_counter()
-        result = client.fetch_jobs(window)
+        try:
+            for _ in client.iter_pages(window, stats=stats):
+                pass
+        except DdsApiError as exc:
+            failed = str(exc).split(" (last:")[0]
         seconds = time.perf_counter() - started
-    stats = result.stats
     # A quota cannot be kept faster than the window lets requests through: the longer of the two is the floor.
     floor = max(stats.pages / limit if limit else 0.0, stats.pages * latency_ms / 1000 / concurrency)
     return Run("adaptive" if adaptive else "fixed", limit, latency_ms, stats.pages, stats.requests,
                stats.pacing.throttled, seconds, floor, stats.pacing.window_min or 0, stats.pacing.window_max or 0,
-               stats.pacing.rate)
+               stats.pacing.rate, failed)
 
 
 def describe(run: Run) -> str:
     allowed = "none" if run.rate_allowed is None else f"{run.rate_allowed:.1f}/s"
-    verdict = "met" if run.met() else "NOT MET"
+    verdict = "met" if run.met() else f"FAILED: {run.failed}" if run.failed else "NOT MET"
     return (f"{run.mode:<8} {run.seconds:6.2f} s = {run.pace:4.2f}x floor {run.floor_seconds:5.2f} s, "
             f"{run.throttled:3d} of {run.requests:4d} requests 429 ({run.throttled_share:5.1%}), "
             f"{run.requests / run.seconds:5.1f} req/s, in flight {run.concurrency_min}-{run.concurrency_max}, "
@@ -185,7 +194,8 @@ def print_grid(runs: list[Run]) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for run in (run for run in runs if run.mode == "adaptive"):
         other = fixed.get((run.limit, run.latency_ms))
-        against = (f"{other.pace:.2f}x | {other.throttled_share:.1%}" if other else " | ")
+        against = (f"{'failed after ' if other.failed else ''}{other.pace:.2f}x | {other.throttled_share:.1%}"
+                   if other else " | ")
         target = (f"<= {MAX_PACE_UNDER_QUOTA}x, <= {MAX_THROTTLED_SHARE:.0%}" if run.limit
                   else f"<= {MAX_PACE_WITHOUT_QUOTA}x")
         print(f"| {f'{run.limit:g}/s' if run.limit else 'none'} | {run.latency_ms:g} ms | {run.pages} | "

@@ -47,6 +47,8 @@ FAILURE_FLOOR = 0.25
 # in about ten seconds meets a 429; a quota that grew eightfold is reached in about 18 s.
 RECOVER_SECONDS = 4.0
 PROBE_GROWTH = 0.0025
+# A 429 while more than this share of the last second's answers were 429s is sustained throttling, not a probe.
+SUSTAINED_SHARE = 0.25
 # The gateway counts its quota per second: a 429 within a second of a decrease may still be the bucket that the pace
 # before it emptied, so the pace is lowered at most once a second.
 DECREASE_INTERVAL = 1.0
@@ -103,7 +105,9 @@ class AdaptiveRate:
         self._start = 0.0
         self._climb_seconds = 0.0
         self._last_growth_at: float | None = None
+        # When the answers of the last second came: ok, and 429.
         self._answered: deque[float] = deque()
+        self._refused: deque[float] = deque()
         self.configure(max_rate, max_concurrency)
 
     def configure(self, max_rate: float | None, max_concurrency: int) -> None:
@@ -135,8 +139,7 @@ class AdaptiveRate:
         """A request that got its answer: the window grows and, when the pace held requests back, so does it."""
         self.in_flight -= 1
         self._answered.append(now)
-        while self._answered and self._answered[0] < now - 1.0:
-            self._answered.popleft()
+        self._forget_before(now - 1.0)
         if not self.adaptive:
             return
         if self.window < self.max_concurrency:
@@ -150,21 +153,29 @@ class AdaptiveRate:
             self._set_rate(self._climb(self._climb_seconds))
 
     def throttled_by(self, permit: Permit, message: str | None, now: float) -> None:
-        """A 429: the pace goes under the limit the gateway names, or under the pace that met it."""
+        """A 429: the pace goes under the limit the gateway names (or under the pace that met it), and under what
+        got through when most recent answers were 429s."""
         self.in_flight -= 1
         self.throttled += 1
+        self._refused.append(now)
+        self._forget_before(now - 1.0)
         if not self._news(permit) or now - self._decreased_at < DECREASE_INTERVAL:
             return
         # The window keeps growing: the pace, not the number in flight, is what the quota limits.
         limit = throttle_limit(message)
-        if limit is None:
-            self._decrease(self._current_pace(), THROTTLE_DECREASE, now)
-        elif self.rate is None:
+        got_through = max(float(len(self._answered)), MIN_RATE)
+        if self.rate is None:
             # The first 429: what was sent while the window grew says little; the gateway's figure says it all.
-            self._decrease(limit, FOLLOW_LIMIT, now)
+            peak = limit if limit is not None else got_through
+            start = peak
         else:
-            # Throttled below the named limit: the tenant's other tools use the rest of the quota.
-            self._decrease(min(self.rate, limit), FOLLOW_LIMIT, now)
+            peak = limit if limit is not None else self.rate
+            if len(self._refused) > SUSTAINED_SHARE * (len(self._refused) + len(self._answered)):
+                # Throttled again and again below the limit: the tenant's other tools use the rest of the quota,
+                # and what got through in the last second is what is left of it. A 429 now and then is no news.
+                peak = min(peak, got_through)
+            start = min(self.rate, peak)
+        self._decrease(peak, now, start * (FOLLOW_LIMIT if limit is not None else THROTTLE_DECREASE))
 
     def failed(self, permit: Permit, kind: str | None, now: float) -> None:
         """Any other failed attempt; those that tell of overload halve the window and lower a known pace."""
@@ -176,20 +187,21 @@ class AdaptiveRate:
         if self.rate is not None and now - self._decreased_at >= DECREASE_INTERVAL:
             # The throttled pace stays the target: once the service answers again the pace climbs back to it.
             peak = self._peak or self.rate
-            lowered = min(self.rate, max(self.rate * FAILURE_DECREASE, peak * FAILURE_FLOOR))
-            self._decrease(peak, FAILURE_DECREASE, now, start=lowered)
+            self._decrease(peak, now, min(self.rate, max(self.rate * FAILURE_DECREASE, peak * FAILURE_FLOOR)))
         else:
             self._decreased_after = self._sent
 
     def _news(self, permit: Permit) -> bool:
         return self.adaptive and permit.number > self._decreased_after
 
-    def _current_pace(self) -> float:
-        # Without a pace yet, what the API answered in the last second is the best measure of what was sent.
-        return self.rate if self.rate is not None else max(float(len(self._answered)), MIN_RATE)
+    def _forget_before(self, moment: float) -> None:
+        for times in (self._answered, self._refused):
+            while times and times[0] < moment:
+                times.popleft()
 
-    def _decrease(self, peak: float, share: float, now: float, start: float | None = None) -> None:
-        self._start = max(MIN_RATE, start if start is not None else peak * share)
+    def _decrease(self, peak: float, now: float, start: float) -> None:
+        """The pace drops to ``start`` and climbs back towards ``peak`` (see _climb)."""
+        self._start = max(MIN_RATE, start)
         self._peak = max(peak, self._start)
         self._climb_seconds = 0.0
         self._last_growth_at = None
