@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import requests
 
+from pipeline.api import DdsTaskCenterClient
 from pipeline.dds.resources import DdsTaskCenterResource
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, RequestInfo, SimulatorConfig
@@ -94,6 +95,9 @@ def test_max_rate_goes_from_the_environment_and_the_targets_file_to_one_limiter_
     # The region's ceiling over DDS_MAX_RATE; both targets of the region pace through one limiter.
     assert (prod.max_rate, test.max_rate, europe.max_rate) == (10.0, 10.0, 2.5)
     assert prod.limiter is test.limiter and europe.limiter is not prod.limiter and prod.limiter.rate == 10.0
+    # A later client of the region without a ceiling lifts it: nothing was learned, so no pace is left.
+    DdsTaskCenterClient("http://127.0.0.1:9", "proj-sg", region="ap-southeast-1").close()
+    assert prod.limiter.rate is None
     with pytest.raises(ConfigError, match=r"^DDS_MAX_RATE=0\.0 is not a number of requests a second above 0"):
         DdsTaskCenterResource(project_id="p", endpoint="http://127.0.0.1:9", auth_token="t", max_rate=0).client()
 

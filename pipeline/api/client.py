@@ -213,6 +213,10 @@ class DdsTaskCenterClient:
         if not isinstance(verify, (bool, str)):
             raise ValueError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
         self.max_rate = _validated_rate(max_rate)
+        if region is not None and not isinstance(region, str):
+            raise ValueError(f"region must be a region name or None, got {type(region).__name__}")
+        if not isinstance(adaptive_rate, bool):
+            raise ValueError(f"adaptive_rate must be True or False, got {adaptive_rate!r}")
         key = region_key(region, self.endpoint)
         self.limiter = (
             region_limiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency) if adaptive_rate

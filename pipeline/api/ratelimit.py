@@ -117,8 +117,11 @@ class AdaptiveRate:
             self.rate, self.window = max_rate, float(max_concurrency)
             return
         self.window = min(self.window, float(max_concurrency))
-        if max_rate is not None:
-            self.rate = max_rate if self.rate is None else min(self.rate, max_rate)
+        if self._peak is None:
+            # Nothing learned yet: the ceiling, or none, is the pace.
+            self.rate = max_rate
+        elif max_rate is not None:
+            self._set_rate(self.rate if self.rate is not None else max_rate)
 
     def wait_time(self, now: float) -> float | None:
         """Seconds until a request may be sent (0: now), or None while the window is full (until an answer)."""
