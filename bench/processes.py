@@ -28,8 +28,10 @@ def simulator_process(
     """The simulator serving on a free loopback port, in a process of its own (``options``: more of its command
     line, e.g. ``--rate-limit 10``); yields its URL."""
     command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
-               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), "--token", token, *options]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}", *options]
+    # A group of its own, stopped as a group: a benchmark started in the background inherits SIGINT ignored.
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     try:
         first_line = process.stdout.readline()
         found = re.search(r"serving (http://\S+)", first_line)
@@ -37,11 +39,11 @@ def simulator_process(
             raise RuntimeError(f"the simulator did not start: {first_line.strip() or process.stdout.read(300)}")
         yield found[1]
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

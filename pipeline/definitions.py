@@ -1,4 +1,4 @@
-"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, schedule and resources, assembled.
+"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedule and resources, assembled.
 
 Resources read the CONTRACT.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
 never its value. All steps run in one process: a run pays Python and Dagster start-up once.
@@ -12,6 +12,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
+from pipeline.dds.parquet_verification import dds_parquet_verify
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.schedules import build_daily_schedule
@@ -26,6 +27,7 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
         endpoint=settings.endpoint or "",
         max_concurrency=settings.max_concurrency,
         max_rate=settings.max_rate,
+        retry_budget_seconds=settings.retry_budget_seconds,
         ca_bundle=os.environ.get("DDS_CA_BUNDLE") or None,
         **credentials,
     )
@@ -48,6 +50,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=build_dds_assets(dds_partitions(settings), settings.targets),
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse],
+        jobs=[dds_parquet_verify],
         schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets)],
         resources={
             "dds_api": dds_api_resource(settings),

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
 from pipeline.storage.engine import parse_warehouse_url, sqlite_file
 from pipeline.storage.parquet import check_parquet_root
 
@@ -31,6 +32,9 @@ DEFAULT_START_DATE = date(2026, 10, 1)
 DEFAULT_MAX_CONCURRENCY = 12
 # The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
 MAX_CONCURRENCY_LIMIT = 32
+# Retrying one request for more than an hour would hold a run (and the Dagster pool) for hours of an outage that the
+# next scheduled run's catch-up handles better.
+MAX_RETRY_BUDGET_SECONDS = 3600
 # The one region outside the myhuaweicloud.com domain (NOTES.md).
 REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
 
@@ -168,6 +172,8 @@ class Settings:
     max_rate: float | None = None
     # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
     targets: tuple["Target", ...] = ()
+    # How long one failing request to the DDS API is retried (DDS_RETRY_BUDGET_SECONDS).
+    retry_budget_seconds: int = int(DEFAULT_RETRY_BUDGET_SECONDS)
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -215,6 +221,9 @@ class Settings:
             endpoint=endpoint,
             max_rate=max_rate,
             targets=targets,
+            retry_budget_seconds=_int_setting(
+                env, "DDS_RETRY_BUDGET_SECONDS", int(DEFAULT_RETRY_BUDGET_SECONDS), 1, MAX_RETRY_BUDGET_SECONDS
+            ),
         )
 
 

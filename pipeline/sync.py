@@ -21,6 +21,7 @@ from pipeline.api.pagination import job_key
 from pipeline.api.windows import TimeWindow
 from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs
 from pipeline.storage.parquet import ParquetStore
+from pipeline.storage.parquet_heal import DayRefresh, refresh_days
 from pipeline.storage.precedence import latest_state_per_key
 from pipeline.storage.warehouse import Warehouse
 
@@ -240,11 +241,16 @@ def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
             result.days[day].anomalies = int(count)
 
 
-def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, int]:
-    """Write the warehouse's latest state of ``days`` to the Parquet snapshots; rows written per day."""
-    written: dict[date, int] = {}
-    for batch in warehouse.day_batches(days, ROWS_AT_ONCE):
+def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:
+    """Write the warehouse's latest state of ``days`` to the Parquet snapshots, healing each day whose files are
+    unreadable or disagree with the warehouse (pipeline/storage/parquet_heal.py); what was done per day.
+
+    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one).
+    """
+    counts = warehouse.count_by_day(days)
+    looked_at = [day for day, count in counts.items() if count or store.has_files(day)]
+    done: dict[date, DayRefresh] = {}
+    for batch in warehouse.day_batches(looked_at, ROWS_AT_ONCE):
         # As Arrow from end to end: the rows go from the database's values to Parquet without pandas objects.
-        table = warehouse.read_days_table(batch)
-        written.update(store.write_days(table) if table.num_rows else {})
-    return {d: written.get(d, 0) for d in days}
+        done.update(refresh_days(store, batch, warehouse.read_days_table))
+    return {day: done.get(day, DayRefresh(day)) for day in days}

@@ -8,11 +8,27 @@ where a missing server is a failure.
 """
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a failure found once is found again, and no run fails on a
+# draw the previous one did not make. A deliberate search for new examples: HYPOTHESIS_PROFILE=explore.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+def pytest_configure(config):
+    # A suite started in the background (nohup pytest &) inherits SIGINT ignored, and every child would inherit it
+    # in turn: the tests that stop a server with Ctrl-C's signal would leave it running. A handled signal is reset
+    # to its default across exec, so the children get Ctrl-C back (tests/processes.py stops them by group).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

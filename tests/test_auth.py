@@ -8,7 +8,6 @@ and what no repr shows: test_credentials.py.
 
 import logging
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pipeline.cli import main as dds_tasks
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
 from tests.dagster_helpers import env_without_secrets, yesterday
+from tests.processes import interrupt, spawn
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
 WINDOW = TimeWindow.for_days(date(2026, 11, 10), date(2026, 11, 14))
@@ -48,16 +48,16 @@ def make_authenticator(**overrides) -> SimulatorAuthenticator:
     })
 
 
-def start_simulator(authenticator: SimulatorAuthenticator) -> DdsSimulator:
+def start_simulator(authenticator: SimulatorAuthenticator, error_shape: str = "flat") -> DdsSimulator:
     config = SimulatorConfig(now=NOW, jobs_per_day=40, authenticator=authenticator,
-                             extra_routes=authenticator.routes())
+                             extra_routes=authenticator.routes(), error_shape=error_shape)
     return DdsSimulator(config, port=0).start()
 
 
 @pytest.fixture
-def gateway():
+def gateway(request):
     authenticator = make_authenticator()
-    sim = start_simulator(authenticator)
+    sim = start_simulator(authenticator, getattr(request, "param", "flat"))
     yield sim, authenticator
     sim.stop()
 
@@ -148,7 +148,9 @@ def test_temporary_key_without_its_security_token_is_refused(gateway):
     assert len(sim.requests) == 1
 
 
+@pytest.mark.parametrize("gateway", ["flat", "nested"], indirect=True)
 def test_iam_token_revoked_mid_fetch_is_refreshed_once_and_the_fetch_completes(gateway):
+    # The gateway may answer {"error": {"code": "APIG.0307", ...}} (nested) as well as {"error_code": ...}.
     sim, authenticator = gateway
     expected = baseline_job_ids(sim, authenticator)
     revoked = []
@@ -303,7 +305,7 @@ def test_gateway_refuses_requests_without_credentials_or_with_unknown_tokens(gat
 # --- `dds-tasks simulate` with AK/SK and an IAM user --------------------------------------------------------
 
 def test_the_simulate_command_accepts_aksk_and_an_iam_user_and_its_instructions_work():
-    process = subprocess.Popen(
+    process = spawn(
         [str(Path(sys.executable).parent / "dds-tasks"), "simulate", "--port", "0", "--jobs-per-day", "30",
          "--token", "", "--ak", AK, "--sk", SK, "--iam-user", USER, "--iam-password", PASSWORD,
          "--iam-domain", DOMAIN, "--iam-token-minutes", "90"],
@@ -328,8 +330,7 @@ def test_the_simulate_command_accepts_aksk_and_an_iam_user_and_its_instructions_
             ids[chosen] = {job["id"] for job in jobs}
         assert ids["aksk"] == ids["iam"] and len(ids["aksk"]) > 0
     finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        out, err = interrupt(process)
     assert process.returncode == 0, err
     output = "\n".join(lines) + out + err
     assert not any(secret in output for secret in SECRETS)

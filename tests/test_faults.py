@@ -25,7 +25,7 @@ from tests.reliability_helpers import (
 
 # How the client classes each fault the simulator injects.
 RETRY_KIND_OF_FAULT = {
-    "429": "429", "429_no_retry_after": "429", "500": "5xx", "502_html": "5xx", "drop": "connection",
+    "429": "429", "429_no_retry_after": "429", "500": "5xx", "502_html": "5xx", "503": "5xx", "drop": "connection",
     "truncate": "invalid_json", "invalid_json": "invalid_json", "slow": "timeout",
 }
 LAST = yesterday()

@@ -12,6 +12,7 @@ from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.schema import COLUMN_NAMES, PANDAS_DTYPES
+from tests.parquet_damage import fail_writes_from
 
 DAY = date(2026, 11, 1)
 CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
@@ -125,15 +126,7 @@ def test_a_write_of_many_days_that_fails_on_one_leaves_every_day_as_it_was(store
     store.write_days(week)
     days = sorted(set(week["created_date"]))
     before = store.read_days(days)
-    real_write_table, calls = pq.write_table, []
-
-    def fail_on_the_third(table, where, **kwargs):
-        calls.append(where)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        real_write_table(table, where, **kwargs)
-
-    monkeypatch.setattr(pq, "write_table", fail_on_the_third)
+    calls = fail_writes_from(3, monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         store.write_days(week.assign(status="Failed", last_seen_at=pd.Timestamp(TUESDAY)))
     monkeypatch.undo()

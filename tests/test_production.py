@@ -2,9 +2,7 @@
 Dagster instance loaded from deploy/dagster.yaml on PostgreSQL, whose daemon queues and runs syncs."""
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.warehouse import Warehouse
 from pipeline.dds.partitions import range_tags
 from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
+from tests.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -289,16 +288,13 @@ def dagster_database(postgres_server_url) -> Iterator[dict[str, str]]:
 def daemon(env: dict[str, str], log_path: Path) -> Iterator[None]:
     """``dagster-daemon run`` from the project root, as docs/deployment.md starts it; stopped on exit."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen([str(BIN / "dagster-daemon"), "run"], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = spawn([str(BIN / "dagster-daemon"), "run"], cwd=ROOT, env=env, stdout=log,
+                        stderr=subprocess.STDOUT)
         try:
             yield
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(60)
-            # The daemon's code server may outlive it, orphaned, in the session the daemon led.
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            # The daemon's code server may outlive it, orphaned, in the group the daemon led: stop ends it too.
+            stop(process, grace_seconds=60)
 
 
 def launch(env: dict[str, str], first: date, last: date, run_id: str) -> subprocess.Popen:

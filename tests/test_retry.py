@@ -68,6 +68,13 @@ def test_full_jitter_draws_below_the_ceiling():
     assert RetryPolicy(base_delay=1.0, random=lambda: 0.0).delay(3, "connection") == 0.0
 
 
+def test_retry_after_is_a_floor_for_every_kind():
+    policy = RetryPolicy(base_delay=0.5, random=lambda: 0.5)
+    assert policy.delay(1, "5xx", retry_after=7.0) == 7.0
+    assert policy.delay(1, "5xx", retry_after=None) == 0.25
+    assert policy.delay(4, "5xx", retry_after=1.0) == 2.0
+
+
 def test_throttling_honours_retry_after_but_never_loops_hot():
     policy = RetryPolicy(base_delay=0.5, random=lambda: 0.0)
     assert policy.delay(1, "429", retry_after=4.0) == 4.0
@@ -174,12 +181,53 @@ def test_time_budget_stops_retrying_before_overrunning():
     assert sleeps == [1.0, 2.0, 4.0]
 
 
+def fake_time() -> tuple[list[float], "Callable[[float], None]", "Callable[[], float]"]:
+    """A clock that only the recorded sleeps move: (the sleeps, sleep, clock)."""
+    now, sleeps = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    return sleeps, sleep, lambda: now[0]
+
+
+def test_without_an_attempt_limit_the_time_budget_alone_ends_the_retries():
+    sleeps, sleep, clock = fake_time()
+    policy = RetryPolicy(total_budget=300.0, base_delay=0.5, max_delay=30.0, jitter=False, sleep=sleep, clock=clock)
+    attempt = Flaky(*[transient("5xx")] * 100)
+    with pytest.raises(DdsApiError, match=r"after 15 attempts \(the next wait of 30.0 s would pass the 300 s"):
+        call_with_retries(attempt, policy, window="W")
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0] + [30.0] * 8 and sum(sleeps) == 271.5
+
+
+def test_an_outage_shorter_than_the_budget_is_ridden_out():
+    sleeps, sleep, clock = fake_time()
+    policy = RetryPolicy(total_budget=300.0, sleep=sleep, clock=clock, random=lambda: 1.0)
+    # Down for a minute and a half: ten answers of 503, then the page.
+    assert call_with_retries(Flaky(*[transient("5xx", 503)] * 10), policy) == "ok"
+    assert 60 < sum(sleeps) < 300
+
+
+def test_an_abandoned_request_stops_retrying():
+    sleeps: list[float] = []
+    wanted = [True, True, False]
+    policy = RetryPolicy(base_delay=0.01, sleep=sleeps.append)
+    with pytest.raises(DdsApiError, match=r"after 3 attempts \(no longer needed"):
+        call_with_retries(Flaky(*[transient("5xx")] * 10), policy, abandoned=lambda: not wanted.pop(0))
+    assert len(sleeps) == 2
+
+
 @pytest.mark.parametrize(
     "body, code, msg",
     [
         (b'{"error_code": "DBS.200001", "error_msg": "Invalid parameter."}', "DBS.200001", "Invalid parameter."),
         (b'{"errorCode": "DBS.200010", "errorMsg": "mismatch"}', "DBS.200010", "mismatch"),
         (b'{"code": "APIG.0308", "message": "over ratelimit"}', "APIG.0308", "over ratelimit"),
+        (b'{"error": {"code": "APIG.0307", "message": "The token expires."}}', "APIG.0307", "The token expires."),
+        (b'{"error": {"error_code": "DBS.200001", "error_msg": "Invalid"}}', "DBS.200001", "Invalid"),
+        (b'{"error": {"code": 401, "title": "Unauthorized", "message": "wrong password"}}', "401", "wrong password"),
+        (b'{"error": "plain words"}', None, None),
         (b'{"something": "else"}', None, None),
         (b"<html><body><h1>502 Bad Gateway</h1></body></html>", None, None),
         (b"", None, None),

@@ -3,8 +3,6 @@ only, the CLI), and many pagers at once."""
 
 import json
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ import requests
 from pipeline.simulator import ApiError, DdsSimulator, Response, json_response
 from pipeline.simulator.cli import add_arguments, config_from_args
 from pipeline.simulator.faults import FAULT_KINDS
+from tests.processes import interrupt, spawn
 from tests.test_simulator import (  # noqa: F401 - sim: the fixture
     AUTH, NOW, TOKEN, UUID4, all_pages, api_time, assert_api_error, config, get_jobs, sim,
 )
@@ -29,7 +28,7 @@ def fault_answer(sim, kind, **params):
     return faulted
 
 
-@pytest.mark.parametrize("kind, status", [("429", 429), ("429_no_retry_after", 429), ("500", 500)])
+@pytest.mark.parametrize("kind, status", [("429", 429), ("429_no_retry_after", 429), ("500", 500), ("503", 503)])
 def test_json_error_faults(sim, kind, status):
     response = fault_answer(sim, kind, retry_after=3)
     assert response.status_code == status and UUID4.fullmatch(response.headers["X-Request-Id"])
@@ -38,7 +37,7 @@ def test_json_error_faults(sim, kind, status):
     if status == 429:
         assert body["error_code"] == "APIG.0308" and "policy user over ratelimit" in body["error_msg"]
     else:
-        assert body["error_code"].startswith("DBS.")
+        assert body["error_code"].startswith("DBS." if status == 500 else "APIG.")
     assert get_jobs(sim).status_code == 200 and sim.requests[-1].fault is None
 
 
@@ -118,7 +117,7 @@ def test_bad_fault_settings_are_refused(sim, call, fragment):
     with pytest.raises(ValueError, match=re.escape(fragment)):
         call(sim.faults)
     assert sim.faults.pending == 0 and get_jobs(sim).status_code == 200
-    assert set(FAULT_KINDS) == {"429", "429_no_retry_after", "500", "502_html", "drop", "truncate", "slow",
+    assert set(FAULT_KINDS) == {"429", "429_no_retry_after", "500", "502_html", "503", "drop", "truncate", "slow",
                                 "invalid_json"}
 
 
@@ -184,12 +183,6 @@ def test_stop_ends_kept_alive_connections():
             session.get(jobs_url, headers=AUTH, timeout=10)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_cli_options_make_the_config():
     import argparse
     parser = argparse.ArgumentParser()
@@ -205,20 +198,17 @@ def test_cli_options_make_the_config():
 
 
 def test_cli_serves_until_interrupted_and_its_curl_example_works():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.simulator.cli", "--port", str(port),
-                                "--jobs-per-day", "5", "--token", "cli-token"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = spawn([sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", "5",
+                     "--token", "cli-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [process.stdout.readline() for _ in range(6)]
-        assert f"http://127.0.0.1:{port}" in lines[0] and "cli-token" in lines[2]
+        assert re.search(r"serving http://127\.0\.0\.1:[1-9]\d*$", lines[0].strip()) and "cli-token" in lines[2]
         example = re.search(r"'(http://\S+)'", lines[4])[1]
         assert "%2B0000" in example and "-H 'X-Auth-Token: cli-token'" in lines[4]
         answer = requests.get(example, headers={"X-Auth-Token": "cli-token"}, timeout=10)
         assert answer.status_code == 200 and "total_count" in answer.json()
     finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        out, err = interrupt(process)
     assert process.returncode == 0 and "stopped" in out, err
     busy = subprocess.run([sys.executable, "-m", "pipeline.simulator.cli", "--history-days", "0"],
                           capture_output=True, text=True, timeout=30)

@@ -12,9 +12,9 @@ import requests
 from pipeline.api.auth import AkSkAuth, TokenAuth
 from pipeline.api.http import JobsHttp
 from pipeline.api.pagination import job_key, job_keys
-from pipeline.dds.checks import _agree, _disagreements
 from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.parquet import ParquetStore
+from pipeline.storage.parquet_compare import compare_rows
 from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES, arrow_to_frame
 from pipeline.storage.warehouse import Warehouse
@@ -85,30 +85,33 @@ def test_an_arrow_table_of_another_schema_or_with_nulls_where_forbidden_is_refus
     assert not store.root.exists()
 
 
-def test_the_check_shortcut_agrees_only_when_the_full_comparison_finds_nothing(tmp_path, warehouse, week):
+def test_the_comparison_shortcut_agrees_only_when_the_full_comparison_finds_nothing(tmp_path, warehouse, week):
     store = ParquetStore(tmp_path / "parquet")
     store.write_days(week)
     days = days_of(week)
     stored, snapshot = warehouse.read_days_table(days, columns=COMPARED), store.read_days_table(days, columns=COMPARED)
-    assert _agree(stored, snapshot) and _disagreements(arrow_to_frame(stored, stored.column_names), arrow_to_frame(snapshot, snapshot.column_names)).empty
+    assert compare_rows(stored, snapshot).agrees  # the same keys in another order: the aligned shortcut
     status = snapshot.column_names.index("status")
     broken = {
-        "a row missing": snapshot.slice(1),
+        "a row missing": (snapshot.slice(1), stored, {"missing": 1}),
         "a key twice on both sides": (pa.concat_tables([snapshot, snapshot.slice(0, 1)]),
-                                      pa.concat_tables([stored, stored.slice(0, 1)])),
-        "another status": snapshot.set_column(status, "status", pa.array(["Zzz"] * snapshot.num_rows)),
+                                      pa.concat_tables([stored, stored.slice(0, 1)]),
+                                      {"doubled": 1, "doubled_in_warehouse": 1}),
+        "another status": (snapshot.set_column(status, "status", pa.array(["Zzz"] * snapshot.num_rows)), stored,
+                           {"changed": snapshot.num_rows}),
     }
-    for what, case in broken.items():
-        theirs, ours = case if isinstance(case, tuple) else (case, stored)
-        assert not _agree(ours, theirs), what
-        assert not _disagreements(arrow_to_frame(ours, ours.column_names), arrow_to_frame(theirs, theirs.column_names)).empty, what
+    for what, (theirs, ours, counts) in broken.items():
+        difference = compare_rows(ours, theirs)
+        assert not difference.agrees, what
+        assert {name: getattr(difference, name) for name in counts} == counts, what
+        assert difference.jobs == sum(counts.values()), what
 
 
 def test_a_job_without_status_on_both_sides_is_in_the_same_state(tmp_path):
     frame = normalize_jobs([{**api_record("job", datetime(2026, 11, 1, 9, tzinfo=timezone.utc)), "status": None}],
                            "proj-1", SEEN).frame
     table = pa.Table.from_pandas(frame[list(COMPARED)], preserve_index=False)
-    assert _agree(table, table) and _disagreements(frame[list(COMPARED)], frame[list(COMPARED)]).empty
+    assert compare_rows(table, table).agrees
 
 
 @pytest.mark.parametrize("jobs", [

@@ -1,13 +1,6 @@
 """The UI path for real: ``dagster dev`` against the simulator, a multi-day backfill launched through the
 webserver's GraphQL API (what the UI's "Launch backfill" button sends), carried out by the daemon."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +13,7 @@ from dagster._core.instance.ref import InstanceRef
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.storage.warehouse import Warehouse
 from tests.dagster_helpers import TOKEN, env_without_secrets, expected_jobs, pipeline_env, yesterday
+from tests.processes import dagster_dev, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = """
@@ -37,50 +31,10 @@ query Status($id: String!) {
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def graphql(url: str, query: str, variables: dict) -> dict:
     answer = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
     answer.raise_for_status()
     return answer.json()["data"]
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-@contextmanager
-def dagster_dev(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
-    """``dagster dev`` on a free port with ``env``; yields its GraphQL URL once the code location has loaded."""
-    port = free_port()
-    log = open(tmp_path / "dagster_dev.log", "w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        def ready():
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok
-            except requests.ConnectionError:
-                return False
-
-        wait_until(ready, 120, "dagster dev to serve")
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
-        log.close()
 
 
 def backfill(url: str, partitions: list[str], timeout: float = 240) -> str:
@@ -109,7 +63,8 @@ def test_a_backfill_launched_through_the_webserver_fills_the_warehouse(tmp_path)
     home.mkdir()
     with DdsSimulator(SimulatorConfig(seed=3, jobs_per_day=50, token=TOKEN, history_days=40), port=0) as sim:
         env = {**env_without_secrets(), **pipeline_env(sim, tmp_path / "data"), "DAGSTER_HOME": str(home)}
-        with dagster_dev(tmp_path, env) as url:
+        with dagster_dev(ROOT, env, tmp_path / "dagster_dev.log") as base:
+            url = f"{base}/graphql"
             status = backfill(url, days)
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (tmp_path / "dagster_dev.log").read_text()[-3000:]
         want = expected_jobs(sim, last - timedelta(days=2), last)
@@ -133,7 +88,8 @@ def test_a_backfill_over_days_and_targets_fails_only_the_target_with_bad_credent
         env = {**env_without_secrets(), "DDS_TARGETS_FILE": str(targets), "DDS_DATA_DIR": str(tmp_path / "data"),
                "SG_DDS_AUTH_TOKEN": TOKEN, "HK_DDS_AUTH_TOKEN": TOKEN, "EU_DDS_AUTH_TOKEN": "wrong-token",
                "DAGSTER_HOME": str(home)}
-        with dagster_dev(tmp_path, env) as url:
+        with dagster_dev(ROOT, env, tmp_path / "dagster_dev.log") as base:
+            url = f"{base}/graphql"
             status = backfill(url, [f"{day}|{name}" for day in days for name in projects])
         log = (tmp_path / "dagster_dev.log").read_text()
         assert status in ("COMPLETED", "COMPLETED_FAILED", "FAILED"), log[-3000:]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.auth import AuthBase
 
+from pipeline.api.errors import parse_error_body
 from pipeline.api.iam import IamTokenProvider
 from pipeline.api.signer import canonical_query, sign_request
 
@@ -89,14 +90,8 @@ class AkSkAuth(AuthBase):
 
 
 def _gateway_error_code(response: requests.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    code = body.get("error_code") or body.get("errorCode") or body.get("code")
-    return code if isinstance(code, str) else None
+    code, _, _ = parse_error_body(response.content)
+    return code
 
 
 class IamTokenAuth(AuthBase):

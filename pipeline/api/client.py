@@ -29,8 +29,9 @@ _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 class FetchStats:
     """What one fetch took: ``slices`` queried (each at most 30 days), ``pages`` received, ``requests`` sent
     (retries included), ``retries`` by kind, ``refetches`` (slices paged a second time because they came up
-    short of their total_count), ``jobs`` distinct so far, wall ``seconds``, and what the region's limiter did
-    (``pacing``: 429s met, the range of requests allowed in flight, the pace allowed at the end).
+    short of their total_count while that count moved: jobs appeared or vanished during the paging), ``jobs``
+    distinct so far, wall ``seconds``, and what the region's limiter did (``pacing``: 429s met, the range of
+    requests allowed in flight, the pace allowed at the end).
     """
 
     slices: int = 0
@@ -177,12 +178,13 @@ class DdsTaskCenterClient:
     """Reads ``GET {endpoint}/v3.1/{project_id}/jobs`` for a time window of any length.
 
     A window is cut into slices of at most 30 days (the API's limit); each slice is paged by offset,
-    ``max_concurrency`` requests at a time at most, every request retried per ``retry``. ``timeout`` is
-    (connect, read) seconds. Requests go at the pace of the region's limiter (pipeline.api.ratelimit), shared with
-    every client of the same ``region`` and endpoint in the process; it never passes ``max_rate`` requests a
-    second. ``adaptive_rate=False`` gives a limiter of the client's own that keeps ``max_concurrency`` in flight
-    whatever the answers (the fixed behaviour, for comparison). The client is thread-safe; close it (or use it
-    as a context manager).
+    ``max_concurrency`` requests at a time at most, every request retried per ``retry`` (within its time budget;
+    an answer that is not the promised jobs list counts as a failure, never as data). ``timeout`` is (connect,
+    read) seconds: a stalled answer fails at the read timeout and is retried. Requests go at the pace of the
+    region's limiter (pipeline.api.ratelimit), shared with every client of the same ``region`` and endpoint in
+    the process; it never passes ``max_rate`` requests a second. ``adaptive_rate=False`` gives a limiter of the
+    client's own that keeps ``max_concurrency`` in flight whatever the answers (the fixed behaviour, for
+    comparison). The client is thread-safe; close it (or use it as a context manager).
     """
 
     def __init__(
@@ -293,7 +295,12 @@ class DdsTaskCenterClient:
                 executor.shutdown(wait=True, cancel_futures=True)
 
     def _fetch_page(
-        self, slice_window: TimeWindow, filters: dict[str, str], stats: FetchStats, offset: int
+        self,
+        slice_window: TimeWindow,
+        filters: dict[str, str],
+        stats: FetchStats,
+        offset: int,
+        abandoned: Callable[[], bool],
     ) -> JobsAnswer:
         params = {
             "start_time": format_api_time(slice_window.start),
@@ -308,6 +315,7 @@ class DdsTaskCenterClient:
             window=str(slice_window),
             on_attempt=stats.count_request,
             on_retry=stats.count_retry,
+            abandoned=abandoned,
         )
 
     def close(self) -> None:

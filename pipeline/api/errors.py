@@ -3,8 +3,10 @@
 import json
 from dataclasses import dataclass
 
-# The provider's gateway and SDKs use three spellings for the same two fields.
+# The provider's gateway and SDKs use three spellings for the same two fields, at the top of the body or nested
+# in an "error" object ({"error": {"code": "APIG.0307", "message": "..."}}), which the provider's SDK reads too.
 _ERROR_FIELD_PAIRS = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
+_NESTED_ERROR = "error"
 _EXCERPT_CHARS = 200
 
 # What a person can do about a refusal that is never retried.
@@ -32,10 +34,12 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:
         return None, None, excerpt
     if not isinstance(parsed, dict):
         return None, None, excerpt
-    for code_key, msg_key in _ERROR_FIELD_PAIRS:
-        code, msg = parsed.get(code_key), parsed.get(msg_key)
-        if code is not None or msg is not None:
-            return (None if code is None else str(code)), (None if msg is None else one_line(str(msg))), excerpt
+    nested = parsed.get(_NESTED_ERROR)
+    for fields in (parsed, nested) if isinstance(nested, dict) else (parsed,):
+        for code_key, msg_key in _ERROR_FIELD_PAIRS:
+            code, msg = fields.get(code_key), fields.get(msg_key)
+            if code is not None or msg is not None:
+                return (None if code is None else str(code)), (None if msg is None else one_line(str(msg))), excerpt
     return None, None, excerpt
 
 

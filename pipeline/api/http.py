@@ -13,6 +13,7 @@ from requests.auth import AuthBase
 from pipeline.api.errors import Problem, one_line, parse_error_body
 from pipeline.api.ratelimit import RateUsage, RegionLimiter
 from pipeline.api.retry import (
+    BROKEN_ANSWER,
     INVALID_JSON,
     AttemptFailure,
     parse_retry_after,
@@ -69,26 +70,44 @@ def _error_problem(response: requests.Response, body: bytes) -> Problem:
     return _problem(response, " ".join(part for part in (code, msg) if part) or excerpt, code, msg)
 
 
-def _jobs_answer(response: requests.Response, body: bytes) -> JobsAnswer:
-    def failure(summary: str, kind: str | None) -> AttemptFailure:
-        return AttemptFailure(_problem(response, summary), kind)
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _jobs_answer(response: requests.Response, body: bytes, limit: int) -> JobsAnswer:
+    """The page a 200 answer holds, or an AttemptFailure: an answer that is not the jobs list the API promises is
+    a failure, never data (read as "no jobs", a null list would record an empty day as synced)."""
+
+    def broken(what: str, kind: str = BROKEN_ANSWER) -> AttemptFailure:
+        excerpt = one_line(body.decode("utf-8", "replace"), 120)
+        return AttemptFailure(_problem(response, f"{what} ({len(body)} bytes): {excerpt}"), kind)
 
     try:
         parsed = json.loads(body)
     except ValueError:
         # A cut or garbled body is a transport hiccup in practice: worth another try.
-        excerpt = one_line(body.decode("utf-8", "replace"), 120)
-        raise failure(f"body is not valid JSON ({len(body)} bytes): {excerpt}", INVALID_JSON) from None
-    # A missing "jobs" is refused, a null one read as empty: only the former hides an error body.
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("jobs", False), (list, type(None))):
-        raise failure(f"answer has no jobs list: {one_line(body.decode('utf-8', 'replace'), 120)}", None)
-    # A record without a usable id is passed on, to be rejected and counted by the normalizer: one bad record
-    # must not cost the other jobs of its page.
-    jobs = parsed["jobs"] or []
+        raise broken("body is not valid JSON", INVALID_JSON) from None
+    jobs = parsed.get("jobs") if isinstance(parsed, dict) else None
+    if not isinstance(jobs, list):
+        code, msg, _ = parse_error_body(body)
+        if code is not None:
+            # An error body sent with status 200: the API's own words say more than "no jobs list".
+            raise AttemptFailure(_problem(response, f"{code} {msg or ''}".strip(), code, msg), BROKEN_ANSWER)
+        if not isinstance(parsed, dict):
+            raise broken(f"answer is {_json_type(parsed)}, not an object")
+        raise broken("answer has no jobs list" if "jobs" not in parsed else f"jobs is {_json_type(jobs)}, not a list")
+    if len(jobs) > limit:
+        raise broken(f"{len(jobs)} records for a limit of {limit}")
+    if set(map(type, jobs)) - {dict}:
+        # A record without a usable id is still an object, passed on to be rejected and counted by the normalizer;
+        # one that is not an object at all means the page itself is garbled.
+        raise broken("a record is not a JSON object")
+    # The count is only a hint for how many pages to ask at once: anything but a whole number >= 0 is no hint.
     total = parsed.get("total_count")
     if isinstance(total, str) and total.isdigit():
         total = int(total)
-    return JobsAnswer(jobs, total if isinstance(total, int) and not isinstance(total, bool) else None)
+    return JobsAnswer(jobs, total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None)
 
 
 class JobsHttp:
@@ -167,7 +186,7 @@ class JobsHttp:
             )
             raise AttemptFailure(Problem(_mask_secrets(summary, exc.request)), kind) from None
         if response.status_code == 200:
-            return _jobs_answer(response, body)
+            return _jobs_answer(response, body, int(params["limit"]))
         if 300 <= response.status_code < 400:
             where = one_line(response.headers.get("Location", "(no Location)"), 120)
             raise AttemptFailure(_problem(response, f"redirect to {where} not followed"))

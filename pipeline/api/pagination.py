@@ -1,20 +1,24 @@
-"""Offset paging of one slice (at most 30 days) of the jobs list, concurrent when the API tells the total."""
+"""Offset paging of one slice (at most 30 days) of the jobs list: a bounded look-ahead of concurrent pages."""
 
 import json
-from collections import deque
+import logging
+import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 
 from pipeline.api.errors import DdsApiError, Problem
 from pipeline.api.http import JobsAnswer
 from pipeline.api.windows import TimeWindow
 
-# Fetches the page at an offset, retries included.
-FetchPage = Callable[[int], JobsAnswer]
+# Fetches the page at an offset, retries included; the predicate tells its retries when the page is no longer needed.
+FetchPage = Callable[[int, Callable[[], bool]], JobsAnswer]
 _NO_ID = "\0record without an id: "
 _ID = itemgetter("id")
+
+log = logging.getLogger(__name__)
 
 
 def job_key(job: object) -> str:
@@ -58,11 +62,14 @@ class Page:
 class SlicePager:
     """The pages of one slice, each job at least once even while jobs are created during the paging.
 
-    Offsets step by ``page_size`` until a page comes back shorter. With an ``executor``, ``concurrency``
-    requests run at once: when the first page carries ``total_count``, every remaining offset is requested
-    up front; without it, the next ``concurrency`` offsets are kept in flight until a short page. Because
-    jobs that appear or vanish shift offsets (the order is undocumented), a slice whose distinct jobs fall
-    short of ``total_count`` is paged once more, sequentially, and ``on_refetch`` is told.
+    Offsets step by ``page_size`` until a page comes back shorter: that first short (or empty) page ends the
+    slice, whatever ``total_count`` says. With an ``executor``, up to ``concurrency`` requests run at once, never
+    more than that many pages ahead of the answers, so a slice sends at most the pages its jobs fill plus
+    ``concurrency``. ``total_count`` is only a hint: no offset past it is asked until the page before it came
+    back full, so an honest count costs no request past the last page, and an inflated one costs no more than
+    the look-ahead. Because jobs that appear or vanish shift offsets (the order is undocumented), a slice whose
+    distinct jobs fall short of the first page's ``total_count`` while the count itself changed during the paging
+    is paged once more, sequentially, and ``on_refetch`` is told.
     """
 
     def __init__(
@@ -82,82 +89,92 @@ class SlicePager:
         self._ahead = concurrency if executor is not None else 1
         self._on_refetch = on_refetch
         self._seen: set[str] = set()
+        self._totals: set[int] = set()
 
     def pages(self) -> Iterator[Page]:
-        first = self._fetch(0)
+        first = self._fetch(0, _never)
         yield self._page(first, 0)
         if len(first.jobs) < self._page_size:
             return
         total = first.total_count
-        if total is not None and self._executor is not None:
-            yield from self._all_offsets_at_once(total)
-        else:
-            yield from self._consecutive(self._page_size, self._ahead)
-        if total is not None and len(self._seen) < total:
+        horizon = total if total is not None and total > self._page_size else None
+        yield from self._pass(self._page_size, self._ahead, horizon)
+        if total is None or len(self._seen) >= total:
+            return
+        if len(self._totals) > 1:
             self._on_refetch()
-            yield from self._consecutive(0, ahead=1, refetch=True)
+            yield from self._pass(0, 1, None, refetch=True)
+        else:
+            # The count never moved while the pages came: no job shifted, the count is wrong.
+            log.warning("DDS API: total_count %d for window %s, but its pages held %d distinct jobs; the count is "
+                        "taken as a hint only", total, self._slice, len(self._seen))
 
     def _page(self, answer: JobsAnswer, offset: int, refetch: bool = False) -> Page:
         self._seen.update(job_keys(answer.jobs))
+        if answer.total_count is not None and not refetch:
+            self._totals.add(answer.total_count)
         return Page(answer.jobs, self._slice, offset, answer.total_count, refetch)
 
-    def _submit(self, offset: int) -> "Future[JobsAnswer]":
+    def _submit(self, offset: int, abandoned: Callable[[], bool]) -> "Future[JobsAnswer]":
         if self._executor is not None:
-            return self._executor.submit(self._fetch, offset)
+            return self._executor.submit(self._fetch, offset, abandoned)
         done: Future[JobsAnswer] = Future()
         try:
-            done.set_result(self._fetch(offset))
+            done.set_result(self._fetch(offset, abandoned))
         except Exception as exc:  # handed over through the future, as the executor would
             done.set_exception(exc)
         return done
 
-    def _all_offsets_at_once(self, total: int) -> Iterator[Page]:
-        offsets = range(self._page_size, total, self._page_size)
-        futures = {self._submit(offset): offset for offset in offsets}
-        # Jobs created since the first page may have pushed more behind the last offset the total promised.
-        tail_full = not offsets
-        try:
-            for future in as_completed(futures):
-                # Dropped once read: a done future holds its page, and a month's pages held to the end weigh more
-                # than all the rest of a run.
-                offset = futures.pop(future)
-                answer = future.result()
-                yield self._page(answer, offset)
-                if offset == offsets[-1]:
-                    tail_full = len(answer.jobs) >= self._page_size
-        finally:
-            for future in futures:
-                future.cancel()
-        if tail_full:
-            yield from self._consecutive(offsets[-1] + self._page_size if offsets else self._page_size, self._ahead)
-
-    def _consecutive(self, offset: int, ahead: int, refetch: bool = False) -> Iterator[Page]:
-        """Pages from ``offset`` on, in order, until one comes back short; ``ahead`` requests in flight."""
-        in_flight: deque[tuple[int, Future[JobsAnswer]]] = deque()
+    def _pass(self, offset: int, ahead: int, horizon: int | None, refetch: bool = False) -> Iterator[Page]:
+        """Pages from ``offset`` on until one comes back short, in the order they arrive: ``ahead`` requests in
+        flight, none at or past ``horizon`` (what total_count promises) until the page before it came back full."""
+        in_flight: dict[Future[JobsAnswer], int] = {}
+        # The offset of the first short page: requests past it are not needed, and their retries give up.
+        end = [math.inf]
         pass_ids: set[str] = set()
         try:
             while True:
-                while len(in_flight) < ahead:
-                    in_flight.append((offset, self._submit(offset)))
+                while len(in_flight) < ahead and offset < end[0] and (horizon is None or offset < horizon):
+                    in_flight[self._submit(offset, partial(_past_the_end, offset, end))] = offset
                     offset += self._page_size
-                page_offset, future = in_flight.popleft()
-                answer = future.result()
-                known = len(pass_ids)
-                pass_ids.update(job_keys(answer.jobs))
-                yield self._page(answer, page_offset, refetch)
-                if len(answer.jobs) < self._page_size:
+                needed = [future for future, page_offset in in_flight.items() if page_offset < end[0]]
+                if not needed:
                     break
-                if len(pass_ids) == known:
-                    # A full page of nothing new means the API ignores offset: paging on would never end.
-                    problem = Problem(
-                        f"offset {page_offset} answered only jobs already seen; the API seems to ignore offset"
-                    )
-                    raise DdsApiError.rejected(problem, str(self._slice))
-            # Pages already requested past the short one: jobs shifted there are still worth keeping, but
-            # their failure costs nothing, since the short page proved the end.
-            for page_offset, future in in_flight:
+                done, _ = wait(needed, return_when=FIRST_COMPLETED)
+                for future in done:
+                    # Dropped once read: a done future holds its page, and a month's pages held to the end weigh
+                    # more than all the rest of a run.
+                    page_offset = in_flight.pop(future)
+                    answer = future.result()
+                    known = len(pass_ids)
+                    pass_ids.update(job_keys(answer.jobs))
+                    yield self._page(answer, page_offset, refetch)
+                    if len(answer.jobs) < self._page_size:
+                        end[0] = min(end[0], page_offset)
+                        continue
+                    if len(pass_ids) == known:
+                        # A full page of nothing new means the API ignores offset: paging on would never end.
+                        problem = Problem(
+                            f"offset {page_offset} answered only jobs already seen; the API seems to ignore offset"
+                        )
+                        raise DdsApiError.rejected(problem, str(self._slice))
+                    if horizon is not None and page_offset + self._page_size >= horizon:
+                        horizon = None  # the last page the count promised was full: the count was short
+            # Pages already requested past the short one: jobs shifted there are still worth keeping, but their
+            # failure costs nothing, since the short page proved the end.
+            for future, page_offset in list(in_flight.items()):
+                del in_flight[future]
                 if not future.cancel() and future.exception() is None:
                     yield self._page(future.result(), page_offset, refetch)
         finally:
-            for _, future in in_flight:
+            end[0] = -math.inf
+            for future in in_flight:
                 future.cancel()
+
+
+def _never() -> bool:
+    return False
+
+
+def _past_the_end(offset: int, end: list[float]) -> bool:
+    return offset > end[0]

@@ -15,9 +15,14 @@ from urllib3.exceptions import ReadTimeoutError
 
 from pipeline.api.errors import DdsApiError, Problem
 
-# The kinds of transient failure, as counted in FetchStats.retries.
+# The kinds of transient failure, as counted in FetchStats.retries. A broken answer is a 200 whose JSON is not the
+# jobs list the API promises (jobs null or not a list, records that are not objects, more records than asked).
 THROTTLED, SERVER_ERROR, CONNECTION, TIMEOUT, INVALID_JSON = "429", "5xx", "connection", "timeout", "invalid_json"
-RETRY_KINDS = (THROTTLED, SERVER_ERROR, CONNECTION, TIMEOUT, INVALID_JSON)
+BROKEN_ANSWER = "broken_answer"
+RETRY_KINDS = (THROTTLED, SERVER_ERROR, CONNECTION, TIMEOUT, INVALID_JSON, BROKEN_ANSWER)
+# How long one request is retried by default (DDS_RETRY_BUDGET_SECONDS): minutes, so that an outage or a storm of
+# failures is ridden out instead of failing the run.
+DEFAULT_RETRY_BUDGET_SECONDS = 300.0
 
 T = TypeVar("T")
 
@@ -97,26 +102,30 @@ def parse_retry_after(value: str | None, now: Callable[[], datetime] = _utc_now)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by ``max_attempts`` and ``total_budget`` seconds.
+    """Exponential backoff with full jitter, bounded by ``total_budget`` seconds per request (and by
+    ``max_attempts`` when set).
 
-    The n-th retry waits up to ``min(max_delay, base_delay * 2**(n-1))`` (a random share of it with
-    ``jitter``). A throttled answer (429) waits its Retry-After, but never less than that full backoff, so a
-    ``Retry-After: 0`` cannot become a hot loop. The budget counts from the first attempt, requests included;
-    a retry whose wait would overrun it is not made. ``sleep``, ``clock`` and ``random`` are replaceable in tests.
+    The n-th retry waits up to ``min(max_delay, base_delay * 2**(n-1))`` (a random share of it with ``jitter``),
+    and never less than the answer's Retry-After. A throttled answer (429) waits that full backoff at least, so a
+    ``Retry-After: 0`` cannot become a hot loop. The budget counts from the first attempt, requests included; a
+    retry whose wait would overrun it is not made. It is what ends a failing request: an outage or a storm of
+    a few minutes is ridden out, a longer one fails the request. ``sleep``, ``clock`` and ``random`` are
+    replaceable in tests.
     """
 
-    max_attempts: int = 6
+    total_budget: float = DEFAULT_RETRY_BUDGET_SECONDS
     base_delay: float = 0.5
     max_delay: float = 30.0
-    total_budget: float = 120.0
+    max_attempts: int | None = None
     jitter: bool = True
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     random: Callable[[], float] = field(default=random.random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
+        attempts = self.max_attempts
+        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
+            raise ValueError(f"max_attempts must be an integer >= 1 or None, got {attempts!r}")
         for name in ("base_delay", "max_delay", "total_budget"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -131,9 +140,12 @@ class RetryPolicy:
     def delay(self, retry_number: int, kind: str | None, retry_after: float | None = None) -> float:
         """Seconds to wait before retry ``retry_number`` of a failure of ``kind``."""
         ceiling = self.backoff_ceiling(retry_number)
-        if kind == THROTTLED:
-            return max(retry_after or 0.0, ceiling)
-        return self.random() * ceiling if self.jitter else ceiling
+        backoff = ceiling if kind == THROTTLED or not self.jitter else self.random() * ceiling
+        return max(retry_after or 0.0, backoff)
+
+
+def _never() -> bool:
+    return False
 
 
 def call_with_retries(
@@ -143,14 +155,18 @@ def call_with_retries(
     window: str | None = None,
     on_attempt: Callable[[], None] = lambda: None,
     on_retry: Callable[[str], None] = lambda kind: None,
+    abandoned: Callable[[], bool] = _never,
 ) -> T:
     """Run ``attempt`` until it returns, retrying the AttemptFailures that have a kind.
 
-    Raises DdsApiError at once for a failure without a kind, and when the policy's attempts or time budget
-    run out. ``on_attempt`` is told of each attempt, ``on_retry`` of each retry with its kind.
+    Raises DdsApiError at once for a failure without a kind, and when the policy's time budget (or attempts) run
+    out, or when ``abandoned()`` says before a retry that its answer is no longer wanted. ``on_attempt`` is told
+    of each attempt, ``on_retry`` of each retry with its kind.
     """
     started = policy.clock()
-    for number in range(1, policy.max_attempts + 1):
+    number = 0
+    while True:
+        number += 1
         on_attempt()
         try:
             return attempt()
@@ -159,13 +175,15 @@ def call_with_retries(
                 raise DdsApiError.rejected(failure.problem, window, attempts=number) from None
             if number == policy.max_attempts:
                 raise DdsApiError.exhausted(failure.problem, window, attempts=number) from None
+            if abandoned():
+                reason = " (no longer needed: the rest of its slice failed or ended before it)"
+                raise DdsApiError.exhausted(failure.problem, window, attempts=number, reason=reason) from None
             wait = policy.delay(number, failure.kind, failure.retry_after)
             if policy.clock() - started + wait > policy.total_budget:
                 reason = f" (the next wait of {wait:.1f} s would pass the {policy.total_budget:g} s retry budget)"
                 raise DdsApiError.exhausted(failure.problem, window, attempts=number, reason=reason) from None
             on_retry(failure.kind)
-            log.warning("DDS API attempt %d/%d failed (%s%s); retrying in %.2f s%s", number, policy.max_attempts,
+            log.warning("DDS API attempt %d failed (%s%s); retrying in %.2f s%s", number,
                         "" if failure.problem.status is None else f"HTTP {failure.problem.status} ",
                         failure.problem.summary, wait, f" for window {window}" if window else "")
             policy.sleep(wait)
-    raise AssertionError("unreachable: the loop returns or raises")

@@ -165,19 +165,39 @@ def _sync_targets(
 
 
 def _write_snapshots(
-    warehouse: WarehouseResource, store: ParquetStore, plan: Mapping[Target | None, list[date]]
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    store: ParquetStore,
+    plan: Mapping[Target | None, list[date]],
 ) -> tuple[list[tuple[str, dict[str, object]]], dict[date, int]]:
     """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows per day.
 
-    A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it.
+    A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
+    day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
     """
-    written = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
+    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
+    for day, done in refreshed.items():
+        if done.healed:
+            context.log.warning(
+                f"Parquet day {day_key(day)} healed: {done.healed}; rewritten from the warehouse ({done.rows:,} rows), "
+                f"its previous files kept in {', '.join(map(str, done.moved_aside)) or 'the quarantine'}"
+            )
+        if done.parquet_only:
+            context.log.warning(
+                f"Parquet day {day_key(day)} holds {done.parquet_only:,} job(s) although the warehouse holds none of "
+                "that day: left as they are; `dds-tasks verify-parquet` reports such days"
+            )
     partitions = [
         (partition_key(day, target.name if target else None),
-         {"rows": written[day], "path": MetadataValue.path(str(store.day_path(day)))})
+         {**_plain(refreshed[day].metadata()), "path": MetadataValue.path(str(store.day_path(day)))})
         for target, target_days in plan.items() for day in target_days
     ]
-    return partitions, written
+    return partitions, {day: done.rows for day, done in refreshed.items()}
+
+
+def _plain(metadata: Mapping[str, object]) -> dict[str, object]:
+    """Metadata as Dagster takes it: lists as JSON."""
+    return {key: MetadataValue.json(value) if isinstance(value, list) else value for key, value in metadata.items()}
 
 
 def _record_healthy_targets(
@@ -198,7 +218,7 @@ def _record_healthy_targets(
             ))
     healthy = {target: days for target, days in plan.items() if target and target.name in results}
     if healthy:
-        partitions, _ = _write_snapshots(warehouse, parquet.get(), healthy)
+        partitions, _ = _write_snapshots(context, warehouse, parquet.get(), healthy)
         for key, metadata in partitions:
             context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
 
@@ -210,7 +230,7 @@ def _snapshot(
     targets: Mapping[str, Target],
 ) -> MaterializeResult:
     store = parquet.get()
-    partitions, written = _write_snapshots(warehouse, store, _run_plan(context, targets))
+    partitions, written = _write_snapshots(context, warehouse, store, _run_plan(context, targets))
     for key, metadata in partitions:
         context.add_asset_metadata(metadata, partition_key=key)
     context.log.info(f"{sum(written.values()):,} rows over {len(written)} day(s) written under {store.root}")

@@ -15,7 +15,7 @@ from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.credentials import ENV_VARIABLES, SECRET_FIELDS, Credentials, build_auth
 from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
-from pipeline.api.retry import RetryPolicy
+from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryPolicy
 from pipeline.settings import (
     DEFAULT_MAX_CONCURRENCY,
     MAX_CONCURRENCY_LIMIT,
@@ -51,11 +51,12 @@ class DdsTaskCenterResource(ConfigurableResource):
     # DDS_MAX_RATE: requests a second to one region never passed; a target's region may set its own.
     max_rate: float | None = None
     ca_bundle: str | None = None
-    # How long one request may take and how hard a failing one is retried (RetryPolicy's defaults otherwise).
+    # How long one request may take (a stalled answer fails then, and is retried) and how long a failing one is
+    # retried (DDS_RETRY_BUDGET_SECONDS); retry_max_attempts, when set, also bounds the attempts.
     read_timeout_seconds: float = 60.0
-    retry_max_attempts: int = RetryPolicy.max_attempts
+    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     retry_base_delay_seconds: float = RetryPolicy.base_delay
-    retry_budget_seconds: float = RetryPolicy.total_budget
+    retry_max_attempts: int | None = None
 
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})

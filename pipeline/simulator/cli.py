@@ -11,6 +11,7 @@ import sys
 import threading
 from datetime import timedelta
 
+from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.simulator.ratelimit import RateSchedule
 from pipeline.simulator.server import DEFAULT_PROJECT_ID, DdsSimulator, SimulatorConfig
@@ -38,6 +39,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default="sim-token",
                         help="the X-Auth-Token to require; an empty string turns authentication off "
                              "(default sim-token); with --ak or --iam-user, it only removes the static token")
+    trouble = parser.add_argument_group("answers the API should never give, and outages (docs/reliability.md)")
+    trouble.add_argument("--broken-answer", choices=BROKEN_ANSWERS,
+                         help="break every jobs answer so: jobs null, jobs not a list, records that are not objects, "
+                              "more records than the limit")
+    trouble.add_argument("--total-count", type=int, metavar="N",
+                         help="every answer reports total_count N (e.g. 10000000), whatever the window holds")
+    trouble.add_argument("--degraded-fraction", type=float, default=0.0, metavar="F",
+                         help="this share of the jobs (0..1, seeded by --seed) lacks a field or carries ended_at "
+                              "'not-a-time' (default 0)")
+    trouble.add_argument("--nested-errors", action="store_true",
+                         help='answer errors as {"error": {"code", "message"}} instead of {"error_code", "error_msg"}')
+    outage = trouble.add_mutually_exclusive_group()
+    outage.add_argument("--down-for", type=float, metavar="SECONDS",
+                        help="every jobs request answers 503 for this long after start-up")
+    outage.add_argument("--storm", type=float, metavar="SECONDS",
+                        help="about half the jobs answers fail (429, 500, HTML 502, resets, cut bodies, a 70 s stall "
+                             "every 50 requests) for this long after start-up")
     credentials = parser.add_argument_group("AK/SK signing and IAM users (docs/authentication.md)")
     credentials.add_argument("--ak", help="an access key whose signed requests are accepted (needs --sk)")
     credentials.add_argument("--sk", help="the secret key of --ak (never printed)")
@@ -78,7 +96,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
                            token=args.token or None, jobs_per_day=args.jobs_per_day,
                            history_days=args.history_days, include_total_count=not args.no_total_count,
                            latency_s=args.latency_ms / 1000, authenticator=gateway,
-                           extra_routes=gateway.routes() if gateway else (),
+                           extra_routes=gateway.routes() if gateway else (), broken_answer=args.broken_answer,
+                           reported_total_count=args.total_count, degraded_fraction=args.degraded_fraction,
+                           error_shape="nested" if args.nested_errors else "flat", down_for_seconds=args.down_for,
+                           storm_seconds=args.storm,
                            rate_limit=None if quota is None else RateSchedule.of(quota).steps)
 
 
@@ -110,6 +131,20 @@ def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[s
     return lines
 
 
+def trouble_text(config: SimulatorConfig) -> str | None:
+    """The answers the API should never give and the outage this configuration serves, in one line, or None."""
+    modes = [
+        f"every jobs answer broken ({config.broken_answer})" if config.broken_answer else "",
+        f"total_count always {config.reported_total_count}" if config.reported_total_count is not None else "",
+        f"{config.degraded_fraction:.0%} of the jobs degraded" if config.degraded_fraction else "",
+        "errors in the nested shape" if config.error_shape == "nested" else "",
+        f"down (503) for {config.down_for_seconds:g} s" if config.down_for_seconds else "",
+        f"a storm for {config.storm_seconds:g} s" if config.storm_seconds else "",
+    ]
+    shown = [mode for mode in modes if mode]
+    return "  trouble:       " + "; ".join(shown) if shown else None
+
+
 def usage_text(sim: DdsSimulator, args: argparse.Namespace | None = None) -> str:
     """What to tell the user once serving: where, with what credentials, a request to paste and, given the
     parsed options, how to point the pipeline at it."""
@@ -127,6 +162,7 @@ def usage_text(sim: DdsSimulator, args: argparse.Namespace | None = None) -> str
         f"  project id(s): {', '.join(sim.config.project_ids)}",
         f"  X-Auth-Token:  {token or ('(none)' if secured else '(none: authentication off)')}",
         f"  clock (frozen): {sim.store.now.isoformat()}",
+        *filter(None, [trouble_text(sim.config)]),
         *([f"  rate limit: {RateSchedule(sim.config.rate_limit)}"] if sim.config.rate_limit else []),
         f"  try: {shlex.join(curl)}",
         *(pipeline_instructions(sim, args) if args is not None else []),

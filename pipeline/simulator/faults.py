@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 FAULT_KINDS: tuple[str, ...] = (
-    "429", "429_no_retry_after", "500", "502_html", "drop", "truncate", "slow", "invalid_json",
+    "429", "429_no_retry_after", "500", "502_html", "503", "drop", "truncate", "slow", "invalid_json",
 )
 # The gateway's throttling message carries the policy's limit; the provider's figure is not public.
 THROTTLE_LIMIT = 20
@@ -16,6 +16,8 @@ _THROTTLED = {"error_code": "APIG.0308", "error_msg": "The throttling threshold 
               f"policy user over ratelimit,limit:{THROTTLE_LIMIT},time:1 second"}
 # No documented code for an internal DDS error: this one is the simulator's own.
 _INTERNAL = {"error_code": "DBS.200999", "error_msg": "Internal server error. Try again later."}
+# A gateway whose backend is down; the code is the simulator's choice (NOTES.md documents none for it).
+_UNAVAILABLE = {"error_code": "APIG.0202", "error_msg": "Backend unavailable"}
 _BAD_GATEWAY_PAGE = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
                      b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
                      b"</body>\r\n</html>\r\n")
@@ -48,6 +50,8 @@ class Fault:
             return 429, dict(_JSON_TYPE), json.dumps(_THROTTLED).encode()
         if self.kind == "500":
             return 500, dict(_JSON_TYPE), json.dumps(_INTERNAL).encode()
+        if self.kind == "503":
+            return 503, dict(_JSON_TYPE), json.dumps(_UNAVAILABLE).encode()
         if self.kind == "502_html":
             return 502, {"Content-Type": "text/html"}, _BAD_GATEWAY_PAGE
         return None

@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipeline.simulator.answers import AnswerModes, check_answer_modes
 from pipeline.simulator.faults import Fault, FaultInjector
+from pipeline.simulator.outages import Outages
 from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers and tests import them from here
     ApiError,
     Authenticator,
@@ -42,7 +44,14 @@ _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]+")
 class SimulatorConfig:
     """What the simulated provider holds and how it answers. now=None: the current UTC time at start-up, then
     frozen (truncated to the second). token=None: no authentication (unless `authenticator` is set).
-    rate_limit: the gateway's requests a second per user, or (from second, limit) steps (simulator/ratelimit.py)."""
+
+    Answers the API should never give (``pipeline.simulator.answers``, changeable later through ``sim.answers``):
+    `broken_answer` breaks every jobs answer (one of BROKEN_ANSWERS), `reported_total_count` replaces every
+    answer's total_count, `degraded_fraction` degrades that share of the jobs (seeded by `seed`), `error_shape`
+    "nested" answers errors as {"error": {"code", "message"}}. Outages from start-up (``sim.outages``):
+    `down_for_seconds` (every jobs request answers 503), `storm_seconds` (about half of them fail). The gateway's
+    quota (``pipeline.simulator.ratelimit``): `rate_limit`, requests a second per user, or (from second, limit)
+    steps."""
     seed: int = 7
     project_ids: tuple[str, ...] = (DEFAULT_PROJECT_ID,)
     token: str | None = field(default="sim-token", repr=False)
@@ -56,6 +65,12 @@ class SimulatorConfig:
     order: str = "newest_first"
     authenticator: Authenticator | None = None
     extra_routes: Sequence["Route | tuple[Any, ...]"] = ()
+    broken_answer: str | None = None
+    reported_total_count: int | None = None
+    degraded_fraction: float = 0.0
+    error_shape: str = "flat"
+    down_for_seconds: float | None = None
+    storm_seconds: float | None = None
     rate_limit: "float | Sequence[tuple[float, float]] | None" = None
 
     def __post_init__(self) -> None:
@@ -79,6 +94,13 @@ class SimulatorConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         object.__setattr__(self, "extra_routes", tuple(as_route(spec) for spec in self.extra_routes))
+        check_answer_modes(self.broken_answer, self.reported_total_count, self.degraded_fraction, self.error_shape)
+        if self.down_for_seconds is not None and self.storm_seconds is not None:
+            raise ValueError("down_for_seconds and storm_seconds are exclusive: give one of them")
+        for name in ("down_for_seconds", "storm_seconds"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
         if self.rate_limit is not None:
             object.__setattr__(self, "rate_limit", RateSchedule.of(self.rate_limit).steps)
 
@@ -114,11 +136,7 @@ def _jobs_page(sim: "DdsSimulator", request: RequestInfo) -> Response:
         query = parse_job_query(request.query)
     except InvalidQuery as exc:
         raise ApiError(400, "DBS.200001", str(exc)) from None
-    jobs, total = sim.store.query(project_id, query)
-    payload: dict[str, Any] = {"jobs": jobs}
-    if sim.config.include_total_count:
-        payload["total_count"] = total
-    return json_response(200, payload)
+    return json_response(200, sim.answers.page(sim.store, project_id, query, sim.config.include_total_count))
 
 
 class _SimulatorHTTPServer(ThreadingHTTPServer):
@@ -208,8 +226,13 @@ class DdsSimulator:
                               retention_days=self.config.retention_days, now=now.replace(microsecond=0),
                               running_ended_at=self.config.running_ended_at, order=self.config.order)
         self.faults = FaultInjector()
+        config = self.config
+        self.answers = AnswerModes(seed=config.seed, broken_answer=config.broken_answer,
+                                   reported_total_count=config.reported_total_count,
+                                   degraded_fraction=config.degraded_fraction, error_shape=config.error_shape)
+        self.outages = Outages()
         # The gateway's quota per user, in front of the jobs route (and its faults).
-        self.throttle = UserRateLimit(RateSchedule.of(self.config.rate_limit)) if self.config.rate_limit else None
+        self.throttle = UserRateLimit(RateSchedule.of(config.rate_limit)) if config.rate_limit else None
         self.requests: list[RecordedRequest] = []
         self.routes: list[Route] = [*self.config.extra_routes,
                                     Route("GET", JOBS_PATH, list_jobs, authenticated=True, faultable=True)]
@@ -241,6 +264,11 @@ class DdsSimulator:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"dds-simulator-{self.port}", daemon=True)
         self._thread.start()
+        # Outages of the configuration count from the moment the simulator serves.
+        if self.config.down_for_seconds is not None:
+            self.outages.down(seconds=self.config.down_for_seconds)
+        elif self.config.storm_seconds is not None:
+            self.outages.storm(seconds=self.config.storm_seconds)
         return self
 
     def stop(self) -> None:
@@ -287,14 +315,14 @@ class DdsSimulator:
         try:
             route, path_params = self._route(method, path)
         except ApiError as exc:
-            return error_response(exc), None
+            return self.answers.error_response(exc), None
         request = RequestInfo(method, path, raw_query, dict(parse_qsl(raw_query, keep_blank_values=True)),
                               headers, body, path_params)
         if route.faultable and self.throttle is not None:
             throttled = self.throttle.check(request)
             if throttled is not None:
                 return throttled, None
-        fault = self.faults.next_fault() if route.faultable else None
+        fault = (self.faults.next_fault() or self.outages.next_fault()) if route.faultable else None
         if fault is not None:
             if fault.drops_connection:
                 return None, fault
@@ -316,7 +344,8 @@ class DdsSimulator:
                     raise refusal
             return route.handler(self, request)
         except ApiError as exc:
-            return error_response(exc)
+            return self.answers.error_response(exc)
         except Exception:
             log.exception("simulator: the handler of %s %s failed", request.method, request.path)
-            return error_response(ApiError(500, "DBS.200999", "Internal server error. Try again later."))
+            internal = ApiError(500, "DBS.200999", "Internal server error. Try again later.")
+            return self.answers.error_response(internal)

@@ -13,6 +13,12 @@ what it holds, so a reader or a crash never sees half a day or a day twice:
 - on object storage it is serialized in memory and sent as one object in one request, which the server stores
   whole or not at all. Object storage has no locks: two writers of the same day at once may lose one's merge,
   so they must be serialized by their caller (the Dagster pool ``dds_api``, see docs/deployment.md).
+
+A day is read as every file of its folder that the dataset's readers see (pipeline/storage/parquet_files.py). A file
+that is not readable as dds_jobs rows makes plain reads and merges refuse the day (UnreadableDayError naming it);
+healing (pipeline/storage/parquet_heal.py) rewrites such a day from the warehouse. Files a heal takes out of a day
+are first copied to ``{root}/_quarantine/dds_jobs/created_date=YYYY-MM-DD/{UTC time}-{name}``, where no reader of
+the dataset looks.
 """
 
 import fcntl
@@ -21,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +38,17 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipeline.storage.parquet_files import (
+    DAY_FILE,
+    QUARANTINE,
+    DatasetFiles,
+    DayFiles,
+    UnreadableDayError,
+    dataset_files,
+    quarantine_path,
+    read_day,
+    visible_files,
+)
 from pipeline.storage.precedence import latest_state_per_key
 from pipeline.storage.s3 import S3Location, S3Options, is_s3_uri
 from pipeline.storage.schema import (
@@ -47,7 +64,8 @@ from pipeline.storage.schema import (
     frame_to_arrow,
 )
 
-DAY_FILE = "part-0.parquet"
+__all__ = ["DAY_FILE", "DayFiles", "ParquetStore", "UnreadableDayError", "check_parquet_root"]
+
 _TEMP_PREFIX, _TEMP_SUFFIX = ".part-0.", ".tmp"
 _LOCK_FILE = ".lock"
 # Files written, or folders flushed, at once (a month of days, and a bound for longer backfills).
@@ -72,12 +90,13 @@ def check_parquet_root(root: str, env: Mapping[str, str] | None = None) -> None:
 
 
 class ParquetStore:
-    """The Parquet snapshots under ``root`` (folder ``{root}/dds_jobs``). Rows are never deleted.
+    """The Parquet snapshots under ``root`` (folder ``{root}/dds_jobs``). Rows are never deleted (a heal moves
+    what it takes out of a day to the quarantine).
 
     ``root`` is a local folder (``root``, ``day_path`` are then ``Path``s) or ``s3://bucket/prefix`` (they are
     then URI strings); ``s3`` overrides the S3 options the environment gives. A day is read as every visible
-    Parquet file of its folder, as the other readers see it. The store writes part-0.parquet only; any other
-    file found in a day it writes is merged into part-0 and then removed.
+    file of its folder, as the other readers see it. The store writes part-0.parquet only; any other file found in a
+    day it writes is merged into part-0 and then removed.
     """
 
     def __init__(self, root: str | Path, s3: S3Options | None = None) -> None:
@@ -106,38 +125,26 @@ class ParquetStore:
         """The folder to hand to pyarrow.dataset, pandas.read_parquet or DuckDB."""
         return self._shown(self._dataset_dir)
 
+    @property
+    def quarantine_path(self) -> Path | str:
+        """The folder where heals and repairs keep the files they take out of the dataset."""
+        return self._shown(f"{self._base}/{QUARANTINE}")
+
     def day_path(self, day: date) -> Path | str:
         """The folder of one UTC day."""
         return self._shown(self._day_dir(day))
 
     def write_days(self, rows: pd.DataFrame | pa.Table) -> dict[date, int]:
         """Merge ``rows`` (a frame of dds_jobs rows, or an Arrow table of ``ARROW_SCHEMA``) into the days they cover
-        (only those days are read); rows each day then holds."""
+        (only those days are read); rows each day then holds. UnreadableDayError, before any write, when one of the
+        days holds a file that does not read."""
         new = conform(rows) if isinstance(rows, pd.DataFrame) else _checked_table(rows)
         days = as_days(pa.array(new[PARTITION_COLUMN]).unique().to_pylist())
-        folders = [self._day_dir(day) for day in days]
-        with ExitStack() as claims:
-            for folder in folders:  # in day order, so two writers never wait on each other crosswise
-                claims.enter_context(self._writes.claim(folder))
-            stored = [table for table in map(self._read_day, days) if table is not None]
-            if stored:
-                # Stored rows first: on a tie the row being written is the newer one.
-                frames = [arrow_to_frame(pa.concat_tables(stored)), new if isinstance(new, pd.DataFrame)
-                          else arrow_to_frame(new)]
-                new = latest_state_per_key(pd.concat(frames, ignore_index=True))
-            table = new if isinstance(new, pa.Table) else frame_to_arrow(new)
-            table = table.sort_by([(name, "ascending") for name in _FILE_ORDER])
-            # Sorted by day first: each day's rows are one slice of the table.
-            bounds = np.searchsorted(table[PARTITION_COLUMN].to_numpy(), np.array(days, dtype="datetime64[D]"),
-                                     side="right")
-            files = {f"{folder}/{DAY_FILE}": table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
-                     for folder, start, end in zip(folders, np.r_[0, bounds[:-1]], bounds)}
-            merged = [path for folder in folders for path in self._day_files(folder) if path not in files]
-            self._writes.replace_all(files)
-            for path in merged:
-                self.filesystem.delete_file(path)
-            self._writes.persist(folders)
-        return {day: rows_of_day.num_rows for day, rows_of_day in zip(days, files.values())}
+        with self.claim(days):
+            stored = [table for day in days if (table := self.read_day_files(day).readable_or_raise()).num_rows]
+            table = merged_with_stored(stored, new)
+            written = self.replace(by_day_file(table, days))
+        return {day: written[day] for day in days}
 
     def read_days(self, days: Iterable[date]) -> pd.DataFrame:
         """The jobs of ``days`` (days without a file give no rows), columns and dtypes as in normalize_jobs."""
@@ -145,13 +152,9 @@ class ParquetStore:
 
     def read_days_table(self, days: Iterable[date], columns: Sequence[str] = COLUMN_NAMES) -> pa.Table:
         """The jobs of ``days`` as an Arrow table of ``ARROW_SCHEMA``'s types; only ``columns`` are read from the
-        files (in the schema's order)."""
-        unknown = [name for name in columns if name not in COLUMN_NAMES]
-        if unknown or not columns:
-            raise ValueError(f"columns must be some of {list(COLUMN_NAMES)}, got {list(columns)!r}")
-        schema = pa.schema([field for field in ARROW_SCHEMA if field.name in columns])
-        tables = [table for table in (self._read_day(day, schema) for day in as_days(days)) if table is not None]
-        return pa.concat_tables(tables) if tables else schema.empty_table()
+        files (in the schema's order). UnreadableDayError names a file that does not read."""
+        tables = [self.read_day_files(day, columns).readable_or_raise() for day in as_days(days)]
+        return pa.concat_tables(tables) if tables else _schema_of(columns).empty_table()
 
     def read_all(self) -> pd.DataFrame:
         """Every day of the snapshots, read as one hive-partitioned dataset."""
@@ -160,6 +163,57 @@ class ParquetStore:
         dataset = ds.dataset(self._dataset_dir, schema=ARROW_SCHEMA, format="parquet",
                              partitioning=_PARTITIONING, filesystem=self.filesystem)
         return arrow_to_frame(dataset.to_table())
+
+    def read_day_files(
+        self, day: date, columns: Sequence[str] = COLUMN_NAMES, files: Sequence[str] | None = None
+    ) -> DayFiles:
+        """One day's files and the rows of those that read (``columns`` of them), each unreadable file reported with
+        its error instead of raised. A failure to reach the storage is raised. ``files``: the day's files as a
+        listing of the dataset found them (saves listing the folder again)."""
+        schema = _schema_of(columns)
+        return read_day(self.filesystem, day, self._day_files(self._day_dir(day)) if files is None else files, schema)
+
+    def has_files(self, day: date) -> bool:
+        """Whether the day's folder holds a file the dataset's readers read."""
+        return bool(self._day_files(self._day_dir(day)))
+
+    def dataset_files(self) -> DatasetFiles:
+        """Every file of the dataset that readers read: by day, and the strays outside any day folder."""
+        return dataset_files(self.filesystem, self._dataset_dir)
+
+    @contextmanager
+    def claim(self, days: Iterable[date]) -> Iterator[None]:
+        """The days held against other writers (on a local disk; see the module doc for object storage) while the
+        block reads and replaces them."""
+        with ExitStack() as claims:
+            for day in as_days(days):  # in day order, so two writers never wait on each other crosswise
+                claims.enter_context(self._writes.claim(self._day_dir(day)))
+            yield
+
+    def replace(self, days: Mapping[date, pa.Table], remove: Iterable[str] = ()) -> dict[date, int]:
+        """Make each day of ``days`` hold exactly its table (rows of ``FILE_SCHEMA``) as its part-0.parquet, written as
+        write_days writes (all or nothing per day, the days renamed in at once), then remove its other files and the
+        files ``remove`` names (of any day); rows written per day. Call it inside ``claim`` of the days it touches."""
+        files = {f"{self._day_dir(day)}/{DAY_FILE}": table for day, table in days.items()}
+        replaced = [path for day in days for path in self._day_files(self._day_dir(day))]
+        self._writes.replace_all(files)
+        removed = [path for path in dict.fromkeys([*replaced, *remove]) if path not in files]
+        for path in removed:
+            self.filesystem.delete_file(path)
+        self._writes.persist(sorted({path.rpartition("/")[0] for path in [*files, *removed]}))
+        return {day: table.num_rows for day, table in days.items()}
+
+    def copy_to_quarantine(self, paths: Sequence[str]) -> list[Path | str]:
+        """Copy files of the dataset to the quarantine, where no reader of the dataset looks (the copies of one call
+        share a UTC time stamp); where each copy is."""
+        stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        copies = []
+        for path in paths:
+            target = quarantine_path(self._base, path, stamp)
+            self._writes.make_folder(target.rpartition("/")[0])
+            self.filesystem.copy_file(path, target)
+            copies.append(self._shown(target))
+        return copies
 
     @property
     def _dataset_dir(self) -> str:
@@ -173,35 +227,45 @@ class ParquetStore:
         return f"s3://{path}" if isinstance(self._writes, _ObjectWrites) else Path(path)
 
     def _day_files(self, folder: str) -> list[str]:
-        """The Parquet files of a day folder that readers see (pyarrow and pandas skip names starting "." or "_")."""
-        found = self.filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-        return sorted(
-            info.path for info in found
-            if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
-            and not info.base_name.startswith((".", "_"))
-        )
+        return visible_files(self.filesystem, folder)
 
-    def _read_day(self, day: date, schema: pa.Schema = ARROW_SCHEMA) -> pa.Table | None:
-        """The rows of one day's files, the columns of ``schema`` (a part of ARROW_SCHEMA); None without files."""
-        files = self._day_files(self._day_dir(day))
-        if not files:
-            return None
-        in_files = [name for name in schema.names if name != PARTITION_COLUMN]
-        table = pa.concat_tables(
-            pq.read_table(path, columns=in_files, schema=FILE_SCHEMA, filesystem=self.filesystem) for path in files
-        )
-        if PARTITION_COLUMN not in schema.names:
-            return table
-        days = pa.repeat(pa.scalar(day, ARROW_SCHEMA.field(PARTITION_COLUMN).type), table.num_rows)
-        return table.add_column(schema.get_field_index(PARTITION_COLUMN), PARTITION_COLUMN, days)
+
+def merged_with_stored(stored: Sequence[pa.Table], new: pd.DataFrame | pa.Table) -> pa.Table:
+    """``new`` merged with the ``stored`` rows of its days by the latest-state rule, as a table of ``ARROW_SCHEMA``."""
+    if stored:
+        # Stored rows first: on a tie the row being written is the newer one.
+        frames = [arrow_to_frame(pa.concat_tables(stored)), new if isinstance(new, pd.DataFrame)
+                  else arrow_to_frame(new)]
+        new = latest_state_per_key(pd.concat(frames, ignore_index=True))
+    return new if isinstance(new, pa.Table) else frame_to_arrow(new)
+
+
+def by_day_file(table: pa.Table, days: Sequence[date]) -> dict[date, pa.Table]:
+    """The rows of ``table`` (of ``ARROW_SCHEMA``, of ``days`` only) as each day's file holds them: in file order,
+    without created_date (the folder's name)."""
+    table = table.sort_by([(name, "ascending") for name in _FILE_ORDER])
+    # Sorted by day first: each day's rows are one slice of the table.
+    bounds = np.searchsorted(table[PARTITION_COLUMN].to_numpy(), np.array(days, dtype="datetime64[D]"), side="right")
+    return {day: table.slice(start, end - start).drop_columns([PARTITION_COLUMN])
+            for day, start, end in zip(days, np.r_[0, bounds[:-1]], bounds)}
+
+
+def _schema_of(columns: Sequence[str]) -> pa.Schema:
+    unknown = [name for name in columns if name not in COLUMN_NAMES]
+    if unknown or not columns:
+        raise ValueError(f"columns must be some of {list(COLUMN_NAMES)}, got {list(columns)!r}")
+    return pa.schema([field for field in ARROW_SCHEMA if field.name in columns])
 
 
 class _LocalWrites:
     """A local disk: writers of a day queue on a lock file; a day is written beside its file and renamed over it."""
 
     def claim(self, folder: str) -> AbstractContextManager[None]:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.make_folder(folder)
         return _locked_and_cleaned(Path(folder))
+
+    def make_folder(self, folder: str) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
 
     def replace_all(self, files: Mapping[str, pa.Table]) -> None:
         """Write each table beside its path under a hidden name, flush all the files to disk at once, then rename
@@ -238,6 +302,9 @@ class _ObjectWrites:
 
     def claim(self, folder: str) -> AbstractContextManager[None]:
         return nullcontext()
+
+    def make_folder(self, folder: str) -> None:
+        """Nothing to do: object storage has no folders, only keys."""
 
     def persist(self, folders: Sequence[str]) -> None:
         """Nothing to do: an object is durable once its upload has returned."""
