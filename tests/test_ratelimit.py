@@ -157,3 +157,16 @@ def test_a_storm_of_5xx_lowers_the_window_and_the_pace_and_the_fetch_completes_e
         assert min(window for window, _ in during) <= 3
         assert min(rate for _, rate in during) <= 0.75 * 60
         assert result.stats.retries["5xx"] > 0 and result.stats.pacing.throttled == 0
+
+
+def test_a_requests_turn_at_the_pace_does_not_count_against_its_retry_budget():
+    # 12 pages wait their turn at 4 requests a second (up to 3 s each), far past a 1 s retry budget; a third of the
+    # answers fail, so most pages are retried: only their attempts and the waits between them count.
+    budget = RetryPolicy(base_delay=0.01, max_delay=0.05, total_budget=1.0)
+    with simulator(pages=15) as sim, client_for(sim, max_rate=4, retry=budget) as client:
+        sim.faults.random({"500": 0.3}, seed=4)
+        result = client.fetch_jobs(WEEK)
+        assert by_id(result.jobs) == visible(sim)
+        assert result.stats.retries["5xx"] > 0
+        arrivals = [request.received_at for request in sim.requests]
+        assert arrivals[-1] - arrivals[0] > 3 * budget.total_budget

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,7 +14,7 @@ from requests.auth import AuthBase
 
 from pipeline.api.http import JobsAnswer, JobsHttp, Timeout
 from pipeline.api.pagination import Page, SlicePager, job_key
-from pipeline.api.ratelimit import RateUsage, RegionLimiter, region_key, region_limiter
+from pipeline.api.ratelimit import RateUsage, RegionLimiter, excluding_waits, region_key, region_limiter
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 
@@ -212,6 +212,8 @@ class DdsTaskCenterClient:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValueError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self.retry = retry or RetryPolicy()
+        # A request's retry budget counts its attempts and the waits between them, not its turns at the pace.
+        self._retry_per_request = replace(self.retry, clock=excluding_waits(self.retry.clock))
         if not isinstance(verify, (bool, str)):
             raise ValueError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
         self.max_rate = _validated_rate(max_rate)
@@ -311,7 +313,7 @@ class DdsTaskCenterClient:
         }
         return call_with_retries(
             partial(self._http.get_jobs, params, stats.pacing),
-            self.retry,
+            self._retry_per_request,
             window=str(slice_window),
             on_attempt=stats.count_request,
             on_retry=stats.count_retry,

@@ -41,14 +41,15 @@ THROTTLE_DECREASE = 0.85
 FAILURE_DECREASE = 0.7
 # Failures alone never take a known pace below this share of the throttled one: the window, down to one request in
 # flight, is the brake for an overloaded service, and the pace must not have to climb back from nothing.
-FAILURE_FLOOR = 0.25
+FAILURE_FLOOR = 0.5
 # Seconds of paced sending to climb back to the throttled pace; past it, the excess grows as PROBE_GROWTH * t^3
 # (t: seconds past RECOVER_SECONDS): +2% at 2 s, +31% at 5 s, +250% at 10 s. Under an unchanged quota one probe
 # in about ten seconds meets a 429; a quota that grew eightfold is reached in about 18 s.
 RECOVER_SECONDS = 4.0
 PROBE_GROWTH = 0.0025
-# A 429 while more than this share of the last second's answers were 429s is sustained throttling, not a probe.
-SUSTAINED_SHARE = 0.25
+# Sustained throttling, not a probe nor a 429 now and then: over the last SUSTAINED_SECONDS, at least
+# SUSTAINED_COUNT 429s and more than SUSTAINED_SHARE of the answers.
+SUSTAINED_SECONDS, SUSTAINED_COUNT, SUSTAINED_SHARE = 5.0, 4, 0.25
 # The gateway counts its quota per second: a 429 within a second of a decrease may still be the bucket that the pace
 # before it emptied, so the pace is lowered at most once a second.
 DECREASE_INTERVAL = 1.0
@@ -105,7 +106,7 @@ class AdaptiveRate:
         self._start = 0.0
         self._climb_seconds = 0.0
         self._last_growth_at: float | None = None
-        # When the answers of the last second came: ok, and 429.
+        # When the answers of the last SUSTAINED_SECONDS came: ok, and 429.
         self._answered: deque[float] = deque()
         self._refused: deque[float] = deque()
         self.configure(max_rate, max_concurrency)
@@ -142,7 +143,7 @@ class AdaptiveRate:
         """A request that got its answer: the window grows and, when the pace held requests back, so does it."""
         self.in_flight -= 1
         self._answered.append(now)
-        self._forget_before(now - 1.0)
+        self._forget_before(now - SUSTAINED_SECONDS)
         if not self.adaptive:
             return
         if self.window < self.max_concurrency:
@@ -157,26 +158,27 @@ class AdaptiveRate:
 
     def throttled_by(self, permit: Permit, message: str | None, now: float) -> None:
         """A 429: the pace goes under the limit the gateway names (or under the pace that met it), and under what
-        got through when most recent answers were 429s."""
+        got through when throttling is sustained."""
         self.in_flight -= 1
         self.throttled += 1
         self._refused.append(now)
-        self._forget_before(now - 1.0)
+        self._forget_before(now - SUSTAINED_SECONDS)
         if not self._news(permit) or now - self._decreased_at < DECREASE_INTERVAL:
             return
         # The window keeps growing: the pace, not the number in flight, is what the quota limits.
         limit = throttle_limit(message)
-        got_through = max(float(len(self._answered)), MIN_RATE)
         if self.rate is None:
             # The first 429: what was sent while the window grew says little; the gateway's figure says it all.
-            peak = limit if limit is not None else got_through
+            peak = limit if limit is not None else max(float(self._count_since(self._answered, now - 1.0)), MIN_RATE)
             start = peak
         else:
-            peak = limit if limit is not None else self.rate
-            if len(self._refused) > SUSTAINED_SHARE * (len(self._refused) + len(self._answered)):
-                # Throttled again and again below the limit: the tenant's other tools use the rest of the quota,
-                # and what got through in the last second is what is left of it. A 429 now and then is no news.
-                peak = min(peak, got_through)
+            # The pace that met the 429, or the level learned before if higher: under the named limit. A 429 now and
+            # then (a probe, a glitch) leaves the level where it was.
+            peak = self.rate if limit is None else min(limit, max(self._peak or limit, self.rate))
+            refused, answered = len(self._refused), len(self._answered)
+            if refused >= SUSTAINED_COUNT and refused > SUSTAINED_SHARE * (refused + answered):
+                # The tenant's other tools use the rest of the quota: what got through is what is left of it.
+                peak = min(peak, max(answered / SUSTAINED_SECONDS, MIN_RATE))
             start = min(self.rate, peak)
         self._decrease(peak, now, start * (FOLLOW_LIMIT if limit is not None else THROTTLE_DECREASE))
 
@@ -201,6 +203,15 @@ class AdaptiveRate:
         for times in (self._answered, self._refused):
             while times and times[0] < moment:
                 times.popleft()
+
+    @staticmethod
+    def _count_since(times: deque[float], moment: float) -> int:
+        count = 0
+        for when in reversed(times):
+            if when < moment:
+                break
+            count += 1
+        return count
 
     def _decrease(self, peak: float, now: float, start: float) -> None:
         """The pace drops to ``start`` and climbs back towards ``peak`` (see _climb)."""
@@ -267,6 +278,9 @@ class RegionLimiter:
         self._clock = clock
         self._changed = threading.Condition()
         self._state = AdaptiveRate(max_rate, max_concurrency, clock(), adaptive)
+        # Tickets of the requests waiting, first come first served: none waits behind later ones for long.
+        self._tickets = 0
+        self._queue: deque[int] = deque()
 
     @property
     def rate(self) -> float | None:
@@ -289,16 +303,26 @@ class RegionLimiter:
             self._changed.notify_all()
 
     def acquire(self, usage: RateUsage | None = None) -> Permit:
-        """Waits until one more request may be sent, and returns the leave to send it."""
+        """Waits until one more request may be sent, in the order of asking, and returns the leave to send it."""
+        asked = time.monotonic()
         paced = False
         with self._changed:
-            while (wait := self._state.wait_time(self._clock())) != 0:
-                # Woken by every answer and every change: a decrease slows the next request, not one after it.
-                paced = paced or wait is not None
+            ticket = self._tickets
+            self._tickets += 1
+            self._queue.append(ticket)
+            while True:
+                wait = self._state.wait_time(self._clock()) if self._queue[0] == ticket else None
+                if wait == 0:
+                    break
+                # Woken by every answer, change and leave taken: a decrease slows the next request, not a later one.
+                paced = paced or (wait is not None)
                 self._changed.wait(wait)
+            self._queue.popleft()
             permit = self._state.take(self._clock(), paced)
             if usage is not None:
                 usage.saw(self._state)
+            self._changed.notify_all()
+        _waits.seconds = getattr(_waits, "seconds", 0.0) + time.monotonic() - asked
         return permit
 
     def answered(self, permit: Permit) -> None:
@@ -320,6 +344,16 @@ class RegionLimiter:
     def __repr__(self) -> str:
         rate = "none" if self.rate is None else f"{self.rate:.1f}/s"
         return f"RegionLimiter({self.key!r}, rate={rate}, window={self.window}, throttled={self.throttled})"
+
+
+# Seconds each thread has spent waiting in acquire (any limiter): a request's retry budget does not count them.
+_waits = threading.local()
+
+
+def excluding_waits(clock: Callable[[], float]) -> Callable[[], float]:
+    """``clock`` less the time the calling thread spent waiting for leave to send: the clock of a retry budget,
+    which counts a request's sending, answers and waits between attempts, not its turn at the region's pace."""
+    return lambda: clock() - getattr(_waits, "seconds", 0.0)
 
 
 class _Registry:
