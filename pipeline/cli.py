@@ -1,7 +1,11 @@
-"""The ``dds-tasks`` command: ``demo`` runs the whole pipeline against the simulator, ``simulate`` serves it,
-``targets`` shows the projects a deployment reads (DDS_TARGETS_FILE) after checking every setting,
-``verify-parquet`` checks every day of the Parquet snapshots against the warehouse (``--repair`` rewrites the bad
-ones from it)."""
+"""The ``dds-tasks`` command: ``demo`` runs the whole pipeline against the simulator in a folder of its own (and
+shows it in Dagster's UI with ``--ui``), ``simulate`` serves the simulator, ``targets`` shows the projects a
+deployment reads (DDS_TARGETS_FILE) after checking every setting, ``verify-parquet`` checks every day of the Parquet
+snapshots against the warehouse (``--repair`` rewrites the bad ones from it).
+
+Each subcommand registers its handler with ``set_defaults(run=...)``: a handler takes the parsed arguments and
+returns the exit code. A bad option or a configuration error is one line on stderr and exit code 2.
+"""
 
 import argparse
 import sys
@@ -16,29 +20,24 @@ class _OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _run_demo(args: argparse.Namespace) -> int:
+    if args.days < 1 or args.jobs_per_day < 1:
+        raise ConfigError("--days and --jobs-per-day must be at least 1")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port} is not a TCP port (1..65535)")
+    from pipeline.demo import run_demo
+
+    return run_demo(days=args.days, jobs_per_day=args.jobs_per_day, folder=args.dir,
+                    ui_port=args.port if args.ui else None)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
     from pipeline.simulator import cli as simulator_cli
 
-    parser = _OneLineErrors(prog="dds-tasks", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="sync the last days from the bundled simulator through Dagster")
-    demo.add_argument("--days", type=int, default=7, help="how many days up to yesterday to sync (default 7)")
-    demo.add_argument("--jobs-per-day", type=int, default=200, help="simulated jobs a day (default 200)")
-    simulate = commands.add_parser("simulate", help="serve the DDS API simulator on 127.0.0.1")
-    simulator_cli.add_arguments(simulate)
-    commands.add_parser("targets", help="check the settings and list the targets of DDS_TARGETS_FILE")
-    verify = commands.add_parser(
-        "verify-parquet", help="check every day of the Parquet snapshots against the warehouse",
-        description="Checks that every day the warehouse or DDS_PARQUET_ROOT holds reads, and equals the "
-        "warehouse's rows of that day in every column, one row per job; prints one row per day and a summary. "
-        "Exit status 0 when every day is ok (or repaired), 1 when problems remain.")
-    verify.add_argument("--repair", action="store_true",
-                        help="rewrite each bad day from the warehouse; its old files, and days only the snapshots "
-                        "hold, are moved to {DDS_PARQUET_ROOT}/_quarantine, never deleted")
-    return parser
+    return simulator_cli.run(args)
 
 
-def _print_targets() -> int:
+def _print_targets(args: argparse.Namespace) -> int:
     import os
 
     import pandas as pd
@@ -59,7 +58,7 @@ def _print_targets() -> int:
     return 1 if unusable else 0
 
 
-def _verify_parquet(repair: bool) -> int:
+def _verify_parquet(args: argparse.Namespace) -> int:
     from pipeline.settings import Settings
     from pipeline.storage.engine import parse_warehouse_url, sqlite_file
     from pipeline.storage.parquet import ParquetStore
@@ -74,7 +73,7 @@ def _verify_parquet(repair: bool) -> int:
         raise ConfigError(f"DDS_WAREHOUSE_URL: the SQLite warehouse {str(database)!r} does not exist")
     warehouse = Warehouse(settings.warehouse_url)
     try:
-        report = verify_parquet(warehouse, ParquetStore(settings.parquet_root), repair=repair)
+        report = verify_parquet(warehouse, ParquetStore(settings.parquet_root), repair=args.repair)
     finally:
         warehouse.dispose()
     print(report.text())
@@ -82,22 +81,57 @@ def _verify_parquet(repair: bool) -> int:
     return 1 if report.problems_remain else 0
 
 
+def _add_verify_parquet(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser(
+        "verify-parquet", help="check every day of the Parquet snapshots against the warehouse",
+        description="Checks that every day the warehouse or DDS_PARQUET_ROOT holds reads, and equals the "
+        "warehouse's rows of that day in every column, one row per job; prints one row per day and a summary. "
+        "Exit status 0 when every day is ok (or repaired), 1 when problems remain.")
+    verify.add_argument("--repair", action="store_true",
+                        help="rewrite each bad day from the warehouse; its old files, and days only the snapshots "
+                        "hold, are moved to {DDS_PARQUET_ROOT}/_quarantine, never deleted")
+    verify.set_defaults(run=_verify_parquet)
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    from pipeline.demo import DEFAULT_FOLDER
+    from pipeline.simulator import dataset
+
+    demo = commands.add_parser(
+        "demo", help="sync the last days from the bundled simulator through Dagster, into a folder of its own",
+        description="Syncs the last days from the bundled DDS API simulator through Dagster into its own folder "
+        "(never the configured DDS_DATA_DIR, DDS_WAREHOUSE_URL or DDS_PARQUET_ROOT); safe to run again.")
+    demo.add_argument("--days", type=int, default=7, help="how many days up to yesterday to sync (default 7)")
+    demo.add_argument("--jobs-per-day", type=int, default=dataset.JOBS_PER_DAY,
+                      help=f"simulated jobs a day (default {dataset.JOBS_PER_DAY}, as `dds-tasks simulate`)")
+    demo.add_argument("--dir", default=DEFAULT_FOLDER,
+                      help=f"the demo's folder: its warehouse, Parquet files and Dagster home (default ./{DEFAULT_FOLDER})")
+    demo.add_argument("--ui", action="store_true",
+                      help="then open the demo in Dagster's UI (dagster dev, with the simulator) until Ctrl-C")
+    demo.add_argument("--port", type=int, default=3000,
+                      help="with --ui: the UI's port on 127.0.0.1 (default 3000, or a free one when it is taken)")
+    demo.set_defaults(run=_run_demo)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pipeline.simulator import cli as simulator_cli
+
+    parser = _OneLineErrors(prog="dds-tasks", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_demo(commands)
+    simulate = commands.add_parser("simulate", help="serve the DDS API simulator on 127.0.0.1")
+    simulator_cli.add_arguments(simulate)
+    simulate.set_defaults(run=_run_simulate)
+    targets = commands.add_parser("targets", help="check the settings and list the targets of DDS_TARGETS_FILE")
+    targets.set_defaults(run=_print_targets)
+    _add_verify_parquet(commands)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            if args.days < 1 or args.jobs_per_day < 1:
-                raise ConfigError("--days and --jobs-per-day must be at least 1")
-            from pipeline.demo import run_demo
-
-            return run_demo(days=args.days, jobs_per_day=args.jobs_per_day)
-        if args.command == "targets":
-            return _print_targets()
-        if args.command == "verify-parquet":
-            return _verify_parquet(args.repair)
-        from pipeline.simulator import cli as simulator_cli
-
-        return simulator_cli.run(args)
+        return args.run(args)
     except ConfigError as exc:
         print(f"dds-tasks: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -13,10 +13,11 @@ from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
 from pipeline.dds.parquet_verification import dds_parquet_verify
+from pipeline.dds.coverage_check import build_coverage_check
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
 from pipeline.dds.schedules import build_daily_schedule
-from pipeline.settings import Settings
+from pipeline.settings import Settings, settings_at_load
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
@@ -47,11 +48,15 @@ def warehouse_url_config(settings: Settings) -> str:
 
 def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
+    projects = {target.name: target.project_id for target in settings.targets} or (
+        {settings.project_id: settings.project_id} if settings.project_id else None)
     return Definitions(
         assets=build_dds_assets(dds_partitions(settings), settings.targets),
-        asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse],
         jobs=[dds_parquet_verify],
-        schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets)],
+        asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
+                      build_coverage_check(settings.start_date, projects)],
+        schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets,
+                                        settings.project_id)],
         resources={
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),
@@ -61,4 +66,4 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+defs = build_definitions(settings_at_load())

@@ -1,30 +1,137 @@
-"""``dds-tasks demo``: the whole pipeline, through Dagster, against the bundled simulator, into the embedded defaults.
+"""``dds-tasks demo``: the whole pipeline, through Dagster, against the bundled simulator, in a folder of its own.
 
 The simulator stands in for the DDS API on a free loopback port; everything else is the production code path:
-the same ``Definitions``, resources, assets, checks and storage, fed by the same environment variables.
+the same ``Definitions``, resources, assets, checks and storage. The demo never reads or writes the configured
+storage: it runs on a configuration of its own (the CONTRACT.md variables set for the run, the user's own
+``DDS_*`` and credential variables set aside), and keeps its warehouse, Parquet snapshots and Dagster home in its
+folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show what it did.
 """
 
+import json
 import os
 import secrets
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from dagster import DagsterInstance
 
 from pipeline.api.auth import mask_key
-from pipeline.api.credentials import ENV_VARIABLES
-from pipeline.dds.partitions import range_tags
-from pipeline.definitions import build_definitions
-from pipeline.settings import Settings, masked_url
-from pipeline.simulator import DdsSimulator, SimulatorConfig
+from pipeline.coverage import AT_RISK_DAYS, RETENTION_DAYS
+from pipeline.shellcommands import shell_path, venv_command
+from pipeline.simulator import DdsSimulator, SimulatorConfig, dataset
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.storage.warehouse import Warehouse
+from pipeline.sync import retained_since
 
-DEMO_SEED = 2026
+if TYPE_CHECKING:
+    from dagster import AssetCheckEvaluation, ExecuteInProcessResult
+
+DEFAULT_FOLDER = "demo"
+# A region is part of every stored row; the demo's jobs come from a simulated one.
+DEMO_REGION = "ap-southeast-1"
+# Days before the synced ones that the demo's partitions offer, for a backfill from the UI.
+EARLIER_DAYS_OFFERED = 7
+# The oldest a day may be (counted from yesterday) and still not be at risk: it leaves the API's month later.
+SAFE_AGE = RETENTION_DAYS - AT_RISK_DAYS - 2
+# Variables of the user's configuration that the demo sets aside for its run: storage, source, credentials
+# (prefixed ones too: they only count with DDS_TARGETS_FILE, which is set aside as well).
+_USER_PREFIXES = ("DDS_", "HUAWEICLOUD_")
+_DAGSTER_YAML = """\
+# The demo's own Dagster instance (dds-tasks demo): its runs, materializations and asset checks, kept for
+# `dds-tasks demo --ui`. Delete the demo's folder to start afresh.
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass(frozen=True)
+class DemoPlace:
+    """The demo's folder: its data (warehouse and Parquet), its Dagster home, and the dataset they came from."""
+
+    folder: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def warehouse_file(self) -> Path:
+        return self.data_dir / "warehouse.db"
+
+    @property
+    def parquet_root(self) -> Path:
+        return self.data_dir / "parquet"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.folder / "dagster_home"
+
+    @property
+    def dataset_file(self) -> Path:
+        return self.folder / "dataset.json"
+
+    def prepare(self, wanted: Mapping[str, object]) -> bool:
+        """Creates the folder and its Dagster home; a folder filled from another dataset (other ``--jobs-per-day``)
+        is emptied first, since its stored days would disagree with what the simulator now serves. True when
+        it was emptied."""
+        emptied = False
+        if self.dataset_file.exists() and json.loads(self.dataset_file.read_text()) != dict(wanted):
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            shutil.rmtree(self.dagster_home, ignore_errors=True)
+            emptied = True
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        yaml = self.dagster_home / "dagster.yaml"
+        if not yaml.exists():
+            yaml.write_text(_DAGSTER_YAML)
+        self.dataset_file.write_text(json.dumps(dict(wanted), indent=2) + "\n")
+        return emptied
+
+
+def demo_key_pair() -> tuple[str, str]:
+    """A fresh (access key, secret key) for one demo run: only that run's simulator accepts it."""
+    return "DEMO" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+
+
+def demo_settings_values(place: DemoPlace, sim: DdsSimulator, key_pair: tuple[str, str], start: date) -> dict[str, str]:
+    """The demo's whole configuration, as the environment variables the pipeline (and ``dagster dev``) read."""
+    return {
+        "DDS_DATA_DIR": str(place.data_dir.absolute()),
+        "DDS_ENDPOINT": sim.url,
+        "DDS_PROJECT_ID": sim.project_id,
+        "DDS_REGION": DEMO_REGION,
+        "DDS_START_DATE": start.isoformat(),
+        "HUAWEICLOUD_SDK_AK": key_pair[0],
+        "HUAWEICLOUD_SDK_SK": key_pair[1],
+        "DAGSTER_HOME": str(place.dagster_home.absolute()),
+    }
+
+
+def environment_for_demo(values: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the user's pipeline configuration, plus ``values``."""
+    return {**{k: v for k, v in env.items() if not k.startswith(_USER_PREFIXES)}, **values}
+
+
+@contextmanager
+def demo_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` holding ``values`` and none of the user's own ``DDS_*`` and credential variables, restored on
+    exit: the demo must neither write into the configured storage nor send the user's credentials anywhere."""
+    names = {*values, *(name for name in os.environ if name.startswith(_USER_PREFIXES))}
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _frame(title: str, frame: pd.DataFrame) -> str:
@@ -47,80 +154,134 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
             + _frame("Slowest tasks:", slowest))
 
 
-def demo_key_pair() -> tuple[str, str]:
-    """A fresh (access key, secret key) for one demo run: only that run's simulator accepts it."""
-    return "DEMO" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+def next_steps(place: DemoPlace, with_ui: bool) -> list[str]:
+    """Commands to try next, each runnable as printed from the working directory with the venv not activated."""
+    lines = [] if with_ui else [
+        f"  {venv_command('dds-tasks')} demo --ui   # these days in Dagster's UI: partitions, checks, plots, "
+        "backfills (Ctrl-C stops it)"]
+    query = "SELECT day, status, jobs FROM dds_jobs_daily_status ORDER BY day DESC, status LIMIT 20"
+    if shutil.which("sqlite3"):
+        lines.append(f"  sqlite3 {shell_path(place.warehouse_file)} '{query}'")
+    else:
+        lines.append(f"  {venv_command('python')} -c \"import sqlite3; print(*sqlite3.connect("
+                     f"'{shell_path(place.warehouse_file)}').execute('{query}'), sep='\\n')\"")
+    lines.append(f"  {venv_command('python')} -c \"import pandas as pd; "
+                 f"print(pd.read_parquet('{shell_path(place.parquet_root / 'dds_jobs')}').head())\"")
+    return lines
 
 
-@contextmanager
-def demo_environment(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` holding ``values`` and none of the user's own credential variables, restored on exit.
-
-    The user's real credentials must not reach the simulator, and a partial set of them would fail the run.
-    """
-    saved = {name: os.environ.pop(name, None) for name in {*values, *ENV_VARIABLES.values()}}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def check_report(evaluations: list["AssetCheckEvaluation"]) -> tuple[str, bool]:
+    """A line per failing asset check, naming it, its severity and what did not match; and whether one of them
+    has ERROR severity (the demo then exits non-zero)."""
+    failed = [e for e in evaluations if not e.passed]
+    lines = [f"asset checks: {len(evaluations) - len(failed)} of {len(evaluations)} passed" + (":" if failed else ".")]
+    for evaluation in failed:
+        lines.append(f"  FAILED {evaluation.check_name} ({evaluation.severity.value}): {_mismatch(evaluation.metadata)}")
+    return "\n".join(lines), any(e.severity.value == "ERROR" for e in failed)
 
 
-def run_demo(days: int = 7, jobs_per_day: int = 200, key_pair: tuple[str, str] | None = None) -> int:
-    """Syncs the last ``days`` days from a fresh simulator; ``key_pair`` is (AK, SK), generated when None."""
-    settings = Settings.from_env()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+def _mismatch(metadata: Mapping[str, object]) -> str:
+    """The figures of a failed check, then the first few of the rows or days it lists."""
+    values = {name: getattr(value, "value", value) for name, value in metadata.items()}
+    figures = [f"{name}={value}" for name, value in values.items() if isinstance(value, (int, float, str))]
+    listed = [value for value in values.values() if isinstance(value, (list, dict)) and value]
+    shown = []
+    for items in listed:
+        entries = list(items.items()) if isinstance(items, dict) else list(enumerate(items))
+        shown.extend(f"{key}: {value}" if isinstance(items, dict) else str(value) for key, value in entries[:3])
+    return "; ".join([", ".join(figures), *shown])
+
+
+def demo_start(first_day: date, last_day: date) -> date:
+    """The first day of the demo's partitions: up to a week before the days it syncs, for the UI to backfill, but
+    never a day the API starts to forget (the no_days_at_risk check would rightly fail on a day left unsynced)."""
+    return min(first_day, max(first_day - timedelta(days=EARLIER_DAYS_OFFERED), last_day - timedelta(days=SAFE_AGE)))
+
+
+def _last_days(days: int, now: datetime, start: date) -> tuple[date, date]:
     last_day = now.date() - timedelta(days=1)
-    first_day = max(last_day - timedelta(days=days - 1), settings.start_date)
+    return max(last_day - timedelta(days=days - 1), start), last_day
+
+
+def _failure_line(result: "ExecuteInProcessResult") -> str:
+    """The first step failure's own words (a Failure's description, else its error's first line)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            return data.error.message.strip().splitlines()[-1] if data.error else event.message or ""
+    return "see the log above"
+
+
+def _sync(first_day: date, last_day: date) -> "ExecuteInProcessResult":
+    """Materializes both assets for first_day..last_day as one run, recorded in the demo's Dagster home."""
+    # Imported here, once the demo's environment is in place: these modules read settings when first imported.
+    from dagster import DagsterInstance
+
+    from pipeline.dds.partitions import range_tags
+    from pipeline.definitions import build_definitions
+    from pipeline.settings import Settings
+
+    job = build_definitions(Settings.from_env()).resolve_implicit_global_asset_job_def()
+    with DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            instance=instance,
+            tags=range_tags(first_day, last_day),
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            raise_on_error=False,
+        )
+
+
+def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: tuple[str, str] | None = None,
+             folder: str | os.PathLike[str] = DEFAULT_FOLDER, ui_port: int | None = None) -> int:
+    """Syncs the last ``days`` days from a fresh simulator into ``folder``; ``key_pair`` is (AK, SK), generated
+    when None. With ``ui_port``, then serves Dagster's UI on the demo until interrupted (pipeline.demo_ui).
+    Exit code 1 when the run fails or an ERROR-severity asset check does."""
+    place = DemoPlace(Path(folder))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    first_day, last_day = _last_days(days, now, retained_since(now).date() + timedelta(days=1))
+    start = demo_start(first_day, last_day)
     first, last = first_day.isoformat(), last_day.isoformat()
+    wanted = {"seed": dataset.SEED, "jobs_per_day": jobs_per_day, "project_id": dataset.PROJECT_ID,
+              "region": DEMO_REGION}
+    if place.prepare(wanted):
+        print(f"The demo's folder {shell_path(place.folder)} held the jobs of another --jobs-per-day: emptied it")
     access_key, secret_key = key_pair or demo_key_pair()
     # AK/SK signing is the method a schedule should use; the simulator's gateway verifies every signature.
     gateway = SimulatorAuthenticator(keys={access_key: secret_key})
-    config = SimulatorConfig(seed=DEMO_SEED, jobs_per_day=jobs_per_day, history_days=days + 35, now=now,
-                             authenticator=gateway)
-    print(f"Starting the DDS API simulator (seed {DEMO_SEED}, ~{jobs_per_day} jobs a day) on 127.0.0.1 ...")
-    with DdsSimulator(config, port=0) as sim, demo_environment({
-        "DDS_ENDPOINT": sim.url, "DDS_PROJECT_ID": sim.project_id,
-        "HUAWEICLOUD_SDK_AK": access_key, "HUAWEICLOUD_SDK_SK": secret_key,
-    }):
-        settings = replace(settings, endpoint=sim.url, project_id=sim.project_id)
+    config = SimulatorConfig(seed=dataset.SEED, project_ids=(dataset.PROJECT_ID,), jobs_per_day=jobs_per_day,
+                             history_days=dataset.HISTORY_DAYS, now=now, authenticator=gateway)
+    print(f"Starting the DDS API simulator (seed {dataset.SEED}, ~{jobs_per_day} jobs a day: the jobs "
+          "`dds-tasks simulate` serves too) on 127.0.0.1 ...")
+    with DdsSimulator(config, port=0) as sim:
+        values = demo_settings_values(place, sim, (access_key, secret_key), start)
         print(f"Signing every request with the demo's access key {mask_key(access_key)} (AK/SK, the method for "
               "schedules: docs/authentication.md)")
-        print(f"Syncing {first} ... {last} ({(last_day - first_day).days + 1} days) through Dagster ...", flush=True)
-        job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-        with DagsterInstance.ephemeral() as instance:
-            result = job.execute_in_process(
-                instance=instance,
-                tags=range_tags(first_day, last_day),
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                raise_on_error=False,
-            )
-        requests_served = len(sim.requests)
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_failure), None)
-        print(f"\nThe demo run failed: {failure.message if failure else 'see the log above'}", file=sys.stderr)
-        return 1
-    checks = result.get_asset_check_evaluations()
-    warehouse = Warehouse(settings.warehouse_url)
-    try:
-        report = summary(warehouse, first, last)
-        total = int(warehouse.query("SELECT COUNT(*) AS n FROM dds_jobs")["n"].iloc[0])
-    finally:
-        warehouse.dispose()
-    passed = sum(1 for c in checks if c.passed)
-    print(f"\nLoaded the jobs of {first} ... {last} with {requests_served} API requests; "
-          f"asset checks: {passed} of {len(checks)} passed.")
-    print(report)
-    print(f"\nWarehouse: {masked_url(settings.warehouse_url)} (table dds_jobs, {total:,} rows in all)")
-    print(f"Parquet:   {os.path.join(settings.parquet_root, 'dds_jobs')}/created_date=YYYY-MM-DD/")
-    print("\nNext:")
-    print("  dagster dev                      # the UI: assets, partitions, schedule dds_jobs_daily, backfills")
-    db = settings.warehouse_url.removeprefix("sqlite:///")
-    if settings.warehouse_url.startswith("sqlite:///"):
-        print(f"  sqlite3 {db} 'SELECT * FROM dds_jobs_daily_status LIMIT 20'")
-    print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{settings.parquet_root}/dds_jobs').head())\"")
-    return 0
+        print(f"Syncing {first} ... {last} ({(last_day - first_day).days + 1} days) through Dagster into "
+              f"{shell_path(place.folder)}/ ...", flush=True)
+        with demo_environment(values):
+            result = _sync(first_day, last_day)
+        if not result.success:
+            print(f"\nThe demo run failed: {_failure_line(result)}", file=sys.stderr)
+            return 1
+        checks, error_check_failed = check_report(result.get_asset_check_evaluations())
+        warehouse = Warehouse(f"sqlite:///{place.warehouse_file}")
+        try:
+            report = summary(warehouse, first, last)
+            total = int(warehouse.query("SELECT COUNT(*) AS n FROM dds_jobs")["n"].iloc[0])
+        finally:
+            warehouse.dispose()
+        print(f"\nLoaded the jobs of {first} ... {last} with {len(sim.requests)} API requests; {checks}")
+        print(report)
+        print(f"\nWarehouse:    {shell_path(place.warehouse_file)} (SQLite, table dds_jobs, {total:,} rows in all)")
+        print(f"Parquet:      {shell_path(place.parquet_root / 'dds_jobs')}/created_date=YYYY-MM-DD/")
+        print(f"Dagster home: {shell_path(place.dagster_home)} (the demo's runs, materializations and checks)")
+        print("\nNext:")
+        print("\n".join(next_steps(place, with_ui=ui_port is not None)), flush=True)
+        code = 1 if error_check_failed else 0
+        if ui_port is None:
+            return code
+        from pipeline.demo_ui import serve_ui
+
+        return serve_ui(place, environment_for_demo(values, os.environ), ui_port) or code

@@ -6,6 +6,8 @@ Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, 
 
 import math
 import os
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -37,6 +39,8 @@ MAX_CONCURRENCY_LIMIT = 32
 MAX_RETRY_BUDGET_SECONDS = 3600
 # The one region outside the myhuaweicloud.com domain (NOTES.md).
 REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
+# A region's own endpoint names it: https://dds.{region}.myhuaweicloud.com (or .eu).
+_REGION_ENDPOINT = re.compile(r"https://dds\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)")
 
 
 class ConfigError(ValueError):
@@ -53,6 +57,12 @@ def resolve_endpoint(endpoint: str | None, region: str | None) -> str | None:
     if endpoint and endpoint.strip():
         return check_http_url(endpoint, "DDS_ENDPOINT")
     return endpoint_for_region(region) if region else None
+
+
+def region_of_endpoint(endpoint: str | None) -> str | None:
+    """The region a region's own endpoint names (``https://dds.ap-southeast-1.myhuaweicloud.com``), else None."""
+    match = _REGION_ENDPOINT.fullmatch((endpoint or "").strip().rstrip("/").lower())
+    return match["region"] if match else None
 
 
 def require_source(project_id: str | None, endpoint: str | None, region: str | None) -> str:
@@ -204,6 +214,8 @@ class Settings:
             raise ConfigError(f"DDS_START_DATE={start_date.isoformat()} is in the future; no day could be synced")
         region = env.get("DDS_REGION", "").strip() or None
         endpoint = resolve_endpoint(env.get("DDS_ENDPOINT", ""), region)
+        # Every stored row carries its region: known from DDS_REGION, or from an endpoint that names it.
+        region = region or region_of_endpoint(endpoint)
         project_id = env.get("DDS_PROJECT_ID", "").strip() or None
         max_rate_raw = env.get("DDS_MAX_RATE", "").strip()
         max_rate = check_max_rate(max_rate_raw, "DDS_MAX_RATE") if max_rate_raw else None
@@ -225,6 +237,35 @@ class Settings:
                 env, "DDS_RETRY_BUDGET_SECONDS", int(DEFAULT_RETRY_BUDGET_SECONDS), 1, MAX_RETRY_BUDGET_SECONDS
             ),
         )
+
+
+def settings_at_load() -> Settings:
+    """``Settings.from_env()`` for module-level code, which Dagster runs when it loads the definitions.
+
+    A bad setting still fails the load (Dagster's UI shows it as the code location's error), but a command that
+    dies of it (``dagster asset materialize``, ``dagster job list``...) prints its one line, not the traceback of
+    the import that met it.
+    """
+    try:
+        return Settings.from_env()
+    except ConfigError:
+        _print_config_errors_in_one_line()
+        raise
+
+
+def _print_config_errors_in_one_line() -> None:
+    earlier = sys.excepthook
+    if getattr(earlier, "one_line_config_errors", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, traceback: object) -> None:
+        if isinstance(error, ConfigError):
+            print(f"configuration error: {error}", file=sys.stderr)
+        else:
+            earlier(kind, error, traceback)
+
+    hook.one_line_config_errors = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def _targets(env: Mapping[str, str], project_id: str | None) -> tuple["Target", ...]:

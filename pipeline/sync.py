@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -19,10 +20,11 @@ import pyarrow.compute as pc
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
 from pipeline.api.windows import TimeWindow
-from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs
+from pipeline.storage.ledger import Attempt, error_line, record_failure, record_sync
+from pipeline.storage.normalize import MAX_SAMPLES, NormalizedJobs, normalize_jobs, unknown_counts
 from pipeline.storage.parquet import ParquetStore
 from pipeline.storage.parquet_heal import DayRefresh, refresh_days
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import FIELD_BITS, latest_states
 from pipeline.storage.warehouse import Warehouse
 
 # The provider answers for "within one month"; 30 days is what it reliably holds.
@@ -60,17 +62,22 @@ def coverage(day: date, now: datetime) -> str:
 
 @dataclass
 class DaySync:
-    """What one sync did for one UTC day: what the API returned for it and what the warehouse now holds."""
+    """What one sync did for one UTC day: what the API returned for it and what the warehouse now holds.
+
+    ``anomalies``: jobs whose record was kept raw (a field unreadable, missing, or unknown to us);
+    ``unknown_fields``: fields the day's records did not give (missing, null, not a string or unreadable), each
+    of which kept its stored value."""
 
     day: date
     coverage: str
     api_jobs: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     anomalies: int = 0
+    unknown_fields: int = 0
     stored_jobs: int = 0
 
     def metadata(self) -> dict[str, object]:
-        """Plain numbers and text for Dagster's per-partition materialization metadata."""
+        """The day's own figures, for its partition's materialization (Dagster plots them over the days)."""
         statuses = {f"status_{name.lower()}": count for name, count in sorted(self.by_status.items())}
         return {
             "day": self.day.isoformat(),
@@ -80,6 +87,7 @@ class DaySync:
             "failed": self.by_status.get("Failed", 0),
             "running": self.by_status.get("Running", 0),
             "anomalies": self.anomalies,
+            "unknown_fields": self.unknown_fields,
             "stored_jobs": self.stored_jobs,
             **statuses,
         }
@@ -87,7 +95,11 @@ class DaySync:
 
 @dataclass
 class SyncResult:
-    """The outcome of one sync over a run of days."""
+    """The outcome of one sync over a run of days.
+
+    ``unknown_fields``: per API field, the records of the days that did not give it (the stored value was kept).
+    ``finished_changed``: stored finished jobs (Completed, Failed) whose finished state a complete record changed,
+    and ``finished_sample`` one of them, for the run log."""
 
     days: dict[date, DaySync]
     window: TimeWindow | None
@@ -98,23 +110,51 @@ class SyncResult:
     seconds: float = 0.0
     # One line per kind of problem met in the records (rejections, unreadable fields), for the run log.
     problems: list[str] = field(default_factory=list)
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    finished_changed: int = 0
+    finished_sample: str = ""
 
     @property
     def gone_days(self) -> list[date]:
         return [d for d, s in self.days.items() if s.coverage == GONE]
 
     def metadata(self) -> dict[str, object]:
-        """Run-level figures, shared by every day's materialization."""
+        """Run-wide figures: the run summary, given once per run (never on each day's partition, where Dagster
+        would plot them as if each day had them). What happens per day is in ``DaySync.metadata``."""
         fetch = self.stats.as_metadata() if self.stats else {}
-        return {
+        retries = {kind.removeprefix("retries_"): count for kind, count in fetch.items()
+                   if kind.startswith("retries_") and count}
+        summary: dict[str, object] = {
+            "days": len(self.days),
             "window_start": self.window.start.isoformat() if self.window else "",
             "window_end": self.window.end.isoformat() if self.window else "",
             "inserted": self.inserted,
             "updated": self.updated,
             "rejected": self.rejected,
+            **{f"unknown_{name}": count for name, count in sorted(self.unknown_fields.items())},
+            "finished_changed": self.finished_changed,
             "sync_seconds": round(self.seconds, 3),
-            **{f"fetch_{k}": v for k, v in fetch.items()},
+            **{f"fetch_{name}": fetch[name] for name in ("slices", "pages", "requests", "jobs", "seconds", "rate_per_s",
+                                                          "concurrency_min", "concurrency_max") if name in fetch},
         }
+        # Usually none: listed only when there are some, so that no always-zero series is recorded.
+        for name in ("refetches", "throttled", "rate_allowed"):
+            if fetch.get(name):
+                summary[f"fetch_{name}"] = fetch[name]
+        if retries:
+            summary["fetch_retries"] = sum(retries.values())
+            summary["fetch_retries_by_kind"] = dict(sorted(retries.items()))
+        return summary
+
+    def summary_line(self) -> str:
+        """The run summary as one line for the run's log."""
+        line = (f"{sum(s.api_jobs for s in self.days.values()):,} jobs over {len(self.days)} day(s): "
+                f"{self.inserted:,} new, {self.updated:,} updated, {self.rejected} rejected, {self.seconds:.1f}s")
+        if self.stats is None:
+            return line + "; nothing fetched (the API no longer holds these days)"
+        retried = sum(self.stats.retries.values())
+        return (line + f"; {self.stats.requests} requests for {self.stats.pages} pages in {self.stats.slices} "
+                "slice(s)" + (f", {retried} of them retries" if retried else "") + f"; {self.stats.pace_line()}")
 
 
 ProgressHook = Callable[[Page, FetchStats], None]
@@ -135,16 +175,37 @@ def sync_days(
     now: datetime | None = None,
     region: str | None = None,
     on_page: ProgressHook | None = None,
+    run_id: str | None = None,
 ) -> SyncResult:
     """Fetch the jobs created on ``days`` (consecutive UTC days) and upsert them in one transaction.
 
     Jobs the API returns outside the days (its window is inclusive at the end) are left to their own
     partition. Days the API no longer holds are reported, never fetched, and their stored rows are untouched.
+    The sync ledger (storage/ledger.py) records every day of the sync (of ``run_id``, the Dagster run): the days
+    fetched whole as synced, in the load's transaction; all of them as failed, with the error, when the sync
+    raises (the error is then raised on).
     """
     if not days:
         raise ValueError("sync_days needs at least one day")
-    days = sorted(days)
     now = now or datetime.now(timezone.utc)
+    attempt = Attempt(client.project_id, now, region, run_id)
+    try:
+        return _sync_recorded(client, warehouse, sorted(days), now, attempt, on_page)
+    except Exception as error:
+        _record_failure(warehouse, attempt, days, error)
+        raise
+
+
+def _sync_recorded(
+    client: DdsTaskCenterClient,
+    warehouse: Warehouse,
+    days: Sequence[date],
+    now: datetime,
+    attempt: Attempt,
+    on_page: ProgressHook | None,
+) -> SyncResult:
+    """sync_days of sorted ``days``, recording a sync that succeeds in the ledger (in the load's transaction)."""
+    region = attempt.region
     started = datetime.now(timezone.utc)
     result = SyncResult({d: DaySync(d, coverage(d, now)) for d in days}, fetch_window(days, now), None)
     if result.window is not None:
@@ -152,14 +213,41 @@ def sync_days(
         normalized = _fetch_normalized(client, result.window, result.stats, now, region, on_page)
         result.rejected = len(normalized.rejected)
         result.problems = list(normalized.anomaly_samples)
-        frame = _only_days(normalized.frame, days)
+        frame, unknown = normalized.frame, normalized.unknown_mask()
+        in_days = _in_days(frame, days)
+        if not in_days.all():
+            frame, unknown = frame.loc[in_days].reset_index(drop=True), unknown[in_days]
+        _count_unknown_per_day(result, frame, unknown)
+        # The one reduction of the batch: a job met twice (pages overlapped) becomes one row.
+        frame, unknown = latest_states(frame, unknown)
         _count_per_day(result, frame)
-        counts = warehouse.upsert(frame)
+        counts = warehouse.upsert(frame, unknown, then=partial(record_sync, attempt=attempt,
+                                                               jobs_by_day=_ledger_jobs(result, now)))
         result.inserted, result.updated = counts.inserted, counts.updated
+        result.finished_changed, result.finished_sample = counts.finished_changed, counts.finished_sample
+    else:
+        with warehouse.transaction() as connection:
+            record_sync(connection, attempt, _ledger_jobs(result, now))
     for day, stored in warehouse.count_by_day(days, project_id=client.project_id).items():
         result.days[day].stored_jobs = stored
     result.seconds = (datetime.now(timezone.utc) - started).total_seconds()
     return result
+
+
+def _ledger_jobs(result: SyncResult, now: datetime) -> dict[date, int | None]:
+    """Each day's entry in the sync ledger: the jobs of a day fetched whole (the API holds all of it and it is
+    over); None for the others, which a sync can never complete (a day cut by the retention edge is one)."""
+    return {day: s.api_jobs if s.coverage == FULL and day_window(day).end <= now else None
+            for day, s in result.days.items()}
+
+
+def _record_failure(warehouse: Warehouse, attempt: Attempt, days: Sequence[date], error: Exception) -> None:
+    """Record the failed sync in a transaction of its own; if that fails too, the sync's own error still wins."""
+    try:
+        with warehouse.transaction() as connection:
+            record_failure(connection, attempt, days, error)
+    except Exception as ledger_error:  # noqa: BLE001 - noted on the error being raised
+        error.add_note(f"the sync ledger could not record this failure: {error_line(ledger_error)}")
 
 
 def _fetch_normalized(
@@ -170,11 +258,11 @@ def _fetch_normalized(
     region: str | None,
     on_page: ProgressHook | None,
 ) -> NormalizedJobs:
-    """The window's jobs as rows, normalized every NORMALIZE_BATCH records while the pages arrive.
+    """The window's records as rows (a job met in two pages twice), normalized every NORMALIZE_BATCH records
+    while the pages arrive; ``stats.jobs`` counts the distinct jobs.
 
     A month of a busy project held as the API's dicts until the last page took more memory than all the rest of
-    a run; normalized rows take a third of it. A job met in two pages (offsets shift while jobs are created)
-    keeps its latest state, by the same rule as the client's fetch_jobs.
+    a run; normalized rows take a third of it.
     """
     batches: list[NormalizedJobs] = []
     pending: list[dict] = []
@@ -195,16 +283,21 @@ def _fetch_normalized(
                 normalize_pending()
     if pending or not batches:
         normalize_pending(kept_while_fetching=False)
-    frame = batches[0].frame if len(batches) == 1 else pd.concat([b.frame for b in batches], ignore_index=True)
+    if len(batches) == 1:
+        frame, unknown = batches[0].frame, batches[0].unknown
+    else:
+        frame = pd.concat([b.frame for b in batches], ignore_index=True)
+        unknown = None if all(b.unknown is None for b in batches) else np.concatenate(
+            [b.unknown_mask() for b in batches])
     # A record met twice (a slice paged again) is rejected once, as the client's fetch_jobs keeps it once.
     rejected = list({job_key(record): record for b in batches for record in b.rejected}.values())
-    frame = latest_state_per_key(frame)
-    stats.jobs = len(frame) + len(rejected)
+    stats.jobs = len(set(frame["id"].tolist())) + len(rejected)  # every row is of the client's project
     return NormalizedJobs(
         frame=frame,
         anomalies=sum(b.anomalies for b in batches),
         rejected=rejected,
         anomaly_samples=[line for b in batches for line in b.anomaly_samples][:MAX_SAMPLES],
+        unknown=unknown,
     )
 
 
@@ -222,11 +315,21 @@ def _sharing_repeated_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _only_days(frame: pd.DataFrame, days: Sequence[date]) -> pd.DataFrame:
+def _in_days(frame: pd.DataFrame, days: Sequence[date]) -> np.ndarray:
+    """Which rows of ``frame`` were created on ``days``."""
     # Compared as Arrow dates, never as a Python date per row (which took 40 ms per 30,000 rows).
     wanted = pa.array(list(days), pa.date32())
-    keep = pc.is_in(pa.array(frame["created_date"]), value_set=wanted).to_numpy(zero_copy_only=False)
-    return frame if keep.all() else frame.loc[keep]
+    return pc.is_in(pa.array(frame["created_date"]), value_set=wanted).to_numpy(zero_copy_only=False)
+
+
+def _count_unknown_per_day(result: SyncResult, frame: pd.DataFrame, unknown: np.ndarray) -> None:
+    """The fields the days' records did not give, per day and per field (every record, before reduction)."""
+    result.unknown_fields = unknown_counts(unknown)
+    if not result.unknown_fields:
+        return
+    fields = sum(((unknown & bit) != 0).astype(np.int64) for bit in FIELD_BITS.values())
+    for day, count in pd.Series(fields).groupby(frame["created_date"].to_numpy()).sum().items():
+        result.days[day].unknown_fields = int(count)
 
 
 def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import (
+    AssetKey, AssetRecordsFilter, DagsterInstance, Definitions, ExecuteInProcessResult, TableMetadataValue,
+)
 
 from pipeline.dds.partitions import range_tags
 from pipeline.definitions import build_definitions
@@ -53,6 +55,13 @@ class PipelineUnderTest:
         assert records, f"no materialization of {asset} for {day}"
         return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
+    def run_summaries(self, asset: str) -> list[Mapping[str, object]]:
+        """The run-wide figures of each run of ``asset`` (its unpartitioned observations), newest first; a table
+        (retries by kind) as a dict of its rows."""
+        records = self.instance.fetch_observations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=100).records
+        return [{name: _plain(value) for name, value in r.asset_observation.metadata.items()} for r in records
+                if r.asset_observation.partition is None]
+
 
 @contextmanager
 def pipeline_under_test(tmp_path: Path, monkeypatch, **sim_options) -> Iterator[PipelineUnderTest]:
@@ -63,6 +72,12 @@ def pipeline_under_test(tmp_path: Path, monkeypatch, **sim_options) -> Iterator[
             monkeypatch.setenv(name, value)
         with DagsterInstance.ephemeral() as instance:
             yield PipelineUnderTest(sim, Settings.from_env(), instance)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, TableMetadataValue):
+        return {record.data["kind"]: record.data["count"] for record in value.records}
+    return getattr(value, "value", value)
 
 
 def expected_jobs(sim: DdsSimulator, first: date, last: date) -> dict[str, dict]:

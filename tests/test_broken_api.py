@@ -66,7 +66,7 @@ def test_an_inflated_total_count_costs_a_bounded_number_of_requests(tmp_path, mo
         sent = len(job_requests(p.sim))
         pages = len(jobs) // 100 + 1
         assert 300 < len(jobs) < 450 and pages <= sent <= pages + p.settings.max_concurrency - 1
-        assert p.day_metadata("dds_jobs", LAST)["fetch_requests"] == sent
+        assert p.run_summaries("dds_jobs")[0]["fetch_requests"] == sent
         print(f"\ninflated total_count of 10,000,000: {len(jobs)} jobs, {sent} requests ({pages} pages needed)")
 
 
@@ -80,7 +80,7 @@ def test_an_api_down_for_a_while_is_ridden_out(tmp_path, monkeypatch):
         assert_exact_data(p, first, LAST)
         statuses = [r.status for r in job_requests(p.sim)]
         assert statuses[:8] == [503] * 8 and set(statuses[8:]) == {200}
-        assert p.day_metadata("dds_jobs", LAST)["fetch_retries_5xx"] == 8
+        assert p.run_summaries("dds_jobs")[0]["fetch_retries_by_kind"]["5xx"] == 8
 
 
 def test_an_api_down_for_longer_than_the_budget_fails_the_run_cleanly_and_the_next_run_completes(
@@ -120,7 +120,7 @@ def test_a_storm_over_a_ten_day_sync_ends_with_exactly_the_simulator_s_jobs(tmp_
         assert len(jobs) > 2500
         faults = Counter(r.fault for r in job_requests(p.sim) if r.fault)
         assert faults["slow"] >= 1 and set(faults) <= {"slow", *STORM_MIX}
-        meta = p.day_metadata("dds_jobs", LAST)
+        [meta] = p.run_summaries("dds_jobs")
         assert meta["fetch_retries"] > 0 and meta["fetch_requests"] > meta["fetch_pages"]
         print(f"\nstorm: {dict(sorted(faults.items()))} over {meta['fetch_requests']} requests for "
               f"{meta['fetch_pages']} pages; {len(jobs)} jobs, 0 lost")

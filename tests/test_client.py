@@ -8,10 +8,11 @@ import pytest
 import requests
 from requests.auth import AuthBase
 
-from pipeline.api import DdsApiError, DdsTaskCenterClient, FetchStats, RetryPolicy, TimeWindow, keep_latest_state
+from pipeline.api import DdsApiError, DdsTaskCenterClient, FetchStats, RetryPolicy, TimeWindow
 from pipeline.simulator import ApiError, DdsSimulator, RequestInfo, Response, SimulatorConfig, error_response
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.server import JOBS_PATH, list_jobs
+from pipeline.storage.precedence import record_replaces
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -333,13 +334,17 @@ def test_jobs_vanishing_while_paging_trigger_one_sequential_repage(max_concurren
 
 
 def test_a_job_finished_is_not_turned_back_to_running():
-    jobs: dict[str, dict] = {}
-    keep_latest_state(jobs, [{"id": "a", "status": "Running"}, {"id": "b", "status": "Completed"}])
-    keep_latest_state(jobs, [{"id": "a", "status": "Failed"}, {"id": "b", "status": "Running"}])
-    keep_latest_state(jobs, [{"id": "c", "status": "Running", "progress": "10%"}])
-    keep_latest_state(jobs, [{"id": "c", "status": "Running", "progress": "60%"}])
-    assert {k: v["status"] for k, v in jobs.items()} == {"a": "Failed", "b": "Completed", "c": "Running"}
-    assert jobs["c"]["progress"] == "60%"
+    def kept(*copies: dict) -> dict:  # fetch_jobs' choice between the copies of one job, in page order
+        latest = copies[0]
+        for copy in copies[1:]:
+            latest = copy if record_replaces(latest, copy) else latest
+        return latest
+
+    assert kept({"id": "a", "status": "Running"}, {"id": "a", "status": "Failed"})["status"] == "Failed"
+    assert kept({"id": "b", "status": "Completed"}, {"id": "b", "status": "Running"})["status"] == "Completed"
+    assert kept({"id": "c", "status": "Running", "progress": "10%"},
+                {"id": "c", "status": "Running", "progress": "60%"})["progress"] == "60%"
+    assert kept({"id": "d", "status": "Failed"}, {"id": "d"}, {"id": "d", "status": 3})["status"] == "Failed"
 
 
 @pytest.mark.parametrize(

@@ -69,9 +69,9 @@ def test_sqlite_and_postgresql_keep_their_fast_upserts(warehouse_url, monkeypatc
     used = []
 
     def recording(fast):
-        def upsert(connection, frame):
+        def upsert(connection, frame, unknown):
             used.append(fast)
-            return fast(connection, frame)
+            return fast(connection, frame, unknown)
         return upsert
 
     for dialect, fast in list(warehouse_module._UPSERTS.items()):
@@ -315,10 +315,12 @@ def test_a_sync_against_the_simulator_lands_the_same_rows_as_on_sqlite(mariadb, 
 def test_a_dagster_run_on_mariadb_passes_its_checks(mariadb_url, tmp_path, monkeypatch):
     monkeypatch.setenv("DDS_WAREHOUSE_URL", mariadb_url)
     last = yesterday()
+    monkeypatch.setenv("DDS_START_DATE", (last - timedelta(days=1)).isoformat())
     with pipeline_under_test(tmp_path, monkeypatch) as p:
         result = p.sync(last - timedelta(days=1), last)
         assert result.success
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {"stored_count_matches_api": True, "no_duplicate_keys": True,
-                          "ended_not_before_created": True, "parquet_matches_warehouse": True}
+                          "ended_not_before_created": True, "parquet_matches_warehouse": True,
+                          "no_days_at_risk": True}
         assert p.day_metadata("dds_jobs", last)["stored_jobs"] == len(expected_jobs(p.sim, last, last)) > 0

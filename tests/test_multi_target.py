@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.storage.warehouse import Warehouse
+from pipeline.sync import retained_since
 from tests.dagster_helpers import TOKEN, env_without_secrets, yesterday
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,17 +139,31 @@ def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad
         assert regions == {PROJECTS[target]: [REGIONS[target]] for target in PROJECTS}
 
 
-def test_the_daily_schedule_asks_for_one_run_per_target_tagged_with_its_region(tmp_path, monkeypatch):
+def test_the_daily_schedule_asks_for_one_run_per_target_and_catches_up_the_one_that_failed(tmp_path, monkeypatch):
     with deployment(tmp_path, monkeypatch) as d:
         defs = build_definitions(d.settings)
         schedule = defs.get_schedule_def("dds_jobs_daily")
         warehouse = WarehouseResource(url=d.settings.warehouse_url)
-        with build_schedule_context(instance=d.instance, resources={"warehouse": warehouse},
-                                    scheduled_execution_time=datetime.now(timezone.utc)) as context:
-            requests = list(schedule(context))
+        tick = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
+
+        def evaluate() -> list:
+            with build_schedule_context(instance=d.instance, resources={"warehouse": warehouse},
+                                        scheduled_execution_time=tick) as context:
+                return list(schedule(context))
+
+        def asked(request) -> tuple[str, str]:
+            return (request.tags.get(RANGE_START_TAG) or request.partition_key,
+                    request.tags.get(RANGE_END_TAG) or request.partition_key)
+
+        def days(target: str, *runs: tuple[date, date]) -> list[tuple[str, str]]:
+            return [(str(partition_key(a, target)), str(partition_key(b, target))) for a, b in runs]
+
+        requests = evaluate()
         assert [r.tags[TARGET_TAG] for r in requests] == list(PROJECTS)
         assert [r.tags[REGION_TAG] for r in requests] == [REGIONS[t] for t in PROJECTS]
-        assert [r.partition_key for r in requests] == [str(partition_key(yesterday(), t)) for t in PROJECTS]
+        # Nothing is synced yet: each target asks, as one run, for every day the API still answers for.
+        oldest, last = retained_since(tick).date(), yesterday()
+        assert [asked(r) for r in requests] == [run for t in PROJECTS for run in days(t, (oldest, last))]
         assert len({r.run_key for r in requests}) == 3
         # Each request runs on its own: the bad target's failure leaves the other two runs green.
         job = defs.resolve_implicit_global_asset_job_def()
@@ -156,6 +171,15 @@ def test_the_daily_schedule_asks_for_one_run_per_target_tagged_with_its_region(t
                                                                tags=r.tags, raise_on_error=False).success
                     for r in requests}
         assert outcomes == {"sg-prod": True, "hk-prod": True, "eu-prod": False}
+
+        # The next tick: the synced targets ask for yesterday (and for the oldest day, held only in part, which no
+        # sync can complete); the failed target asks for its whole month again.
+        again = {r.tags[TARGET_TAG]: [] for r in requests}
+        for request in evaluate():
+            again[request.tags[TARGET_TAG]].append(asked(request))
+        assert again == {"sg-prod": days("sg-prod", (oldest, oldest), (last, last)),
+                         "hk-prod": days("hk-prod", (oldest, oldest), (last, last)),
+                         "eu-prod": days("eu-prod", (oldest, last))}
 
 
 def test_the_contract_command_syncs_one_target_through_the_dagster_cli(tmp_path, monkeypatch):

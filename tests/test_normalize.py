@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.storage.normalize import normalize_jobs
+from pipeline.storage.precedence import FIELD_BITS, INCOMPLETE, latest_states
 from pipeline.storage.samples import api_record
 from pipeline.storage.schema import COLUMN_NAMES, PANDAS_DTYPES
 
@@ -89,9 +90,19 @@ def test_progress_percent_becomes_a_number(progress, expected):
 
 
 @pytest.mark.parametrize("field", ["progress", "fail_reason", "ended_at"])
-@pytest.mark.parametrize("value", ["", None, "missing"])
-def test_empty_null_or_missing_optional_fields_are_null_without_anomaly(field, value):
-    record = api_record("a", CREATED, status="Running")
+def test_an_optional_field_sent_empty_is_null_and_known(field):
+    result = normalize([{**api_record("a", CREATED, status="Running"), field: ""}])
+    row = result.frame.iloc[0]
+    assert pd.isna(row[{"progress": "progress_pct"}.get(field, field)]) and pd.isna(row["duration_seconds"])
+    assert result.anomalies == 0 and result.unknown is None and row["raw_record"] is None
+
+
+@pytest.mark.parametrize("status", ["Running", "Completed"])
+@pytest.mark.parametrize("field", ["name", "instance_id", "instance_name", "status", "progress", "fail_reason",
+                                   "ended_at"])
+@pytest.mark.parametrize("value", [None, "missing"])
+def test_a_null_or_missing_field_is_unknown_and_an_anomaly(field, value, status):
+    record = api_record("a", CREATED, status=status)
     if value == "missing":
         del record[field]
     else:
@@ -99,8 +110,14 @@ def test_empty_null_or_missing_optional_fields_are_null_without_anomaly(field, v
     result = normalize([record])
     row = result.frame.iloc[0]
     column = {"progress": "progress_pct"}.get(field, field)
-    assert pd.isna(row[column]) and result.anomalies == 0
-    assert pd.isna(row["duration_seconds"])
+    assert pd.isna(row[column])
+    if field == "ended_at" and status == "Running":  # a job still running has no end: nothing is missing
+        assert result.anomalies == 0 and result.unknown is None
+        return
+    assert result.unknown.tolist() == [FIELD_BITS[field] | INCOMPLETE]
+    assert result.unknown_counts() == {field: 1}
+    assert result.anomalies == 1 and json.loads(row["raw_record"]) == record
+    assert f"{field} is missing or null; the stored value is kept" in result.anomaly_samples[0]
 
 
 @pytest.mark.parametrize(
@@ -117,6 +134,7 @@ def test_an_unreadable_field_is_null_and_the_record_kept_raw(field, value, colum
     assert pd.isna(row[column]) and row["status"] == "Completed"
     assert result.anomalies == 1 and json.loads(row["raw_record"]) == record
     assert result.anomaly_samples and field in result.anomaly_samples[0] and repr(value) in result.anomaly_samples[0]
+    assert result.unknown.tolist() == [FIELD_BITS[field] | INCOMPLETE]
 
 
 def test_an_end_before_the_start_keeps_both_times_but_no_duration():
@@ -125,6 +143,7 @@ def test_an_end_before_the_start_keeps_both_times_but_no_duration():
     row = result.frame.iloc[0]
     assert row["ended_at"] == pd.Timestamp(CREATED - timedelta(minutes=5)) and np.isnan(row["duration_seconds"])
     assert result.anomalies == 1 and row["raw_record"] is not None
+    assert result.unknown is None  # a readable value: data, that the check ended_not_before_created reports
 
 
 def test_unknown_fields_keep_the_record_raw():
@@ -140,6 +159,8 @@ def test_non_string_values_are_kept_as_their_json_text():
     row = result.frame.iloc[0]
     assert row["progress_pct"] == 40.0 and row["instance_name"] == '["x", "y"]'
     assert result.anomalies == 1 and json.loads(row["raw_record"]) == record
+    # What the API should never send: a new job stores it, a stored value is never replaced by it.
+    assert result.unknown_counts() == {"progress": 1, "instance_name": 1}
 
 
 def test_unknown_statuses_and_names_are_kept_as_sent():
@@ -175,8 +196,10 @@ def test_records_without_id_or_created_at_are_returned_as_rejected(record, reaso
 def test_duplicate_ids_keep_the_terminal_state_else_the_last(statuses, kept):
     records = [api_record("dup", CREATED, status=s, fail_reason=f"copy {i}") for i, s in enumerate(statuses)]
     result = normalize([api_record("other", CREATED), *records])
-    assert sorted(result.frame["id"]) == ["dup", "other"]
-    row = result.frame.set_index("id").loc["dup"]
+    assert len(result.frame) == 2 + len(statuses) - 1  # every record has its row; the batch reduces them once
+    frame, _ = latest_states(result.frame, result.unknown)
+    assert sorted(frame["id"]) == ["dup", "other"]
+    row = frame.set_index("id").loc["dup"]
     assert (row["status"], row["fail_reason"]) == (statuses[kept], f"copy {kept}")
 
 
@@ -245,7 +268,7 @@ def _records(draw):
 def test_property_every_id_accounted_for_and_instants_round_trip(generated):
     records = [job for job, _ in generated]
     result = normalize(records)
-    frame = result.frame
+    frame, _ = latest_states(result.frame, result.unknown)
     acceptable = {job["id"] for job, instant in generated if instant is not None}
     assert list(frame["id"]).count(None) == 0 and frame["id"].is_unique
     assert set(frame["id"]) == acceptable  # nothing lost, nothing invented
@@ -258,4 +281,7 @@ def test_property_every_id_accounted_for_and_instants_round_trip(generated):
         assert str(row["created_at"].tz) == "UTC"
         terminal = [job for job, _ in candidates if job["status"] in ("Completed", "Failed")]
         expected = (terminal or [job for job, _ in candidates])[-1]
-        assert row["status"] == expected["status"] and row["name"] == expected["name"]
+        # Every generated record lacks fields (instance_id): the first finished state stays, as later incomplete
+        # records never change it; the other fields are the latest state's.
+        finished = terminal[0] if terminal else expected
+        assert row["status"] == finished["status"] and row["name"] == expected["name"]

@@ -1,15 +1,23 @@
-"""The daily schedule, evaluated against a real warehouse: which days it asks for."""
+"""The daily schedule, evaluated against a real warehouse and its sync ledger: which days it asks for."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from dagster import DagsterInstance, build_schedule_context
 
-from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from pipeline.dds.resources import WarehouseResource
-from pipeline.dds.schedules import dds_jobs_daily
+from pipeline.dds.schedules import build_daily_schedule, dds_jobs_daily
+from pipeline.storage.ledger import Attempt, record_failure, record_sync
 from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.warehouse import Warehouse
+from pipeline.sync import retained_since
 
+TICK = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
+YESTERDAY = TICK.date() - timedelta(days=1)
+
+
+def day(days_back: int) -> date:
+    return YESTERDAY - timedelta(days=days_back)
 
 
 def _job(job_id: str, created: datetime, status: str) -> dict:
@@ -19,38 +27,62 @@ def _job(job_id: str, created: datetime, status: str) -> dict:
             "ended_at": "" if status == "Running" else created.strftime("%Y-%m-%dT%H:%M:%S+0000")}
 
 
-def test_the_daily_run_asks_for_yesterday_and_retained_days_still_running(sqlite_url):
-    tick = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
-    yesterday = tick.date() - timedelta(days=1)
+def asked(schedule, url: str, tick: datetime = TICK) -> list:
+    with DagsterInstance.ephemeral() as instance:
+        with build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                    resources={"warehouse": WarehouseResource(url=url)}) as context:
+            return list(schedule(context))
 
-    def at(days_back: int) -> datetime:
-        return datetime.combine(yesterday - timedelta(days=days_back), time(12), tzinfo=timezone.utc)
 
-    records = [_job("run-1", at(1), "Running"), _job("run-5", at(5), "Running"),
-               _job("done-3", at(3), "Completed"), _job("run-40", at(40), "Running")]
+def ranges(requests) -> list[tuple[str, str]]:
+    return sorted((r.tags.get(RANGE_START_TAG) or r.partition_key, r.tags.get(RANGE_END_TAG) or r.partition_key)
+                  for r in requests)
+
+
+def test_the_daily_run_asks_for_yesterday_running_days_and_every_day_without_a_complete_sync(sqlite_url):
+    start = day(33)
     warehouse = Warehouse(sqlite_url)
-    warehouse.ensure_schema()
-    warehouse.upsert(normalize_jobs(records, "p1", seen_at=tick).frame)
+    noon = lambda n: datetime.combine(day(n), time(12), tzinfo=timezone.utc)  # noqa: E731
+    records = [_job("run-5", noon(5), "Running"), _job("done-3", noon(3), "Completed"),
+               _job("run-40", noon(40), "Running")]
+    warehouse.upsert(normalize_jobs(records, "p1", seen_at=TICK).frame)
+    with warehouse.transaction() as connection:
+        # Synced: every day since the start but those below. Day 12 never ran; day 13 was attempted without being
+        # fetched whole; day 8 failed; day 32, gone from the API, was never synced.
+        unsynced = {8, 12, 13, 32}
+        record_sync(connection, Attempt("p1", TICK), {day(n): 7 for n in range(1, 34) if n not in unsynced})
+        record_sync(connection, Attempt("p1", TICK), {day(13): None})
+        record_failure(connection, Attempt("p1", TICK), [day(8)], RuntimeError("HTTP 500"))
+        # Another project's days say nothing of p1's.
+        record_sync(connection, Attempt("p2", TICK), {day(8): 3, day(12): 3})
     warehouse.dispose()
 
-    with DagsterInstance.ephemeral() as instance:
-        with build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                    resources={"warehouse": WarehouseResource(url=sqlite_url)}) as context:
-            requests = list(dds_jobs_daily(context))
+    schedule = build_daily_schedule(daily_partitions(start), project_id="p1")
+    requests = asked(schedule, sqlite_url)
 
-    asked = sorted(
-        (r.tags.get(RANGE_START_TAG) or r.partition_key, r.tags.get(RANGE_END_TAG) or r.partition_key) for r in requests
-    )
-    day = lambda n: (yesterday - timedelta(days=n)).isoformat()  # noqa: E731
-    # Day -40 is beyond the API's retention; day -3 holds no Running job; -1 and yesterday share a run.
-    assert asked == [(day(5), day(5)), (day(1), day(0))]
+    # Day 5 holds a Running job; day 40 too, but it is before the start and the API's month; day 3's job is done.
+    iso = lambda n: day(n).isoformat()  # noqa: E731
+    assert ranges(requests) == [(iso(13), iso(12)), (iso(8), iso(8)), (iso(5), iso(5)), (iso(0), iso(0))]
+    # The run key names the tick: a run that fails is asked for again, under a new key, at the next tick.
     assert len({r.run_key for r in requests}) == len(requests)
+    assert all(r.run_key.startswith(f"tick {TICK:%Y-%m-%dT%H:%M}Z: ") for r in requests)
+    assert {r.run_key for r in asked(schedule, sqlite_url, TICK + timedelta(days=1))}.isdisjoint(
+        {r.run_key for r in requests})
 
 
-def test_a_quiet_warehouse_gives_just_yesterday(sqlite_url):
-    tick = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
-    with DagsterInstance.ephemeral() as instance:
-        with build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                    resources={"warehouse": WarehouseResource(url=sqlite_url)}) as context:
-            requests = list(dds_jobs_daily(context))
-    assert [r.partition_key for r in requests] == [(tick.date() - timedelta(days=1)).isoformat()]
+def test_a_new_deployment_asks_for_every_day_since_its_start_date_the_api_still_holds(sqlite_url):
+    # From DDS_START_DATE when the API still holds it...
+    recent = build_daily_schedule(daily_partitions(day(3)), project_id="p1")
+    assert ranges(asked(recent, sqlite_url)) == [(day(3).isoformat(), YESTERDAY.isoformat())]
+    # ...else from the oldest day it answers for (in part), as one run.
+    oldest = retained_since(TICK).date()
+    assert ranges(asked(dds_jobs_daily, sqlite_url)) == [(oldest.isoformat(), YESTERDAY.isoformat())]
+
+
+def test_a_synced_history_gives_just_yesterday(sqlite_url):
+    warehouse = Warehouse(sqlite_url)
+    with warehouse.transaction() as connection:
+        record_sync(connection, Attempt("p1", TICK), {day(n): 1 for n in range(1, 10)})
+    warehouse.dispose()
+    schedule = build_daily_schedule(daily_partitions(day(9)), project_id="p1")
+    assert [r.partition_key for r in asked(schedule, sqlite_url)] == [YESTERDAY.isoformat()]

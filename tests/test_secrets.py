@@ -408,9 +408,9 @@ def test_the_demo_signs_with_aksk_and_prints_no_secret(tmp_path, monkeypatch, ca
     monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
     # The user's own credentials, even a partial set, are set aside during the demo and restored after it.
     use_credentials(monkeypatch, {"DDS_AUTH_TOKEN": STATIC_TOKEN, "DDS_IAM_USERNAME": USER})
-    assert run_demo(days=2, jobs_per_day=30, key_pair=(AK, SK)) == 0
+    assert run_demo(days=2, jobs_per_day=30, key_pair=(AK, SK), folder=tmp_path / "demo") == 0
     out, err = capfd.readouterr()
-    assert "asset checks: 4 of 4 passed" in out and "access key AKSE*** (AK/SK" in out
+    assert "asset checks: 5 of 5 passed" in out and "access key AKSE*** (AK/SK" in out
     assert "authentication: aksk" in err and STATIC_TOKEN_WARNING not in out + err + caplog.text
     haystacks = [("stdout", out), ("stderr", err), ("caplog", caplog.text), *file_haystacks(tmp_path)]
     assert find_leaks({**SECRETS, **ACCESS_KEYS}, haystacks) == []

@@ -188,7 +188,8 @@ def test_cli_options_make_the_config():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     defaults = config_from_args(parser.parse_args([]))
-    assert (defaults.seed, defaults.token, defaults.jobs_per_day, defaults.include_total_count) == (7, TOKEN, 40, True)
+    # The defaults serve the demo's jobs (pipeline/simulator/dataset.py).
+    assert (defaults.seed, defaults.token, defaults.jobs_per_day, defaults.include_total_count) == (2026, TOKEN, 200, True)
     custom = config_from_args(parser.parse_args(["--seed", "3", "--latency-ms", "250", "--no-total-count",
                                                  "--project-id", "p1", "--project-id", "p2", "--token", ""]))
     assert (custom.seed, custom.latency_s, custom.include_total_count, custom.project_ids, custom.token) == (

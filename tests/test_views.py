@@ -1,11 +1,13 @@
 """The analyst views and example queries of sql/ answer the same on SQLite and PostgreSQL."""
 
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 
 import pandas as pd
 import pytest
 
 from pipeline.sqlfiles import SQL_DIR
+from pipeline.storage.ledger import Attempt, record_sync
 from pipeline.storage.normalize import normalize_jobs
 from pipeline.storage.samples import api_record, synthetic_records
 from pipeline.storage.views import load_views
@@ -31,7 +33,9 @@ def warehouse(warehouse_url):
         api_record("old", T0 - timedelta(days=40), name="MongodbSnapshotBackup", status="Failed", instance_id="inst-c"),
         api_record("stuck", T0, status="Running", progress="5%"),
     ]
-    store.upsert(normalize_jobs(records, "proj-1", SEEN).frame)
+    # The first week synced, as the sync ledger records it (dds_jobs_coverage reads the ledger).
+    store.upsert(normalize_jobs(records, "proj-1", SEEN).frame, then=partial(
+        record_sync, attempt=Attempt("proj-1", SEEN), jobs_by_day={DAY + timedelta(days=n): None for n in range(7)}))
     yield store
     store.dispose()
 

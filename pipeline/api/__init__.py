@@ -1,6 +1,6 @@
 """The DDS task-center API: time windows, retries, paging and the client that ties them together."""
 
-from pipeline.api.client import DdsTaskCenterClient, FetchResult, FetchStats, keep_latest_state
+from pipeline.api.client import DdsTaskCenterClient, FetchResult, FetchStats
 from pipeline.api.errors import DdsApiError
 from pipeline.api.pagination import Page
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy
@@ -17,5 +17,4 @@ __all__ = [
     "RetryPolicy",
     "TimeWindow",
     "format_api_time",
-    "keep_latest_state",
 ]

@@ -18,7 +18,7 @@ from pipeline.api.ratelimit import RateUsage, RegionLimiter, excluding_waits, re
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 
-__all__ = ["DdsTaskCenterClient", "FetchResult", "FetchStats", "Page", "keep_latest_state"]
+__all__ = ["DdsTaskCenterClient", "FetchResult", "FetchStats", "Page"]
 
 MAX_PAGE_SIZE = 100  # the API's limit maximum
 TERMINAL_STATUSES = ("Completed", "Failed")
@@ -81,11 +81,12 @@ class FetchStats:
 
 
     def pace_line(self) -> str:
-        """The fetch's pace in one line for the run log: requests a second, 429s ridden out, window, pace allowed."""
+        """The fetch's pace for the run log: requests a second, 429s ridden out, window, pace allowed at the end."""
         figures = self.as_metadata()
         allowed = figures["rate_allowed"]
-        return (f"{figures['requests']:,} requests in {figures['seconds']:.1f} s ({figures['rate_per_s']:.1f}/s), "
-                f"{figures['throttled']} answered 429 (throttled, waited out and sent again), "
+        throttled = (f"{figures['throttled']} answered 429 (throttled, waited out and sent again), "
+                     if figures["throttled"] else "")
+        return (f"{figures['rate_per_s']:.1f} requests/s, {throttled}"
                 f"{figures['concurrency_min']}-{figures['concurrency_max']} allowed in flight, "
                 f"pace allowed at the end: {'no limit' if allowed is None else f'{allowed:g}/s'}")
 
@@ -96,20 +97,6 @@ class FetchResult:
 
     jobs: list[dict]
     stats: FetchStats
-
-
-def keep_latest_state(jobs_by_id: dict[str, dict], jobs: list[dict]) -> None:
-    """Merge ``jobs`` into ``jobs_by_id``: a later copy of a job replaces the kept one, unless that would turn
-    a finished job (Completed/Failed) back into an unfinished one (pages fetched concurrently race)."""
-    for job in jobs:
-        key = job_key(job)
-        kept = jobs_by_id.get(key)
-        if kept is None or _status(kept) not in TERMINAL_STATUSES or _status(job) in TERMINAL_STATUSES:
-            jobs_by_id[key] = job
-
-
-def _status(job: object) -> object:
-    return job.get("status") if isinstance(job, dict) else None
 
 
 def _validated_endpoint(endpoint: object) -> str:
@@ -259,12 +246,19 @@ class DdsTaskCenterClient:
         job_id: str | None = None,
         on_page: Callable[[Page, FetchStats], None] | None = None,
     ) -> FetchResult:
-        """Every job the API returns for ``window``, one per id; ``on_page`` hears of each page (progress)."""
+        """Every job the API returns for ``window``, one per id (of two copies, the latest state by the storage's
+        rule); ``on_page`` hears of each page (progress)."""
+        # Imported here: the storage layer imports this module (TERMINAL_STATUSES).
+        from pipeline.storage.precedence import record_replaces
+
         stats = FetchStats()
         jobs_by_id: dict[str, dict] = {}
         with closing(self.iter_pages(window, status=status, name=name, job_id=job_id, stats=stats)) as pages:
             for page in pages:
-                keep_latest_state(jobs_by_id, page.jobs)
+                for job in page.jobs:
+                    kept = jobs_by_id.get(key := job_key(job))
+                    if kept is None or record_replaces(kept, job):
+                        jobs_by_id[key] = job
                 stats.jobs = len(jobs_by_id)
                 if on_page is not None:
                     on_page(page, stats)

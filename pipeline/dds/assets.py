@@ -2,12 +2,15 @@
 (per UTC day and target when the deployment reads several projects).
 
 A run may cover many days (single-run backfill policy): the API is called once for the run's whole window,
-in slices of at most 30 days, and every day gets its own materialization with its own figures.
+in slices of at most 30 days, and every day gets its own materialization with its own figures (what Dagster plots
+over the partitions). The run-wide figures (window, rows inserted, requests, seconds) are given once per run: a line
+in the run's log and an observation of the asset, never repeated on each day.
 """
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date
 
 from dagster import (
@@ -17,6 +20,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
@@ -24,11 +28,16 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 
 from pipeline.api.client import FetchStats, Page
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
+from pipeline.api.errors import DdsApiError
+from pipeline.api.iam import IamError
 from pipeline.dds.partitions import day_key, days_by_target, days_of, dds_daily_partitions, partition_key
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.settings import ConfigError
@@ -47,6 +56,45 @@ STORED_MATCHES_API = "stored_count_matches_api"
 PARQUET_ASSET = AssetKey("dds_jobs_parquet")
 # Progress lines: often enough to watch a backfill, rare enough not to flood the run log.
 PROGRESS_EVERY_SECONDS = 2.0
+# Errors whose one line tells the user what to fix (a setting, the credentials, the API's answer): the run fails
+# with that line, not with a traceback of the code that met them.
+EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError)
+
+
+@contextmanager
+def _expected_errors_as_failures(context: AssetExecutionContext) -> Iterator[None]:
+    """Ends the step with the error's one line: logged on its own, then as the description of Dagster's
+    ``Failure``, which the CLI and the UI show first (Dagster appends its own frames below it). Retrying would
+    not change it."""
+    try:
+        yield
+    except EXPECTED_ERRORS as exc:
+        line = one_line_error(exc)
+        context.log.error(line)
+        raise Failure(description=line, allow_retries=False) from None
+
+
+def one_line_error(exc: BaseException) -> str:
+    """``configuration error: ...`` for a setting, else the error's own first line."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"configuration error: {text}" if isinstance(exc, ConfigError) else text
+
+
+def _as_metadata(values: Mapping[str, object]) -> dict[str, object]:
+    """Dagster metadata of a summary: a mapping of counts (retries by kind) as a table, the rest as given."""
+    return {
+        name: MetadataValue.table(
+            records=[TableRecord({"kind": str(kind), "count": count}) for kind, count in value.items()],
+            schema=TableSchema(columns=[TableColumn("kind", "string"), TableColumn("count", "int")]),
+        ) if isinstance(value, Mapping) else value
+        for name, value in values.items()
+    }
+
+
+def _record_run_summary(context: AssetExecutionContext, asset_key: AssetKey, summary: Mapping[str, object]) -> None:
+    """The run-wide figures, once per run: an observation of the asset (in the run's events and the asset's
+    history), never repeated on each day's partition."""
+    context.log_event(AssetObservation(asset_key=asset_key, metadata=_as_metadata(summary)))
 
 
 class _PageProgress:
@@ -101,7 +149,7 @@ def _sync_one(
         context.log.warning(STATIC_TOKEN_WARNING)
     with client:
         result = sync_days(client, warehouse.get(), days, region=(target.region if target else dds_api.region) or None,
-                           on_page=_PageProgress(context))
+                           on_page=_PageProgress(context), run_id=context.run.run_id)
     if result.gone_days:
         context.log.warning(
             f"{named}{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to "
@@ -110,15 +158,13 @@ def _sync_one(
         )
     for problem in result.problems:
         context.log.warning(f"{named}DDS job records: {problem}")
+    if result.finished_changed:
+        context.log.warning(f"{named}{result.finished_changed} finished job(s) changed their finished state on a "
+                            f"complete record; first: {result.finished_sample}")
     target_name = target.name if target else None
     for day, day_sync in result.days.items():
         context.add_asset_metadata(day_sync.metadata(), partition_key=partition_key(day, target_name))
-    context.log.info(
-        f"{named}{sum(s.api_jobs for s in result.days.values()):,} jobs over {len(days)} day(s): "
-        f"{result.inserted:,} new, {result.updated:,} updated, {result.rejected} rejected, {result.seconds:.1f}s"
-    )
-    if result.stats is not None:
-        context.log.info(f"{named}DDS API pace: {result.stats.pace_line()}")
+    context.log.info(f"{named}run summary: {result.summary_line()}")
     return result
 
 
@@ -153,6 +199,8 @@ def _sync_targets(
                 raise
             failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             context.log.error(f"target {target.name}: {failures[target.name]}")
+    for name, result in results.items():
+        _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata()})
     if failures:
         _record_healthy_targets(context, warehouse, parquet, plan, results)
         raise Failure(
@@ -160,8 +208,7 @@ def _sync_targets(
             f"{', '.join(str(name) for name in results) or 'no other target'} are stored and snapshotted",
             metadata={"failed_targets": MetadataValue.json(failures)},
         )
-    metadata = next(iter(results.values())).metadata() if len(results) == 1 else {"targets": len(results)}
-    return MaterializeResult(metadata=metadata, check_results=[_count_check(results)])
+    return MaterializeResult(check_results=[_count_check(results)])
 
 
 def _write_snapshots(
@@ -214,7 +261,7 @@ def _record_healthy_targets(
         for day, day_sync in result.days.items():
             context.log_event(AssetMaterialization(
                 asset_key=context.asset_key, partition=partition_key(day, name),
-                metadata={**day_sync.metadata(), **result.metadata()},
+                metadata=day_sync.metadata(),
             ))
     healthy = {target: days for target, days in plan.items() if target and target.name in results}
     if healthy:
@@ -233,8 +280,10 @@ def _snapshot(
     partitions, written = _write_snapshots(context, warehouse, store, _run_plan(context, targets))
     for key, metadata in partitions:
         context.add_asset_metadata(metadata, partition_key=key)
-    context.log.info(f"{sum(written.values()):,} rows over {len(written)} day(s) written under {store.root}")
-    return MaterializeResult(metadata={"days": len(written), "root": MetadataValue.path(str(store.root))})
+    context.log.info(f"run summary: {sum(written.values()):,} rows over {len(written)} day(s) written under {store.root}")
+    _record_run_summary(context, PARQUET_ASSET, {"days": len(written), "rows": sum(written.values()),
+                                                 "root": MetadataValue.path(str(store.root))})
+    return MaterializeResult()
 
 
 def build_dds_assets(
@@ -262,7 +311,8 @@ def build_dds_assets(
         warehouse: WarehouseResource,
         parquet: ParquetSnapshotResource,
     ) -> MaterializeResult:
-        return _sync_targets(context, dds_api, warehouse, parquet, by_name)
+        with _expected_errors_as_failures(context):
+            return _sync_targets(context, dds_api, warehouse, parquet, by_name)
 
     @asset(
         name="dds_jobs_parquet",
@@ -277,7 +327,8 @@ def build_dds_assets(
     def dds_jobs_parquet(
         context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
     ) -> MaterializeResult:
-        return _snapshot(context, warehouse, parquet, by_name)
+        with _expected_errors_as_failures(context):
+            return _snapshot(context, warehouse, parquet, by_name)
 
     return dds_jobs, dds_jobs_parquet
 

@@ -17,7 +17,7 @@ from dagster import (
     TimeWindow,
 )
 
-from pipeline.settings import ConfigError, Settings
+from pipeline.settings import ConfigError, Settings, settings_at_load
 
 
 # The run tags through which Dagster hands a run its partition range (set by --partition-range, single-run
@@ -74,7 +74,7 @@ def split_key(key: str) -> tuple[date, str | None]:
     return date.fromisoformat(day), target or None
 
 
-dds_daily_partitions = daily_partitions(Settings.from_env().start_date)
+dds_daily_partitions = daily_partitions(settings_at_load().start_date)
 
 
 def days_of(window: TimeWindow) -> list[date]:

@@ -1,9 +1,13 @@
-"""The daily run: yesterday's partition, plus earlier days that still hold Running jobs, for every target.
+"""The daily run: yesterday's partition, plus the earlier days that still hold Running jobs or hold no complete sync
+(catch-up), for every target.
 
 A job Running at one sync usually ends within hours; re-syncing the days that still hold Running jobs (while the
-API still answers for them) lands their final state within a day. Contiguous days share one run, so the API
-is called once per run of days; with several targets each target gets runs of its own, so one that fails
-delays no other.
+API still answers for them) lands their final state within a day. A day whose sync never ran, failed, met a broken
+answer or was interrupted holds no complete sync in the sync ledger (pipeline/coverage.py): every tick asks for it
+again while the API still answers for it. The ledger is in the warehouse, written by the asset itself, so a
+backfill from the UI or the CLI counts as a scheduled run does, and a lost Dagster instance loses nothing of it.
+Contiguous days share one run, so the API is called once per run of days; with several targets each target gets
+runs of its own, so one that fails delays no other.
 """
 
 from collections.abc import Iterable, Sequence
@@ -18,35 +22,32 @@ from dagster import (
     schedule,
 )
 
+from pipeline.coverage import contiguous_runs, day_ranges, unsynced_days
 from pipeline.dds.partitions import REGION_TAG, TARGET_TAG, day_key, dds_daily_partitions, partition_key, range_tags
 from pipeline.dds.resources import WarehouseResource
 from pipeline.sync import GONE, coverage, retained_since
 from pipeline.targets import Target
 
 
-
-def contiguous_runs(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Sorted days grouped into (first, last) runs of consecutive days."""
-    runs: list[tuple[date, date]] = []
-    for day in sorted(set(days)):
-        if runs and day - runs[-1][1] == timedelta(days=1):
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return runs
-
-
-def days_to_sync(now: datetime, running_days: Iterable[date], first_day: date) -> list[tuple[date, date]]:
-    """The runs of days the daily run asks for at ``now``: yesterday and the still-retained days with Running jobs."""
+def days_to_sync(
+    now: datetime, running_days: Iterable[date], first_day: date, unsynced: Iterable[date] = ()
+) -> list[tuple[date, date]]:
+    """The runs of days the daily run asks for at ``now``: yesterday, and the days from ``first_day`` on that the API
+    still answers for and that hold Running jobs or no complete sync (``unsynced``)."""
     yesterday = now.date() - timedelta(days=1)
-    resync = [d for d in running_days if first_day <= d < yesterday and coverage(d, now) != GONE]
+    resync = [d for d in (*running_days, *unsynced) if first_day <= d < yesterday and coverage(d, now) != GONE]
     return contiguous_runs([*resync, yesterday]) if yesterday >= first_day else contiguous_runs(resync)
 
 
-def run_request(first: date, last: date, target: Target | None = None) -> RunRequest:
-    """One run over the days ``first``..``last`` (of ``target``): a single partition, or a partition range."""
+def run_request(first: date, last: date, target: Target | None = None, tick: datetime | None = None) -> RunRequest:
+    """One run over the days ``first``..``last`` (of ``target``): a single partition, or a partition range.
+
+    Dagster launches a schedule's run key only once: the key names the ``tick`` too, so that days whose run failed
+    are asked for again, under a new key, at the next tick."""
     name = target.name if target else None
     run_key = f"{partition_key(first, name)}...{partition_key(last, name)}"
+    if tick is not None:
+        run_key = f"tick {tick.astimezone(timezone.utc):%Y-%m-%dT%H:%M}Z: {run_key}"
     tags = {TARGET_TAG: target.name, REGION_TAG: target.region} if target else {}
     if first == last:
         return RunRequest(run_key=run_key, partition_key=partition_key(first, name), tags=tags)
@@ -54,31 +55,40 @@ def run_request(first: date, last: date, target: Target | None = None) -> RunReq
 
 
 def build_daily_schedule(
-    daily: TimeWindowPartitionsDefinition = dds_daily_partitions, targets: Sequence[Target] = ()
+    daily: TimeWindowPartitionsDefinition = dds_daily_partitions,
+    targets: Sequence[Target] = (),
+    project_id: str | None = None,
 ) -> ScheduleDefinition:
-    """The ``dds_jobs_daily`` schedule over ``daily``'s days, for the one project or for each of ``targets``."""
+    """The ``dds_jobs_daily`` schedule over ``daily``'s days, for the one project (``project_id``; None: a day counts
+    as synced when any project's sync completed it) or for each of ``targets``."""
 
     @schedule(
         name="dds_jobs_daily",
         cron_schedule="15 0 * * *",
         execution_timezone="UTC",
         target=[AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet")],
-        description="00:15 UTC: yesterday's jobs, and a re-sync of the retained days that still hold Running jobs"
+        description="00:15 UTC: yesterday's jobs, a re-sync of the retained days that still hold Running jobs, and "
+        "every retained day without a complete sync (catch-up)"
         + (f", for each of the {len(targets)} targets." if targets else "."),
     )
     def dds_jobs_daily(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
         now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
         first_day = daily.start.date()
         since = max(first_day, retained_since(now).date())
+        yesterday = now.date() - timedelta(days=1)
+        store = warehouse.get()
         requests = []
         for target in targets or [None]:
-            running = warehouse.get().days_with_status(
-                "Running", since=since, project_id=target.project_id if target else None
-            )
-            runs = days_to_sync(now, running, first_day)
+            project = target.project_id if target else project_id
+            running = store.days_with_status("Running", since=since, project_id=project)
+            unsynced = unsynced_days(store, project, since, yesterday - timedelta(days=1))
+            runs = days_to_sync(now, running, first_day, unsynced)
             named = f"{target.name}: " if target else ""
-            context.log.info(f"daily run: {named}" + ", ".join(f"{day_key(a)}...{day_key(b)}" for a, b in runs))
-            requests.extend(run_request(a, b, target) for a, b in runs)
+            catch_up = (f" (catch-up of {len(unsynced)} earlier day(s) without a complete sync: "
+                        f"{', '.join(day_ranges(unsynced))})" if unsynced else "")
+            context.log.info(f"daily run: {named}" + ", ".join(f"{day_key(a)}...{day_key(b)}" for a, b in runs)
+                             + catch_up)
+            requests.extend(run_request(a, b, target, tick=now) for a, b in runs)
         return requests
 
     return dds_jobs_daily

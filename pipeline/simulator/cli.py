@@ -11,6 +11,8 @@ import sys
 import threading
 from datetime import timedelta
 
+from pipeline.shellcommands import venv_command
+from pipeline.simulator import dataset
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.simulator.ratelimit import RateSchedule
@@ -22,9 +24,13 @@ DEFAULT_PORT = 8930
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the options of `dds-tasks simulate` to its (sub)parser."""
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the generated jobs (default 7)")
-    parser.add_argument("--jobs-per-day", type=int, default=40, help="jobs per project and day, about (default 40)")
-    parser.add_argument("--history-days", type=int, default=40, help="days of jobs generated before now (default 40)")
+    # The defaults serve the jobs `dds-tasks demo` syncs (pipeline/simulator/dataset.py).
+    parser.add_argument("--seed", type=int, default=dataset.SEED,
+                        help=f"seed of the generated jobs (default {dataset.SEED}, the demo's)")
+    parser.add_argument("--jobs-per-day", type=int, default=dataset.JOBS_PER_DAY,
+                        help=f"jobs per project and day, about (default {dataset.JOBS_PER_DAY}, the demo's)")
+    parser.add_argument("--history-days", type=int, default=dataset.HISTORY_DAYS,
+                        help=f"days of jobs generated before now (default {dataset.HISTORY_DAYS})")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each jobs answer (default 0)")
     parser.add_argument("--no-total-count", action="store_true", help="omit total_count, as the provider may")
     throttle = parser.add_mutually_exclusive_group()
@@ -126,8 +132,8 @@ def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[s
     if ways:
         lines.append("  and one way of authenticating:")
         lines.extend(f"  {line}   # {why}" for line, why in ways)
-    lines.append("  then: dagster asset materialize -m pipeline.definitions --select dds_jobs,dds_jobs_parquet "
-                 f"--partition-range {last - timedelta(days=2)}...{last}")
+    lines.append(f"  then: {venv_command('dagster')} asset materialize -m pipeline.definitions "
+                 f"--select dds_jobs,dds_jobs_parquet --partition-range {last - timedelta(days=2)}...{last}")
     return lines
 
 

@@ -4,19 +4,21 @@ INSERT the new keys and UPDATE the stored ones.
 The fast paths (upsert.py, postgres_copy.py) need INSERT ... ON CONFLICT, which only some databases have. This
 path uses only the SQL every database has, with the same outcome: the stored rows of the incoming keys are read
 and locked (SELECT ... FOR UPDATE where the database has it, so a concurrent load waits for this one instead of
-overwriting its update), precedence.py's latest-state rule picks each key's state (a terminal state never goes
-back to Running; first_seen_at keeps the minimum, last_seen_at the maximum), and one executemany inserts and
-one updates. All of it runs in the caller's transaction; nothing is deleted.
+overwriting its update), precedence.py's latest-state rule merges each stored row with its incoming one (a
+terminal state never goes back to Running, a field the record lacked keeps its stored value; first_seen_at keeps
+the minimum, last_seen_at the maximum), and one executemany inserts and one updates. All of it runs in the
+caller's transaction; nothing is deleted.
 """
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import finished_changes, latest_states, no_unknowns
 from pipeline.storage.schema import COLUMN_NAMES, DDS_JOBS, KEY_COLUMNS, conform, frame_to_arrow
 from pipeline.storage.upsert import UpsertCounts
 
@@ -30,34 +32,40 @@ _STORED_KEYS = {name: f"stored_{name}" for name in KEY_COLUMNS}
 _UPDATE = DDS_JOBS.update().where(*(DDS_JOBS.c[name] == sa.bindparam(_STORED_KEYS[name]) for name in KEY_COLUMNS))
 
 
-def upsert_generic(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCounts:
-    """Load a conformed frame of distinct keys within the connection's open transaction."""
+def upsert_generic(connection: sa.Connection, frame: pd.DataFrame, unknown: np.ndarray | None = None) -> UpsertCounts:
+    """Load a conformed frame of distinct keys (``unknown``: the rows' unknown masks, precedence.py) within the
+    connection's open transaction."""
+    unknown = no_unknowns(len(frame)) if unknown is None else unknown
     # In key order, as the database's primary key index holds them: two loads of the same jobs lock their rows in
     # the same order, and the second waits for the first instead of deadlocking with it.
-    frame = frame.sort_values(list(KEY_COLUMNS), ignore_index=True)
+    frame = frame.reset_index(drop=True).sort_values(list(KEY_COLUMNS))
+    frame, unknown = frame.reset_index(drop=True), unknown[frame.index.to_numpy()]
     stored = _stored_rows(connection, frame)
     is_stored = pd.MultiIndex.from_frame(frame[list(KEY_COLUMNS)]).isin(
         pd.MultiIndex.from_frame(stored[list(KEY_COLUMNS)])
     )
     new, seen_again = frame[~is_stored], frame[is_stored]
+    finished = (0, "")
     if len(seen_again):
-        # The incoming row after the stored one: on a tie it is the later row and wins, as ON CONFLICT's >= does.
-        latest = latest_state_per_key(pd.concat([stored, seen_again], ignore_index=True))
+        # Each stored row followed by its incoming one, which wins ties as ON CONFLICT's >= does.
+        latest, _ = latest_states(pd.concat([stored, seen_again], ignore_index=True),
+                                  np.concatenate([no_unknowns(len(stored)), unknown[is_stored]]))
+        finished = finished_changes(stored, latest)  # every key is stored: latest holds stored's keys, in order
         connection.execute(_UPDATE, _parameters(latest, connection.dialect, _STORED_KEYS))
     if len(new):
         connection.execute(DDS_JOBS.insert(), _parameters(new, connection.dialect))
-    return UpsertCounts(inserted=len(new), updated=len(seen_again))
+    return UpsertCounts(len(new), len(seen_again), *finished)
 
 
 def upsert_generic_retrying(
-    writing: Callable[[], AbstractContextManager[sa.Connection]], frame: pd.DataFrame
+    writing: Callable[[], AbstractContextManager[sa.Connection]], frame: pd.DataFrame, unknown: np.ndarray
 ) -> UpsertCounts:
     """upsert_generic in a write transaction opened by ``writing``, tried again in a new one when it lost a race
     to a concurrent load (see ATTEMPTS); any other failure, or a race lost ATTEMPTS times, is raised."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with writing() as connection:
-                return upsert_generic(connection, frame)
+                return upsert_generic(connection, frame, unknown)
         except sa.exc.DBAPIError as exc:
             if attempt == ATTEMPTS or not _lost_a_race(exc):
                 raise

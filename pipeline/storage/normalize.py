@@ -1,8 +1,13 @@
 """API job records (JSON objects whose fields are all strings) into rows of ``dds_jobs``.
 
 Built column by column with vectorized parsing, never record by record, so a month of jobs normalizes in well
-under a second. Nothing the API sent is lost: a field that cannot be read becomes NULL and the record keeps its
-original JSON in ``raw_record``; a record that cannot be keyed or placed in a day is returned in ``rejected``.
+under a second. Nothing the API sent is lost: a record with a field that cannot be read keeps its original JSON in
+``raw_record``; a record that cannot be keyed or placed in a day is returned in ``rejected``.
+
+A field a record does not give (missing, null, not a string, or unreadable such as ``ended_at: "not-a-time"``) is
+*unknown*: its bit is set in the row's unknown mask (precedence.py), so that it never overwrites a stored value; a
+new job stores NULL there (a value that is not a string: its JSON text). A value sent empty (``""``) is data: NULL
+for progress, fail_reason and ended_at. A non-terminal record without ended_at has not ended: NULL, not unknown.
 """
 
 import json
@@ -18,15 +23,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.storage.precedence import latest_state_per_key
-from pipeline.storage.schema import ARROW_SCHEMA, COLUMN_NAMES, PANDAS_DTYPES, TEXT_TYPES, series_from_arrow
+from pipeline.storage.precedence import FIELD_BITS, INCOMPLETE, UNKNOWN_FIELDS, no_unknowns
+from pipeline.storage.schema import (
+    ARROW_SCHEMA,
+    COLUMN_NAMES,
+    PANDAS_DTYPES,
+    TERMINAL_STATUSES,
+    TEXT_TYPES,
+    series_from_arrow,
+)
 
 # The fields of the API's JobInfo object; anything else means the API changed and the record is kept raw.
 KNOWN_FIELDS = (
     "id", "name", "instance_id", "instance_name", "status", "progress", "fail_reason", "created_at", "ended_at"
 )
-# Always sent by the API: a record without one of these is stored but marked anomalous.
-EXPECTED_TEXT_FIELDS = ("name", "instance_id", "instance_name", "status")
 # The API's own form, e.g. 2022-09-05T06:24:14+0800; Arrow parses it (and Z, +08:00) fast, pandas the rest.
 _API_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 _OFFSET_AT_END = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$")
@@ -39,16 +49,34 @@ _SAMPLE_CHARS = 60
 class NormalizedJobs:
     """The rows of one batch of API records.
 
-    ``frame``: one row per distinct job id (dds_jobs columns and dtypes). ``anomalies``: accepted records with a
-    field that could not be read as documented or with fields unknown to us (their ``raw_record`` is kept).
-    ``rejected``: the records without a usable id or created_at, as sent. ``anomaly_samples``: one line per kind
-    of problem met (rejections included), for the log.
+    ``frame``: one row per accepted record (dds_jobs columns and dtypes), in the order sent; a job sent twice has
+    two rows, which precedence.latest_states reduces to one. ``anomalies``: accepted records with a field that
+    could not be read as documented or with fields unknown to us (their ``raw_record`` is kept). ``rejected``: the
+    records without a usable id or created_at, as sent. ``anomaly_samples``: one line per kind of problem met
+    (rejections included), for the log. ``unknown``: each row's unknown mask (precedence.py); None when every row
+    gives every field.
     """
 
     frame: pd.DataFrame
     anomalies: int
     rejected: list[dict] = field(default_factory=list)
     anomaly_samples: list[str] = field(default_factory=list)
+    unknown: np.ndarray | None = None
+
+    def unknown_mask(self) -> np.ndarray:
+        return no_unknowns(len(self.frame)) if self.unknown is None else self.unknown
+
+    def unknown_counts(self) -> dict[str, int]:
+        """Rows lacking each field (only the fields some row lacks)."""
+        return unknown_counts(self.unknown_mask())
+
+
+def unknown_counts(unknown: np.ndarray) -> dict[str, int]:
+    """Rows of the unknown masks ``unknown`` lacking each field (only the fields some row lacks)."""
+    if not unknown.any():
+        return {}
+    counts = {name: int(((unknown & bit) != 0).sum()) for name, bit in FIELD_BITS.items()}
+    return {name: count for name, count in counts.items() if count}
 
 
 class _Findings:
@@ -61,7 +89,13 @@ class _Findings:
         self.ids = ids
         self.anomalous = np.zeros(len(ids), dtype=bool)
         self.rejected = np.zeros(len(ids), dtype=bool)
+        self.unknown = no_unknowns(len(ids))
         self.samples: list[str] = []
+
+    def lacks(self, mask: np.ndarray, what: str, values: np.ndarray | None, problem: str) -> None:
+        """Records that do not give the field ``what``: anomalies, with the field unknown in their row."""
+        self.flag(mask, what, values, problem)
+        self.unknown[mask] |= FIELD_BITS[what]
 
     def flag(self, mask: np.ndarray, what: str, values: np.ndarray | None, problem: str, reject: bool = False) -> None:
         mask = mask & ~self.rejected
@@ -87,27 +121,42 @@ def normalize_jobs(
     all_text = kinds <= TEXT_TYPES
     findings = _Findings(raw["id"])
     findings.flag(not_objects, "record", None, "is not a JSON object", reject=True)
-    ids = _text(raw["id"], "id", findings, all_text)
+    ids, _ = _text(raw["id"], "id", findings, all_text)
     findings.flag(_blank(ids), "id", raw["id"], "is missing or empty", reject=True)
-    created_at = _timestamps(raw["created_at"], "created_at", findings, all_text, required=True)
-    text = {name: _text(raw[name], name, findings, all_text) for name in (*EXPECTED_TEXT_FIELDS, "fail_reason")}
+    created_text, _ = _text(raw["created_at"], "created_at", findings, all_text)
+    created_at, blank, unreadable = _timestamps(created_text, "created_at", raw["created_at"], findings)
+    findings.flag(blank, "created_at", raw["created_at"], "is missing or empty", reject=True)
+    findings.flag(unreadable, "created_at", raw["created_at"], "is not a timestamp", reject=True)
+    text, odd = {}, {}
+    for name in UNKNOWN_FIELDS:
+        text[name], odd[name] = _text(raw[name], name, findings, all_text, unknown=True)
     # Most batches hold no null at all, and looking for them in every column took a tenth of the time.
-    for name in EXPECTED_TEXT_FIELDS if type(None) in kinds else ():
-        findings.flag(_nulls(text[name]), name, None, "is missing")
-    ended_at = _timestamps(raw["ended_at"], "ended_at", findings, all_text, required=False)
+    absent = {name: _nulls(raw[name]) for name in UNKNOWN_FIELDS} if type(None) in kinds else {}
+    for name in ("name", "instance_id", "instance_name", "status", "fail_reason", "progress"):
+        if name in absent:
+            findings.lacks(absent[name], name, None, "is missing or null; the stored value is kept")
+    ended_at, _, unreadable = _timestamps(text["ended_at"], "ended_at", raw["ended_at"], findings)
+    findings.lacks(unreadable & ~odd["ended_at"], "ended_at", raw["ended_at"],
+                   "is not a timestamp; the stored value is kept (NULL for a new job)")
+    if "ended_at" in absent:
+        # A job that is still running has no end: the API may leave the field out or null then.
+        findings.lacks(absent["ended_at"] & ~_not_ended(text["status"], odd["status"]), "ended_at", None,
+                       "is missing or null; the stored value is kept")
     duration = (ended_at - created_at).dt.total_seconds().to_numpy(copy=True)
     negative = duration < 0
     findings.flag(negative, "ended_at", raw["ended_at"], "is before created_at; duration left NULL")
     duration[negative] = np.nan
-    progress = _progress(_text(raw["progress"], "progress", findings, all_text), findings)
+    progress = _progress(text["progress"], odd["progress"], findings)
     findings.flag(_with_unknown_fields(objects, raw_complete), "record", None, "has fields unknown to this version")
+    unknown = findings.unknown
+    unknown[unknown != 0] |= INCOMPLETE
 
     keep_raw = findings.anomalous & ~findings.rejected
     seen = pd.DatetimeIndex([seen_at]).tz_convert("UTC").as_unit("us").repeat(n)
     columns = {
         "project_id": np.full(n, project_id, dtype=object),
         "id": ids,
-        **{name: text[name] for name in EXPECTED_TEXT_FIELDS},
+        **{name: text[name] for name in ("name", "instance_id", "instance_name", "status")},
         "progress_pct": progress,
         "fail_reason": np.where(_blank(text["fail_reason"]), None, text["fail_reason"]),
         "created_at": created_at,
@@ -126,13 +175,13 @@ def normalize_jobs(
     )
     if findings.rejected.any():
         frame = frame.loc[kept].reset_index(drop=True)
-    if len(set(ids[kept])) < len(frame):
-        frame = latest_state_per_key(frame)
+        unknown = unknown[kept]
     return NormalizedJobs(
         frame=frame,
         anomalies=int(keep_raw.sum()),
         rejected=[records[i] for i in np.flatnonzero(findings.rejected)],
         anomaly_samples=findings.samples,
+        unknown=unknown if unknown.any() else None,
     )
 
 
@@ -176,32 +225,39 @@ def _known_values(record: dict) -> tuple:
     return tuple(map(record.get, KNOWN_FIELDS))
 
 
-def _text(values: np.ndarray, name: str, findings: _Findings, all_text: bool) -> np.ndarray:
-    """A field as Python strings or None; anything else the record holds there is stored as its JSON text."""
+def _text(
+    values: np.ndarray, name: str, findings: _Findings, all_text: bool, unknown: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """A field as Python strings or None, anything else the record holds there as its JSON text; and where it held
+    something else (``unknown``: the field is then unknown in those rows)."""
     if all_text or set(map(type, values)) <= TEXT_TYPES:
-        return values
+        return values, np.zeros(len(values), dtype=bool)
     odd = np.fromiter((v is not None and type(v) is not str for v in values), dtype=bool, count=len(values))
-    findings.flag(odd, name, values, "is not a string; stored as its JSON text")
+    if unknown:
+        findings.lacks(odd, name, values, "is not a string; the stored value is kept (a new job stores its JSON text)")
+    else:
+        findings.flag(odd, name, values, "is not a string; stored as its JSON text")
     values = values.copy()
     values[odd] = [json.dumps(v, ensure_ascii=False, default=str) for v in values[odd]]
-    return values
+    return values, odd
 
 
-def _timestamps(values: np.ndarray, name: str, findings: _Findings, all_text: bool, required: bool) -> pd.Series:
-    """UTC instants of a timestamp field; a missing, empty or unreadable optional field gives NaT."""
-    text = _text(values, name, findings, all_text)
+def _timestamps(
+    text: np.ndarray, name: str, values: np.ndarray, findings: _Findings
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """UTC instants of a timestamp field's ``text`` (NaT where blank or unreadable), where it is blank (None or
+    ""), and where it is unreadable; a value read without a UTC offset is flagged (``values``: as sent)."""
     arrow_text = pa.array(text, type=pa.string())
     blank = pc.fill_null(pc.equal(arrow_text, ""), True)
     present = ~blank.to_numpy(zero_copy_only=False)
     instants, without_offset = _instants(text, pc.if_else(blank, None, arrow_text))
-    unreadable = present & instants.isna().to_numpy()
-    if required:
-        findings.flag(~present, name, values, "is missing or empty", reject=True)
-        findings.flag(unreadable, name, values, "is not a timestamp", reject=True)
-    else:
-        findings.flag(unreadable, name, values, "is not a timestamp; stored as NULL")
     findings.flag(without_offset, name, values, "has no UTC offset; read as UTC")
-    return instants
+    return instants, ~present, present & instants.isna().to_numpy()
+
+
+def _not_ended(status: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    """Records whose status is given and not terminal (e.g. Running)."""
+    return pd.notna(status) & ~odd & ~pd.Series(status, dtype=object).isin(TERMINAL_STATUSES).to_numpy()
 
 
 def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarray]:
@@ -239,15 +295,17 @@ def _is_calendar_date(text: str) -> bool:
     return True
 
 
-def _progress(text: np.ndarray, findings: _Findings) -> np.ndarray:
-    """'60%' as 60.0; empty or missing as NULL; anything not a percentage from 0 to 100 as NULL, flagged."""
+def _progress(text: np.ndarray, odd: np.ndarray, findings: _Findings) -> np.ndarray:
+    """'60%' as 60.0; empty or missing as NULL; anything not a percentage from 0 to 100 as NULL, unknown (``odd``:
+    values that were no string, already unknown)."""
     present = ~_blank(text)
     percent = np.full(len(text), np.nan)
     if present.any():
         stripped = pd.Series([v.strip().removesuffix("%") for v in text[present]], dtype=object)
         number = pd.to_numeric(stripped, errors="coerce").astype(float)
         percent[present] = number.where((number >= 0) & (number <= 100)).to_numpy()
-    findings.flag(present & np.isnan(percent), "progress", text, "is not a percentage from 0 to 100; stored as NULL")
+    findings.lacks(present & np.isnan(percent) & ~odd, "progress", text,
+                   "is not a percentage from 0 to 100; the stored value is kept (NULL for a new job)")
     return percent
 
 

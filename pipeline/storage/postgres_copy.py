@@ -2,9 +2,11 @@
 
 Binary COPY spares the server parsing text (timestamps above all) and the client formatting it; Arrow builds the
 whole stream in a few column-wide operations, with no Python work per row. The rows go to a temporary staging
-table, and INSERT ... SELECT ... ON CONFLICT applies the same latest-state rule as SQLite (upsert.py): in place
-first for the rows that keep their indexed values, then in full for the others, its RETURNING (xmax = 0)
-telling inserted rows from updated ones. Into an empty table the rows are copied directly.
+table with their unknown masks, and INSERT ... SELECT ... ON CONFLICT applies the same latest-state rule as SQLite
+(upsert.py): for the rows giving every field, in place first for the rows that keep their indexed values and
+finished states, then in full for the others (counting the finished states changed); for the rows lacking fields,
+one statement per mask. Each RETURNING (xmax = 0) tells inserted rows from updated ones. Into an empty table the
+rows are copied directly.
 """
 
 import numpy as np
@@ -13,31 +15,55 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from pipeline.storage.precedence import no_unknowns
 from pipeline.storage.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
-from pipeline.storage.upsert import UpsertCounts, in_place_clause, on_conflict_clause, written_in_place
+from pipeline.storage.upsert import (
+    FinishedTally,
+    UpsertCounts,
+    finished_changes_counted,
+    in_place_clause,
+    on_conflict_clause,
+    written_in_place,
+)
 
 STAGING_TABLE = f"{TABLE_NAME}_staging"
+# The staging table's column of each row's unknown mask (precedence.py).
+UNKNOWN_COLUMN = "unknown_fields"
 _COLUMN_LIST = ", ".join(COLUMN_NAMES)
-_CREATE_STAGING = f"CREATE TEMPORARY TABLE {STAGING_TABLE} (LIKE {TABLE_NAME} INCLUDING DEFAULTS) ON COMMIT DROP"
-# In key order, whatever order the rows came in: two loads of the same jobs at once then lock their rows in the
-# same order, and the second waits for the first instead of deadlocking with it.
-# First pass: new rows, and stored rows whose indexed values stay, rewritten without the precedence rule
-# (in_place_clause: 15% faster); the second pass gives the full rule to the rows the first one skipped.
-_UPSERT_IN_PLACE = f"""
+_KEYS = ", ".join(KEY_COLUMNS)
+_CREATE_STAGING = (f"CREATE TEMPORARY TABLE {STAGING_TABLE} (LIKE {TABLE_NAME} INCLUDING DEFAULTS,"
+                   f" {UNKNOWN_COLUMN} smallint NOT NULL) ON COMMIT DROP")
+_SAME = "IS NOT DISTINCT FROM"
+
+
+def _upsert_from_staging(where: str, clause: str) -> str:
+    """INSERT of the staging rows meeting ``where`` with ``clause`` (ON CONFLICT ...); its (inserted, updated)."""
+    # In key order, whatever order the rows came in: two loads of the same jobs at once then lock their rows in the
+    # same order, and the second waits for the first instead of deadlocking with it.
+    return f"""
 WITH upserted AS (
     INSERT INTO {TABLE_NAME} ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} ORDER BY {", ".join(KEY_COLUMNS)}
-    {in_place_clause("IS NOT DISTINCT FROM")}
+    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} WHERE {where} ORDER BY {_KEYS}
+    {clause}
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
+
+
+# First pass: new rows, and stored rows whose indexed values and finished state stay, rewritten without the
+# precedence rule (in_place_clause: 15% faster); the second pass gives the full rule to the rows the first one
+# skipped. Both for the rows giving every field; the others take the clause of their mask.
+_UPSERT_IN_PLACE = _upsert_from_staging(f"{UNKNOWN_COLUMN} = 0", in_place_clause(_SAME))
+_SKIPPED = f"""
+    FROM {STAGING_TABLE} s JOIN {TABLE_NAME} t USING ({_KEYS})
+    WHERE s.{UNKNOWN_COLUMN} = 0 AND NOT ({written_in_place("t", "s", _SAME)})
+"""
+_SKIPPED_KEYS = f"SELECT {', '.join(f's.{name}' for name in KEY_COLUMNS)} {_SKIPPED}"
 _UPSERT_SKIPPED = f"""
 WITH upserted AS (
     INSERT INTO {TABLE_NAME} ({_COLUMN_LIST})
-    SELECT {", ".join(f"s.{name}" for name in COLUMN_NAMES)}
-    FROM {STAGING_TABLE} s JOIN {TABLE_NAME} t USING ({", ".join(KEY_COLUMNS)})
-    WHERE NOT ({written_in_place("t", "s", "IS NOT DISTINCT FROM")})
+    SELECT {", ".join(f"s.{name}" for name in COLUMN_NAMES)} {_SKIPPED}
     ORDER BY {", ".join(f"s.{name}" for name in KEY_COLUMNS)}
     {on_conflict_clause()}
     RETURNING 1
@@ -65,23 +91,32 @@ _POSTGRES_EPOCH_MICROSECONDS = 946_684_800_000_000
 _POSTGRES_EPOCH_DAYS = 10_957
 
 
-def upsert_postgres(connection: sa.Connection, frame: pd.DataFrame) -> UpsertCounts:
-    """Load a conformed frame of distinct keys within the connection's open transaction."""
-    data = postgres_binary(frame)
+def upsert_postgres(connection: sa.Connection, frame: pd.DataFrame, unknown: np.ndarray | None = None) -> UpsertCounts:
+    """Load a conformed frame of distinct keys (``unknown``: the rows' unknown masks, precedence.py) within the
+    connection's open transaction."""
+    unknown = no_unknowns(len(frame)) if unknown is None else unknown
     dbapi_connection = connection.connection.driver_connection
+    finished = FinishedTally()
     with dbapi_connection.cursor() as cursor:
         if _empty_and_locked(cursor):
             # No row can conflict: COPY writes the rows straight into the table (in key order, as the upsert
             # would), skipping the staging table and the upsert's per-row conflict checks.
-            _copy(cursor, TABLE_NAME, data)
+            _copy(cursor, TABLE_NAME, _COLUMN_LIST, postgres_binary(frame))
             return UpsertCounts(inserted=len(frame), updated=0)
         cursor.execute(_SORT_MEMORY)
         cursor.execute(_CREATE_STAGING)
-        _copy(cursor, STAGING_TABLE, data)
+        _copy(cursor, STAGING_TABLE, f"{_COLUMN_LIST}, {UNKNOWN_COLUMN}", postgres_binary(frame, unknown))
         inserted, updated = cursor.execute(_UPSERT_IN_PLACE).fetchone()
-        if inserted + updated < len(frame):
-            updated += cursor.execute(_UPSERT_SKIPPED).fetchone()[0]
-    return UpsertCounts(inserted=inserted, updated=updated)
+        if inserted + updated < int((unknown == 0).sum()):
+            skipped = pd.DataFrame(cursor.execute(_SKIPPED_KEYS).fetchall(), columns=list(KEY_COLUMNS))
+            with finished_changes_counted(lambda sql, parameters: cursor.execute(sql, parameters).fetchall(), "%s",
+                                          skipped, finished, lock=True):
+                updated += cursor.execute(_UPSERT_SKIPPED).fetchone()[0]
+        for mask in np.unique(unknown[unknown != 0]).tolist():
+            lacking = cursor.execute(_upsert_from_staging(f"{UNKNOWN_COLUMN} = {mask}", on_conflict_clause(
+                unknown=mask))).fetchone()
+            inserted, updated = inserted + lacking[0], updated + lacking[1]
+    return UpsertCounts(inserted, updated, finished.count, finished.sample)
 
 
 def _empty_and_locked(cursor) -> bool:
@@ -93,17 +128,19 @@ def _empty_and_locked(cursor) -> bool:
     return cursor.execute(_TABLE_IS_EMPTY).fetchone()[0]
 
 
-def _copy(cursor, table: str, data: pa.Buffer) -> None:
-    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN (FORMAT binary)") as copy:
+def _copy(cursor, table: str, columns: str, data: pa.Buffer) -> None:
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as copy:
         view = memoryview(data)
         for start in range(0, len(view), _COPY_CHUNK_BYTES):
             copy.write(view[start : start + _COPY_CHUNK_BYTES])
 
 
-def postgres_binary(frame: pd.DataFrame) -> pa.Buffer:
+def postgres_binary(frame: pd.DataFrame, unknown: np.ndarray | None = None) -> pa.Buffer:
     """The frame's rows in key order as one PostgreSQL binary COPY stream, NUL characters removed from text
-    (PostgreSQL text cannot hold them)."""
+    (PostgreSQL text cannot hold them); ``unknown``: the rows' unknown masks, as a last smallint column."""
     table = frame_to_arrow(frame).combine_chunks()
+    if unknown is not None:
+        table = table.append_column(UNKNOWN_COLUMN, pa.array(unknown.astype(np.int16)))
     table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in KEY_COLUMNS]))
     fields = [_fields(column.combine_chunks()) for column in table.columns]
     rows = pc.binary_join_element_wise(_fixed_width(np.full(table.num_rows, len(fields), ">i2")), *fields, _NO_BYTES)
@@ -122,6 +159,8 @@ def _fields(column: pa.Array) -> pa.Array:
         values, form = column.cast(pa.int64()).fill_null(0).to_numpy() - _POSTGRES_EPOCH_MICROSECONDS, ">i8"
     elif pa.types.is_date(column.type):
         values, form = column.cast(pa.int32()).fill_null(0).to_numpy() - _POSTGRES_EPOCH_DAYS, ">i4"
+    elif pa.types.is_int16(column.type):
+        values, form = column.fill_null(0).to_numpy(), ">i2"
     else:
         values, form = column.fill_null(0.0).to_numpy(), ">f8"
     fields = np.empty(len(values), dtype=[("length", ">i4"), ("value", form)])

@@ -111,10 +111,14 @@ _PANDAS_DTYPES: dict[Kind, object] = {
 TEXT_TYPES = {str, type(None)}
 
 
+def sql_type(kind: Kind, keyed: bool = False) -> sa.types.TypeEngine:
+    """The warehouse's SQL type of a ``kind`` of value on every database; ``keyed`` text (part of a key or an
+    index) gets the bounded variant."""
+    return _KEY_TEXT if kind is Kind.TEXT and keyed else _SQL_TYPES[kind]
+
+
 def _sql_type(column: Column) -> sa.types.TypeEngine:
-    """The column's SQL type: text that is a key or indexed gets the bounded variant."""
-    keyed = column.name in KEY_COLUMNS or column.name in INDEXED_COLUMNS
-    return _KEY_TEXT if column.kind is Kind.TEXT and keyed else _SQL_TYPES[column.kind]
+    return sql_type(column.kind, keyed=column.name in KEY_COLUMNS or column.name in INDEXED_COLUMNS)
 
 
 METADATA = sa.MetaData()

@@ -45,7 +45,7 @@ def recreate_views(connection: sa.Connection) -> list[str]:
     for view in reversed(views):
         connection.exec_driver_sql(f"DROP VIEW IF EXISTS {view.name}")
     for view in views:
-        connection.exec_driver_sql(f"CREATE VIEW {view.name} AS\n{view.select}")
+        _execute(connection, f"CREATE VIEW {view.name} AS\n{view.select}")
     return [view.name for view in views]
 
 
@@ -62,13 +62,19 @@ def recreate_views_where_possible(engine: sa.Engine) -> list[str]:
         try:
             with engine.begin() as connection:
                 for statement in _replacing(view, engine.dialect.name):
-                    connection.exec_driver_sql(statement)
+                    _execute(connection, statement)
         except sa.exc.DBAPIError as exc:
             reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
             logger.warning("view %s not created: %s refuses its SQL (%s)", view.name, engine.dialect.name, reason)
         else:
             created.append(view.name)
     return created
+
+
+def _execute(connection: sa.Connection, statement: str) -> None:
+    # Without parameters: drivers of the format paramstyle (psycopg, PyMySQL) would read a view's % (a modulo, a
+    # LIKE pattern) as a placeholder.
+    connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
 
 def _replacing(view: View, dialect: str) -> list[str]:

@@ -6,18 +6,20 @@ A row is the latest known state of one job (project_id, id); a *day* is a UTC ca
 """
 
 import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
 from pipeline.storage.engine import POSTGRESQL, SQLITE, WRITE, create_warehouse_engine, parse_warehouse_url
 from pipeline.storage.generic_upsert import upsert_generic_retrying
+from pipeline.storage.ledger import ensure_ledger_table
 from pipeline.storage.postgres_copy import upsert_postgres
-from pipeline.storage.precedence import latest_state_per_key
+from pipeline.storage.precedence import UNKNOWN_DTYPE, latest_states
 from pipeline.storage.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
@@ -76,7 +78,8 @@ class Warehouse:
         self._engine.dispose()
 
     def ensure_schema(self) -> None:
-        """Create the table and its indexes when missing, and (re)create the analyst views of sql/views/."""
+        """Create the table and its indexes when missing, and the sync ledger (ledger.py), and (re)create the
+        analyst views of sql/views/."""
         if self.dialect not in _UPSERTS:
             self._ensure_schema_portably()
             return
@@ -87,23 +90,50 @@ class Warehouse:
             for index in sorted(DDS_JOBS.indexes, key=lambda ix: ix.name):
                 connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             _check_stored_columns(connection)
+            ensure_ledger_table(connection)
             recreate_views(connection)
         self._schema_ready = True
 
-    def upsert(self, frame: pd.DataFrame) -> UpsertCounts:
+    def upsert(self, frame: pd.DataFrame, unknown: np.ndarray | None = None,
+               then: Callable[[sa.Connection], None] | None = None) -> UpsertCounts:
         """Insert new jobs and update stored ones, all in one transaction (a failure leaves the table as it was).
 
-        A stored terminal state is never replaced by a stale non-terminal one; first_seen_at keeps the minimum,
-        last_seen_at the maximum. Several rows of one key in ``frame`` are first reduced to the latest state.
+        The latest-state rule of precedence.py decides each stored row's new values: a stored terminal state is
+        never replaced by a stale non-terminal one; first_seen_at keeps the minimum, last_seen_at the maximum.
+        ``unknown``: the rows' unknown masks (NormalizedJobs.unknown; None: every row gives every field); a field a
+        row lacks keeps its stored value, and a finished job's state changes only on a row lacking none. Several
+        rows of one key in ``frame`` are first reduced by the same rule. ``then`` writes more in the same
+        transaction, after the rows (also when there are none): what it writes is committed with them or not at all.
         """
-        frame = latest_state_per_key(conform(frame))
-        if frame.empty:
+        frame = conform(frame)
+        if unknown is not None and (np.shape(unknown) != (len(frame),) or not np.issubdtype(
+                np.asarray(unknown).dtype, np.integer)):
+            raise ValueError(f"unknown must hold one integer mask per row of the frame ({len(frame)}), "
+                             f"got {np.shape(unknown)}")
+        frame, unknown = latest_states(frame, None if unknown is None else np.asarray(unknown, UNKNOWN_DTYPE))
+        if frame.empty and then is None:
             return UpsertCounts(0, 0)
         self._ensure_schema_once()
+        writing = self._writing if then is None else self._writing_then(then)
+        if frame.empty:
+            with writing():
+                return UpsertCounts(0, 0)
         if self.dialect not in _UPSERTS:
-            return upsert_generic_retrying(self._writing, frame)
+            return upsert_generic_retrying(writing, frame, unknown)
+        with writing() as connection:
+            return _UPSERTS[self.dialect](connection, frame, unknown)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction of its own (the schema made ready first): committed when the block ends, rolled
+        back when it raises."""
+        self._ensure_schema_once()
         with self._writing() as connection:
-            return _UPSERTS[self.dialect](connection, frame)
+            yield connection
+
+    def connect(self) -> sa.Connection:
+        """A connection for reading (the schema made ready first), to be used as a context manager."""
+        return self._reading()
 
     def read_days(
         self, days: Iterable[date], project_id: str | None = None, columns: Sequence[str] = COLUMN_NAMES
@@ -215,6 +245,7 @@ class Warehouse:
                 if index.name not in present:
                     index.create(connection)
             _check_stored_columns(connection)
+            ensure_ledger_table(connection)
         recreate_views_where_possible(self._engine)
         self._schema_ready = True
 
@@ -229,6 +260,17 @@ class Warehouse:
             connection.execution_options(**{WRITE: True})
             with connection.begin():
                 yield connection
+
+    def _writing_then(self, then: Callable[[sa.Connection], None]) -> Callable[[], AbstractContextManager]:
+        """Like _writing, with ``then`` run on the connection at the end of the block, before the commit."""
+
+        @contextmanager
+        def writing() -> Iterator[sa.Connection]:
+            with self._writing() as connection:
+                yield connection
+                then(connection)
+
+        return writing
 
     def _reading(self) -> sa.Connection:
         self._ensure_schema_once()
