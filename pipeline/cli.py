@@ -1,7 +1,8 @@
 """The ``dds-tasks`` command: ``demo`` runs the whole pipeline against the simulator in a folder of its own (and
 shows it in Dagster's UI with ``--ui``), ``simulate`` serves the simulator, ``targets`` shows the projects a
 deployment reads (DDS_TARGETS_FILE) after checking every setting, ``verify-parquet`` checks every day of the Parquet
-snapshots against the warehouse (``--repair`` rewrites the bad ones from it).
+snapshots against the warehouse (``--repair`` rewrites the bad ones from it), ``report`` writes a self-contained
+HTML report of the warehouse.
 
 Each subcommand registers its handler with ``set_defaults(run=...)``: a handler takes the parsed arguments and
 returns the exit code. A bad option or a configuration error is one line on stderr and exit code 2.
@@ -114,6 +115,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from pipeline.report import cli as report_cli
     from pipeline.simulator import cli as simulator_cli
 
     parser = _OneLineErrors(prog="dds-tasks", description=__doc__.split("\n\n")[0])
@@ -125,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     targets = commands.add_parser("targets", help="check the settings and list the targets of DDS_TARGETS_FILE")
     targets.set_defaults(run=_print_targets)
     _add_verify_parquet(commands)
+    report = commands.add_parser("report", help="write a self-contained HTML report of the warehouse",
+                                 description=report_cli.DESCRIPTION)
+    report_cli.add_arguments(report)
+    report.set_defaults(run=report_cli.run)
     return parser
 
 

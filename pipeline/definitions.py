@@ -16,7 +16,9 @@ from pipeline.dds.parquet_verification import dds_parquet_verify
 from pipeline.dds.coverage_check import build_coverage_check
 from pipeline.dds.resources import DdsTaskCenterResource, ParquetSnapshotResource, WarehouseResource
 from pipeline.dds.partitions import daily_partitions, dds_partitions
+from pipeline.dds.report_asset import ReportStoreResource, build_report_asset
 from pipeline.dds.schedules import build_daily_schedule
+from pipeline.report.build import report_scope, reports_location
 from pipeline.settings import Settings, settings_at_load
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
@@ -51,7 +53,8 @@ def build_definitions(settings: Settings) -> Definitions:
     projects = {target.name: target.project_id for target in settings.targets} or (
         {settings.project_id: settings.project_id} if settings.project_id else None)
     return Definitions(
-        assets=build_dds_assets(dds_partitions(settings), settings.targets),
+        assets=[*build_dds_assets(dds_partitions(settings), settings.targets),
+                build_report_asset(report_scope(settings))],
         jobs=[dds_parquet_verify],
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
                       build_coverage_check(settings.start_date, projects)],
@@ -61,6 +64,7 @@ def build_definitions(settings: Settings) -> Definitions:
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),
             "parquet": ParquetSnapshotResource(root=settings.parquet_root),
+            "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
         },
         executor=in_process_executor,
     )

@@ -1,0 +1,75 @@
+"""The asset ``dds_jobs_report``: the analyst report (pipeline/report/) of the last days, rebuilt after each sync.
+
+Unpartitioned and downstream of ``dds_jobs``: the daily schedule materializes it in the same run as the sync,
+after it. It writes ``dds-jobs-report-<last day>.html`` to the ``reports`` resource's location (a local folder,
+or ``s3://bucket/prefix/reports`` next to the Parquet snapshots) and shows its path and headline figures.
+"""
+
+from datetime import datetime, timezone
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, ConfigurableResource, MaterializeResult
+from dagster import MetadataValue, asset
+from pydantic import Field
+
+from pipeline.dds.resources import WarehouseResource
+from pipeline.report.build import report_file_name, write_report
+from pipeline.report.figures import ReportFigures, ReportScope
+from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, default_period
+
+REPORT_ASSET = "dds_jobs_report"
+
+
+class ReportStoreResource(ConfigurableResource):
+    """Where the reports are written: a local folder, or ``s3://bucket/prefix`` (credentials from DDS_S3_*/AWS_*)."""
+
+    location: str
+
+
+class ReportConfig(Config):
+    """The report's period: the ``days`` UTC days up to yesterday."""
+
+    days: int = Field(default=DEFAULT_DAYS, ge=1, le=MAX_PERIOD_DAYS,
+                      description="how many UTC days up to yesterday the report covers")
+
+
+def headline_markdown(figures: ReportFigures) -> str:
+    """The headline figures as a Markdown table, for the UI."""
+    rows = "".join(f"| {name} | {value.replace('|', '/')} |\n" for name, value in figures.headline().items())
+    return "| figure | value |\n|---|---|\n" + rows
+
+
+def build_report_asset(scope: ReportScope) -> AssetsDefinition:
+    """``dds_jobs_report`` over ``scope`` (every project's jobs, with the configured projects' coverage)."""
+
+    @asset(
+        name=REPORT_ASSET,
+        deps=[AssetKey("dds_jobs")],
+        group_name="dds",
+        kinds={"html"},
+        description="Self-contained HTML report of the last days of dds_jobs: jobs per day by status, failure "
+        "rates, durations, backups, Running jobs and sync coverage. Rebuilt after each sync.",
+    )
+    def dds_jobs_report(
+        context: AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
+        reports: ReportStoreResource,
+    ) -> MaterializeResult:
+        now = datetime.now(timezone.utc)
+        period = default_period(now, config.days)
+        destination = f"{reports.location.rstrip('/')}/{report_file_name(period.last_day)}"
+        written = write_report(warehouse.get(), period, scope, destination, now)
+        figures = written.figures
+        context.log.info(f"report of {period} written to {written.location} ({written.size_bytes:,} bytes)")
+        return MaterializeResult(metadata={
+            "path": MetadataValue.path(written.location),
+            "headline": MetadataValue.md(headline_markdown(figures)),
+            "first_day": period.first_day.isoformat(),
+            "last_day": period.last_day.isoformat(),
+            "jobs": figures.jobs,
+            "failed_jobs": figures.jobs_in_status("Failed"),
+            "running_jobs": figures.running.total,
+            "failed_backups": figures.failed_backups.total,
+            "days_not_synced": len(figures.coverage.not_synced()),
+            "size_bytes": written.size_bytes,
+        })
+
+    return dds_jobs_report

@@ -1,0 +1,194 @@
+"""The figures of the analyst report, computed by the warehouse with the SQL files of ``sql/report/``.
+
+Every query aggregates or lists a bounded number of rows (at most ``TOP_NAMES`` task names, ``TOP_INSTANCES``
+instances, ``LISTED_ROWS`` failed backups or Running jobs, one row per day, status and task name), so a report
+over millions of stored jobs holds only a few thousand values in memory. Jobs per day by status and failures by
+task name are sums of one aggregated result (one pass over the period's jobs instead of two). A list that stops
+short also carries how many rows it left out.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from pipeline.report.coverage import Coverage, as_date, read_coverage, state_label
+from pipeline.report.period import ReportPeriod
+from pipeline.sqlfiles import read_sql
+from pipeline.storage.warehouse import Warehouse
+
+# The DDS task names of a backup (a snapshot, automatic or manual), as in sql/queries/failed_backups_by_instance.sql.
+BACKUP_TASK_NAMES = ("MongodbSnapshotBackup", "MongodbSnapshotEBackup")
+TOP_NAMES = 10
+TOP_INSTANCES = 15
+LISTED_ROWS = 20
+# Connections reading at once: the two passes over the period's jobs dominate a report's time.
+PARALLEL_QUERIES = 2
+# The age bands of Running jobs: (column of sql/report/running_by_age.sql, label, its lower bound).
+AGE_BANDS = (
+    ("under_1_hour", "< 1 h", timedelta(0)),
+    ("hours_1_to_6", "1-6 h", timedelta(hours=1)),
+    ("hours_6_to_24", "6-24 h", timedelta(hours=6)),
+    ("days_1_to_7", "1-7 days", timedelta(days=1)),
+    ("over_7_days", "> 7 days", timedelta(days=7)),
+)
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """Whose jobs a report covers: one project's (``project_id``) or every project's (None), named ``label``;
+    ``coverage_projects`` are the projects whose sync coverage it shows (empty: every project of the ledger),
+    ``start_date`` the pipeline's first day (DDS_START_DATE)."""
+
+    project_id: str | None
+    label: str
+    coverage_projects: tuple[str, ...]
+    start_date: date
+
+
+@dataclass(frozen=True)
+class ListedRows:
+    """At most a bounded number of rows of a list, and how many the whole list holds."""
+
+    rows: pd.DataFrame
+    total: int
+
+    @property
+    def left_out(self) -> int:
+        return self.total - len(self.rows)
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """Everything a report shows. Counts are jobs; durations are seconds; ``generated_at`` is when the ages of
+    Running jobs are measured."""
+
+    period: ReportPeriod
+    scope: ReportScope
+    generated_at: datetime
+    # day, status, jobs: one row per day and status with jobs.
+    jobs_by_day: pd.DataFrame
+    # name, jobs, failed, jobs_first_half, failed_first_half (total: names with a failed job).
+    failures_by_name: ListedRows
+    # name, completed_jobs, p50_seconds, p90_seconds (total: names with a completed job).
+    durations_by_name: ListedRows
+    # project_id, instance_id, instance_name, backups, completed, failed (total: instances with a backup).
+    backups_by_instance: ListedRows
+    backups: int
+    failed_backups: ListedRows  # project_id, instance_id, instance_name, name, created_at, fail_reason
+    running: ListedRows  # project_id, id, name, instance_name, progress_pct, created_at, last_seen_at, age
+    running_by_age: dict[str, int]  # label of AGE_BANDS -> Running jobs
+    coverage: Coverage
+
+    @property
+    def jobs(self) -> int:
+        return int(self.jobs_by_day["jobs"].sum())
+
+    def jobs_in_status(self, status: str) -> int:
+        return int(self.jobs_by_day.loc[self.jobs_by_day["status"] == status, "jobs"].sum())
+
+    def headline(self) -> dict[str, str]:
+        """The headline figures, as text, in reading order."""
+        failed = self.jobs_in_status("Failed")
+        rate = f" ({100 * failed / self.jobs:.1f}% of jobs)" if self.jobs else ""
+        counts = self.coverage.counts()
+        covered = (
+            ", ".join(f"{counts[state]} {state_label(state)}" for state in counts if counts[state])
+            if self.coverage.states else "no day to count"
+        )
+        return {
+            "period": str(self.period),
+            "projects": self.scope.label,
+            "jobs": f"{self.jobs:,}",
+            "failed jobs": f"{failed:,}{rate}",
+            "Running now": f"{self.running.total:,}",
+            "backups": f"{self.backups:,}, {self.failed_backups.total:,} failed",
+            "days": covered,
+        }
+
+
+def collect_figures(warehouse: Warehouse, period: ReportPeriod, scope: ReportScope, now: datetime) -> ReportFigures:
+    """All of a report's figures, read from ``warehouse`` for ``period`` and ``scope``; ages measured at ``now``."""
+    where = {
+        "first_day": period.first_day,
+        "last_day": period.last_day,
+        "all_projects": 1 if scope.project_id is None else 0,
+        "project_id": scope.project_id or "",
+    }
+    backups = {**where, "backup_names": list(BACKUP_TASK_NAMES)}
+    # Running jobs are listed however long ago they started: a stuck job matters most.
+    until = {name: value for name, value in where.items() if name != "first_day"}
+    bounds = {name: now - lower for name, lower in
+              zip(("hour_ago", "six_hours_ago", "day_ago", "week_ago"), (b[2] for b in AGE_BANDS[1:]))}
+    # First, alone: a warehouse's first read also creates its schema when missing, which one connection should do.
+    by_age = warehouse.query(read_sql("report/running_by_age.sql"), **until, **bounds).iloc[0]
+    # The two passes over every job of the period first: on two connections they take the time of one.
+    queries = {
+        "duration_percentiles_by_name.sql": {**where, "top": TOP_NAMES},
+        "jobs_by_day_status_name.sql": where,
+        "backups_by_instance.sql": {**backups, "top": TOP_INSTANCES},
+        "failed_backups.sql": {**backups, "top": LISTED_ROWS},
+        "running_jobs.sql": {**until, "top": LISTED_ROWS},
+    }
+    with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES, thread_name_prefix="report-sql") as pool:
+        pending = {name: pool.submit(warehouse.query, read_sql(f"report/{name}"), **params)
+                   for name, params in queries.items()}
+        coverage = read_coverage(warehouse, period.first_day, period.last_day, scope.coverage_projects,
+                                 scope.start_date, now)
+        results = {name: future.result() for name, future in pending.items()}
+    by_day_status_name = results["jobs_by_day_status_name.sql"]
+    by_day_status_name["day"] = by_day_status_name["day"].map(as_date)
+    by_day_status_name["jobs"] = by_day_status_name["jobs"].astype("int64")
+    by_instance = _listed(results["backups_by_instance.sql"], "instances")
+    failed_backups = _listed(results["failed_backups.sql"], "failed_backups")
+    failed_backups.rows["created_at"] = _utc(failed_backups.rows["created_at"])
+    running = _listed(results["running_jobs.sql"], "running_jobs")
+    for column in ("created_at", "last_seen_at"):
+        running.rows[column] = _utc(running.rows[column])
+    running.rows["age"] = pd.Timestamp(now) - running.rows["created_at"]
+    return ReportFigures(
+        period=period,
+        scope=scope,
+        generated_at=now,
+        jobs_by_day=by_day_status_name.groupby(["day", "status"], as_index=False)["jobs"].sum(),
+        failures_by_name=failures_by_name(by_day_status_name, period.half_day),
+        durations_by_name=_listed(results["duration_percentiles_by_name.sql"], "names"),
+        backups_by_instance=ListedRows(by_instance.rows.drop(columns="all_backups"), by_instance.total),
+        backups=int(by_instance.rows["all_backups"].iloc[0]) if by_instance.total else 0,
+        failed_backups=failed_backups,
+        running=running,
+        running_by_age={label: int(by_age[column] or 0) for column, label, _ in AGE_BANDS},
+        coverage=coverage,
+    )
+
+
+def failures_by_name(by_day_status_name: pd.DataFrame, half_day: date) -> ListedRows:
+    """The TOP_NAMES task names with the most failed jobs (fewest jobs first on a tie, then by name), from the
+    jobs counted per day, status and name; the first half of the period is the days before ``half_day``."""
+    counts = by_day_status_name.assign(
+        failed=by_day_status_name["jobs"].where(by_day_status_name["status"] == "Failed", 0),
+        first_half=by_day_status_name["day"] < half_day,
+    )
+    counts = counts.assign(jobs_first_half=counts["jobs"].where(counts["first_half"], 0),
+                           failed_first_half=counts["failed"].where(counts["first_half"], 0))
+    by_name = counts.groupby("name", as_index=False)[["jobs", "failed", "jobs_first_half", "failed_first_half"]].sum()
+    failing = by_name[by_name["failed"] > 0].sort_values(["failed", "jobs", "name"], ascending=[False, True, True])
+    return ListedRows(failing.head(TOP_NAMES).reset_index(drop=True), len(failing))
+
+
+def _listed(rows: pd.DataFrame, total_column: str) -> ListedRows:
+    """The rows of a bounded query whose ``total_column`` repeats the size of the whole list on every row."""
+    total = int(rows[total_column].iloc[0]) if len(rows) else 0
+    rows = rows.drop(columns=total_column)
+    # PostgreSQL's SUM of integers is numeric (a Decimal in Python): counts are made plain integers.
+    counts = [c for c in rows.columns if c in _COUNT_COLUMNS]
+    return ListedRows(rows.astype({c: "int64" for c in counts}), total)
+
+
+_COUNT_COLUMNS = {"completed_jobs", "backups", "completed", "failed", "all_backups"}
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    # SQLite returns timestamps as their UTC text, PostgreSQL as aware datetimes.
+    return pd.to_datetime(values, utc=True, format="ISO8601")
