@@ -15,7 +15,9 @@ for everyone, so the client keeps, per region, an :class:`AdaptiveRate`:
   (cubic in time), so a quota that has grown is found within seconds and an unchanged one is tested about
   every ten seconds, at the cost of one 429. It never passes ``DDS_MAX_RATE``.
 
-Only one decrease per round trip: an answer to a request sent before the last decrease says nothing new.
+Only one decrease per round trip: an answer to a request sent before the last decrease says nothing new. A 429 now
+and then leaves the learned level alone; only sustained throttling lowers it, to what got through. Requests wait
+their turn first come, first served, and the wait is no part of their retry budget (:func:`excluding_waits`).
 One :class:`RegionLimiter` per region (and endpoint) serves every client, target and slice of the process
 (:func:`region_limiter`), so targets of one region learn the quota once and share it.
 """
