@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -22,10 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def simulator_process(jobs_per_day: int, days: int, latency_ms: float, token: str) -> Iterator[str]:
-    """The simulator serving on a free loopback port, in a process of its own; yields its URL."""
+def simulator_process(
+    jobs_per_day: int, days: int, latency_ms: float, token: str, options: Sequence[str] = ()
+) -> Iterator[str]:
+    """The simulator serving on a free loopback port, in a process of its own (``options``: more of its command
+    line, e.g. ``--rate-limit 10``); yields its URL."""
     command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
-               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}"]
+               "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}", *options]
     # A group of its own, stopped as a group: a benchmark started in the background inherits SIGINT ignored.
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)

@@ -50,7 +50,7 @@ def _print_targets(args: argparse.Namespace) -> int:
     if not settings.targets:
         print(f"{TARGETS_FILE_VARIABLE} is not set: one project, DDS_PROJECT_ID={settings.project_id or '(not set)'}")
         return 0
-    rows = describe_targets(settings.targets, settings.max_concurrency, os.environ)
+    rows = describe_targets(settings.targets, settings.max_concurrency, os.environ, settings.max_rate)
     print(pd.DataFrame(rows).to_string(index=False))
     unusable = [row["target"] for row in rows if "unusable" in row["credentials"]]
     if unusable:

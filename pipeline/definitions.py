@@ -37,6 +37,7 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
         region=settings.region or "",
         endpoint=settings.endpoint or "",
         max_concurrency=settings.max_concurrency,
+        max_rate=settings.max_rate,
         retry_budget_seconds=settings.retry_budget_seconds,
         ca_bundle=settings.ca_bundle,
         **credentials,

@@ -22,6 +22,7 @@ from pipeline.values import (
     MAX_CONCURRENCY_LIMIT,
     ConfigError,
     check_http_url,
+    check_max_rate,
     endpoint_for_region,
 )
 from pipeline.warehouse.engine import parse_warehouse_url, sqlite_file
@@ -139,6 +140,8 @@ class Settings:
     project_id: str | None
     region: str | None
     endpoint: str | None
+    # DDS_MAX_RATE: requests a second to one region never passed (the client's pace adapts below it); None: none.
+    max_rate: float | None = None
     # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
     targets: tuple[Target, ...] = ()
     # How long one failing request to the DDS API is retried (DDS_RETRY_BUDGET_SECONDS).
@@ -182,6 +185,8 @@ class Settings:
         # Every stored row carries its region: known from DDS_REGION, or from an endpoint that names it.
         region = region or region_of_endpoint(endpoint)
         project_id = env.get("DDS_PROJECT_ID", "").strip() or None
+        max_rate_raw = env.get("DDS_MAX_RATE", "").strip()
+        max_rate = check_max_rate(max_rate_raw, "DDS_MAX_RATE") if max_rate_raw else None
         targets = _targets(env, project_id)
         return cls(
             data_dir=data_dir,
@@ -194,6 +199,7 @@ class Settings:
             project_id=project_id,
             region=region,
             endpoint=endpoint,
+            max_rate=max_rate,
             targets=targets,
             retry_budget_seconds=_int_setting(
                 env, "DDS_RETRY_BUDGET_SECONDS", int(DEFAULT_RETRY_BUDGET_SECONDS), 1, MAX_RETRY_BUDGET_SECONDS

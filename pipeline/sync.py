@@ -135,12 +135,13 @@ class SyncResult:
             **{f"unknown_{name}": count for name, count in sorted(self.unknown_fields.items())},
             "finished_changed": self.finished_changed,
             "sync_seconds": round(self.seconds, 3),
-            **{f"fetch_{name}": fetch[name] for name in ("slices", "pages", "requests", "jobs", "seconds")
-               if name in fetch},
+            **{f"fetch_{name}": fetch[name] for name in ("slices", "pages", "requests", "jobs", "seconds", "rate_per_s",
+                                                          "concurrency_min", "concurrency_max") if name in fetch},
         }
         # Usually none: listed only when there are some, so that no always-zero series is recorded.
-        if fetch.get("refetches"):
-            summary["fetch_refetches"] = fetch["refetches"]
+        for name in ("refetches", "throttled", "rate_allowed"):
+            if fetch.get(name):
+                summary[f"fetch_{name}"] = fetch[name]
         if retries:
             summary["fetch_retries"] = sum(retries.values())
             summary["fetch_retries_by_kind"] = dict(sorted(retries.items()))
@@ -154,7 +155,7 @@ class SyncResult:
             return line + "; nothing fetched (the API no longer holds these days)"
         retried = sum(self.stats.retries.values())
         return (line + f"; {self.stats.requests} requests for {self.stats.pages} pages in {self.stats.slices} "
-                "slice(s)" + (f", {retried} of them retries" if retried else ""))
+                "slice(s)" + (f", {retried} of them retries" if retried else "") + f"; {self.stats.pace_line()}")
 
 
 ProgressHook = Callable[[Page, FetchStats], None]

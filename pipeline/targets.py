@@ -6,7 +6,7 @@ environment variables holding its credentials (``SG_PROD_`` reads ``SG_PROD_HUAW
 uses the unprefixed variables of CONTRACT.md. Example::
 
     regions:
-      ap-southeast-1: {max_concurrency: 8}     # requests in flight to this region per run
+      ap-southeast-1: {max_concurrency: 8, max_rate: 10}   # in flight per run; requests a second, never passed
     targets:
       - name: sg-prod
         region: ap-southeast-1
@@ -26,6 +26,7 @@ from pipeline.values import (
     MAX_CONCURRENCY_LIMIT,
     ConfigError,
     check_http_url,
+    check_max_rate,
     endpoint_for_region,
 )
 
@@ -35,7 +36,7 @@ _TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 _PREFIX = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _TARGET_FIELDS = {"name", "region", "project_id", "endpoint", "credentials", "max_concurrency"}
-_REGION_FIELDS = {"max_concurrency"}
+_REGION_FIELDS = {"max_concurrency", "max_rate"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Target:
     endpoint: str
     max_concurrency: int | None = None
     credentials_prefix: str = ""
+    # Requests a second to the target's region never passed (its region's max_rate; None: DDS_MAX_RATE's).
+    max_rate: float | None = None
 
     def credentials(self, env: Mapping[str, str]) -> Credentials:
         """This target's credentials, read from ``env`` at run time (so no secret sits in a run's config)."""
@@ -72,8 +75,8 @@ def load_targets(path: str | Path) -> tuple[Target, ...]:
     unknown = set(document) - {"targets", "regions"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}")
-    regions = _region_limits(document.get("regions") or {}, where)
-    targets = tuple(_target(entry, index, regions, where) for index, entry in enumerate(document["targets"]))
+    concurrency, rates = _region_limits(document.get("regions") or {}, where)
+    targets = tuple(_target(entry, index, concurrency, rates, where) for index, entry in enumerate(document["targets"]))
     seen: set[str] = set()
     for target in targets:
         if target.name in seen:
@@ -85,19 +88,22 @@ def load_targets(path: str | Path) -> tuple[Target, ...]:
     return targets
 
 
-def _region_limits(regions: object, where: str) -> dict[str, int]:
+def _region_limits(regions: object, where: str) -> tuple[dict[str, int], dict[str, float]]:
+    """Each region's max_concurrency and max_rate, where given."""
     if not isinstance(regions, dict):
         raise ConfigError(f"{where}: 'regions' must map region names to settings")
-    limits = {}
+    concurrency, rates = {}, {}
     for region, options in regions.items():
         if not isinstance(options, dict) or set(options) - _REGION_FIELDS:
             raise ConfigError(f"{where}: region {region!r} accepts only {', '.join(sorted(_REGION_FIELDS))}")
         if "max_concurrency" in options:
-            limits[str(region)] = _concurrency(options["max_concurrency"], f"{where}: region {region!r}")
-    return limits
+            concurrency[str(region)] = _concurrency(options["max_concurrency"], f"{where}: region {region!r}")
+        if "max_rate" in options:
+            rates[str(region)] = check_max_rate(options["max_rate"], f"{where}: region {region!r}: max_rate")
+    return concurrency, rates
 
 
-def _target(entry: object, index: int, regions: dict[str, int], where: str) -> Target:
+def _target(entry: object, index: int, concurrency: dict[str, int], rates: dict[str, float], where: str) -> Target:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: targets[{index}] must be a mapping with name, region and project_id")
     label = f"{where}: target {entry.get('name', f'#{index + 1}')!r}"
@@ -129,8 +135,9 @@ def _target(entry: object, index: int, regions: dict[str, int], where: str) -> T
         region=text["region"],
         project_id=text["project_id"],
         endpoint=endpoint,
-        max_concurrency=_concurrency(limit, label) if limit is not None else regions.get(text["region"]),
+        max_concurrency=_concurrency(limit, label) if limit is not None else concurrency.get(text["region"]),
         credentials_prefix=prefix,
+        max_rate=rates.get(text["region"]),
     )
 
 
@@ -140,9 +147,11 @@ def _concurrency(value: object, label: str) -> int:
     return value
 
 
-def describe_targets(targets: tuple[Target, ...], default_concurrency: int, env: Mapping[str, str]) -> list[dict]:
-    """One row per target for people to read: where it reads from and with which credentials (their method, or
-    what is missing; never a secret)."""
+def describe_targets(
+    targets: tuple[Target, ...], default_concurrency: int, env: Mapping[str, str], default_max_rate: float | None = None
+) -> list[dict]:
+    """One row per target for people to read: where it reads from, its limits (``max_rate`` "-": none) and with
+    which credentials (their method, or what is missing; never a secret)."""
     rows = []
     for target in targets:
         try:
@@ -155,6 +164,7 @@ def describe_targets(targets: tuple[Target, ...], default_concurrency: int, env:
             "project_id": target.project_id,
             "endpoint": target.endpoint,
             "max_concurrency": target.max_concurrency or default_concurrency,
+            "max_rate": f"{rate:g}/s" if (rate := target.max_rate or default_max_rate) else "-",
             "credentials": f"{target.credentials_prefix}* ({credentials})" if target.credentials_prefix
             else f"unprefixed ({credentials})",
         })

@@ -1,6 +1,7 @@
 """Configuration values that every layer checks alike, below the configuration itself (``settings``, ``targets``):
 the one error of a bad setting, the region endpoints, http(s) URLs and the bound of concurrency. Reads nothing."""
 
+import math
 from urllib.parse import urlsplit
 
 # The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
@@ -30,3 +31,17 @@ def check_http_url(value: str, setting: str) -> str:
     if not usable or any(char.isspace() for char in text):
         raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as https://dds.ap-southeast-1.myhuaweicloud.com")
     return value.strip().rstrip("/")
+
+
+def check_max_rate(value: object, setting: str) -> float:
+    """A ceiling of requests a second: a finite number above 0 (text such as ``"2.5"`` too), or a ConfigError
+    naming ``setting``."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{setting}={value!r} is not a number of requests a second above 0, such as 10 or 2.5")
+    return float(number)

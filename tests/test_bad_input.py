@@ -77,6 +77,10 @@ TOMORROW = "{tomorrow}"
         ("DDS_START_DATE", TOMORROW),
         ("DDS_MAX_CONCURRENCY", "many"),
         ("DDS_MAX_CONCURRENCY", "0"),
+        ("DDS_MAX_RATE", "fast"),
+        ("DDS_MAX_RATE", "0"),
+        ("DDS_MAX_RATE", "-5"),
+        ("DDS_MAX_RATE", "inf"),
         ("DDS_RETRY_BUDGET_SECONDS", "5m"),
         ("DDS_RETRY_BUDGET_SECONDS", "0"),
         ("DDS_RETRY_BUDGET_SECONDS", "86400"),
@@ -102,9 +106,11 @@ def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(t
         ({"endpoint": "dds.ap-southeast-1.myhuaweicloud.com"}, (FIRST, LAST), "DDS_ENDPOINT"),
         ({"ca_bundle": "/nonexistent/ca.pem"}, (FIRST, LAST), "DDS_CA_BUNDLE"),
         ({"retry_max_attempts": 0}, (FIRST, LAST), "retry_max_attempts=0"),
+        ({"max_rate": -1}, (FIRST, LAST), "DDS_MAX_RATE=-1"),
         ({}, (LAST, FIRST), f"partition range {LAST.isoformat()}...{FIRST.isoformat()}"),
     ],
-    ids=["no-project-id", "endpoint-not-a-url", "missing-ca-bundle", "no-attempts", "start-after-end"],
+    ids=["no-project-id", "endpoint-not-a-url", "missing-ca-bundle", "no-attempts", "negative-max-rate",
+         "start-after-end"],
 )
 def test_a_run_with_a_bad_setting_fails_in_one_line_before_any_request_or_write(
     tmp_path, monkeypatch, api_fields, days, setting

@@ -66,6 +66,8 @@ BAD = [
     ("targets: [{name: a, region: ap-southeast-1, project_id: p, max_concurrency: 'x'}]", "max_concurrency must"),
     ("regions: {ap-southeast-1: {limit: 3}}\ntargets: [{name: a, region: ap-southeast-1, project_id: p}]",
      "region 'ap-southeast-1' accepts only max_concurrency"),
+    ("regions: {ap-southeast-1: {max_rate: 0}}\ntargets: [{name: a, region: ap-southeast-1, project_id: p}]",
+     "region 'ap-southeast-1': max_rate=0 is not a number of requests a second above 0"),
     ("targets: [{name: a, region: ap-southeast-1, project_id: p}, {name: a, region: eu-west-0, project_id: q}]",
      "target name 'a' appears twice"),
     ("targets: [{name: a, region: ap-southeast-1, project_id: p}, {name: b, region: ap-southeast-1, project_id: p}]",

@@ -1,10 +1,11 @@
 """The client of the DDS task center ("Querying Tasks and Details"): every job created in a time window."""
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,6 +13,13 @@ from requests.auth import AuthBase
 
 from pipeline.api.http import JobsAnswer, JobsHttp, Timeout
 from pipeline.api.pagination import Page, SlicePager
+from pipeline.api.ratelimit import (
+    RateUsage,
+    RegionLimiter,
+    excluding_waits,
+    region_key,
+    region_limiter,
+)
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 
@@ -25,7 +33,9 @@ _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 class FetchStats:
     """What one fetch took: ``slices`` queried (each at most 30 days), ``pages`` received, ``requests`` sent
     (retries included), ``retries`` by kind, ``refetches`` (slices paged a second time because they came up
-    short of their total_count while that count moved: jobs appeared or vanished during the paging), ``jobs`` distinct so far, and wall ``seconds``.
+    short of their total_count while that count moved: jobs appeared or vanished during the paging), ``jobs``
+    distinct so far, wall ``seconds``, and what the region's limiter did (``pacing``: 429s met, the range of
+    requests allowed in flight, the pace allowed at the end).
     """
 
     slices: int = 0
@@ -35,6 +45,7 @@ class FetchStats:
     refetches: int = 0
     jobs: int = 0
     seconds: float = 0.0
+    pacing: RateUsage = field(default_factory=RateUsage)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def count_request(self) -> None:
@@ -49,8 +60,12 @@ class FetchStats:
         with self._lock:
             self.refetches += 1
 
-    def as_metadata(self) -> dict[str, int | float]:
-        """Plain numbers, e.g. for Dagster metadata: totals plus ``retries_<kind>`` for each kind."""
+    def as_metadata(self) -> dict[str, int | float | None]:
+        """Plain numbers, e.g. for Dagster metadata: totals plus ``retries_<kind>`` for each kind, and the pace:
+        ``rate_per_s`` (requests a second over the fetch), ``throttled`` (429 answers, each retried unless the
+        fetch failed), ``concurrency_min``/``concurrency_max`` (requests allowed in flight), ``rate_allowed``
+        (requests a second allowed at the end; None when no pace was needed)."""
+        pacing = self.pacing
         with self._lock:
             return {
                 "slices": self.slices,
@@ -61,7 +76,23 @@ class FetchStats:
                 "refetches": self.refetches,
                 "jobs": self.jobs,
                 "seconds": round(self.seconds, 3),
+                "rate_per_s": round(self.requests / self.seconds, 2) if self.seconds > 0 else 0.0,
+                "throttled": pacing.throttled,
+                "concurrency_min": pacing.window_min or 0,
+                "concurrency_max": pacing.window_max or 0,
+                "rate_allowed": None if pacing.rate is None else round(pacing.rate, 2),
             }
+
+
+    def pace_line(self) -> str:
+        """The fetch's pace for the run log: requests a second, 429s ridden out, window, pace allowed at the end."""
+        figures = self.as_metadata()
+        allowed = figures["rate_allowed"]
+        throttled = (f"{figures['throttled']} answered 429 (throttled, waited out and sent again), "
+                     if figures["throttled"] else "")
+        return (f"{figures['rate_per_s']:.1f} requests/s, {throttled}"
+                f"{figures['concurrency_min']}-{figures['concurrency_max']} allowed in flight, "
+                f"pace allowed at the end: {'no limit' if allowed is None else f'{allowed:g}/s'}")
 
 
 def _validated_endpoint(endpoint: object) -> str:
@@ -97,6 +128,15 @@ def _validated_count(name: str, value: object, low: int, high: int | None = None
     return value
 
 
+def _validated_rate(max_rate: object) -> float | None:
+    if max_rate is None:
+        return None
+    if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) or not math.isfinite(max_rate) \
+            or max_rate <= 0:
+        raise ValueError(f"max_rate must be a number of requests a second > 0, or None, got {max_rate!r}")
+    return float(max_rate)
+
+
 def _validated_timeout(timeout: object) -> Timeout:
     values = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     if len(values) != 2 or not all(
@@ -121,9 +161,13 @@ class DdsTaskCenterClient:
     """Reads ``GET {endpoint}/v3.1/{project_id}/jobs`` for a time window of any length.
 
     A window is cut into slices of at most 30 days (the API's limit); each slice is paged by offset,
-    ``max_concurrency`` requests at a time, every request retried per ``retry`` (within its time budget; an answer
-    that is not the promised jobs list counts as a failure, never as data). ``timeout`` is (connect, read) seconds:
-    a stalled answer fails at the read timeout and is retried. The client is thread-safe; close it (or use it as a context manager).
+    ``max_concurrency`` requests at a time at most, every request retried per ``retry`` (within its time budget;
+    an answer that is not the promised jobs list counts as a failure, never as data). ``timeout`` is (connect,
+    read) seconds: a stalled answer fails at the read timeout and is retried. Requests go at the pace of the
+    region's limiter (pipeline.api.ratelimit), shared with every client of the same ``region`` and endpoint in
+    the process; it never passes ``max_rate`` requests a second. ``adaptive_rate=False`` gives a limiter of the
+    client's own that keeps ``max_concurrency`` in flight whatever the answers (the fixed behaviour, for
+    comparison). The client is thread-safe; close it (or use it as a context manager).
     """
 
     def __init__(
@@ -137,6 +181,9 @@ class DdsTaskCenterClient:
         timeout: Timeout = (5.0, 60.0),
         retry: RetryPolicy | None = None,
         verify: bool | str = True,
+        region: str | None = None,
+        max_rate: float | None = None,
+        adaptive_rate: bool = True,
     ) -> None:
         self.endpoint = _validated_endpoint(endpoint)
         self.project_id = _validated_project_id(project_id)
@@ -148,11 +195,24 @@ class DdsTaskCenterClient:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValueError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
         self.retry = retry or RetryPolicy()
+        # A request's retry budget counts its attempts and the waits between them, not its turns at the pace.
+        self._retry_per_request = replace(self.retry, clock=excluding_waits(self.retry.clock))
         if not isinstance(verify, (bool, str)):
             raise ValueError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
+        self.max_rate = _validated_rate(max_rate)
+        if region is not None and not isinstance(region, str):
+            raise ValueError(f"region must be a region name or None, got {type(region).__name__}")
+        if not isinstance(adaptive_rate, bool):
+            raise ValueError(f"adaptive_rate must be True or False, got {adaptive_rate!r}")
+        key = region_key(region, self.endpoint)
+        self.limiter = (
+            region_limiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency) if adaptive_rate
+            else RegionLimiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency, adaptive=False)
+        )
         self._auth = auth
         self._http = JobsHttp(
-            self.endpoint, self.project_id, auth, timeout=self.timeout, verify=verify, pool_size=self.max_concurrency
+            self.endpoint, self.project_id, auth, timeout=self.timeout, verify=verify, pool_size=self.max_concurrency,
+            limiter=self.limiter,
         )
 
     def iter_pages(
@@ -215,8 +275,8 @@ class DdsTaskCenterClient:
             "limit": self.page_size,
         }
         return call_with_retries(
-            partial(self._http.get_jobs, params),
-            self.retry,
+            partial(self._http.get_jobs, params, stats.pacing),
+            self._retry_per_request,
             window=str(slice_window),
             on_attempt=stats.count_request,
             on_retry=stats.count_retry,
@@ -236,5 +296,5 @@ class DdsTaskCenterClient:
         auth = type(self._auth).__name__ if self._auth is not None else None
         return (
             f"DdsTaskCenterClient(endpoint={self.endpoint!r}, project_id={self.project_id!r}, auth={auth}, "
-            f"max_concurrency={self.max_concurrency}, page_size={self.page_size})"
+            f"max_concurrency={self.max_concurrency}, max_rate={self.max_rate}, page_size={self.page_size})"
         )

@@ -11,6 +11,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from pipeline.api.errors import Problem, one_line, parse_error_body
+from pipeline.api.ratelimit import RateUsage, RegionLimiter
 from pipeline.api.retry import (
     BROKEN_ANSWER,
     INVALID_JSON,
@@ -113,7 +114,8 @@ class JobsHttp:
     """GETs ``{endpoint}/v3.1/{project_id}/jobs`` on one session whose pool holds ``pool_size`` connections.
 
     urllib3 retries nothing and redirects are not followed (they would carry the token elsewhere): the
-    retry policy above decides everything.
+    retry policy above decides everything. With a ``limiter``, each request waits for its leave and reports
+    how it went (the region's pace and window adapt to it).
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class JobsHttp:
         timeout: Timeout,
         verify: bool | str,
         pool_size: int,
+        limiter: RegionLimiter | None = None,
     ) -> None:
         self.url = f"{endpoint}/v3.1/{quote(project_id, safe='')}/jobs"
         # Preparing a request parses and re-encodes its URL (a seventh of the client's CPU per page): the jobs URL is
@@ -132,6 +135,7 @@ class JobsHttp:
         self._prepared_url = requests.Request("GET", self.url).prepare().url
         self._auth = auth
         self._timeout = timeout
+        self._limiter = limiter
         self._session = requests.Session()
         # requests re-reads the proxy and CA variables of the environment on every request (a fifth of the
         # client's CPU per page): read them once here instead, the way requests itself would.
@@ -147,8 +151,24 @@ class JobsHttp:
             {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": USER_AGENT}
         )
 
-    def get_jobs(self, params: Mapping[str, str | int]) -> JobsAnswer:
-        """One attempt; raises AttemptFailure (with a retry kind when a retry may help)."""
+    def get_jobs(self, params: Mapping[str, str | int], usage: RateUsage | None = None) -> JobsAnswer:
+        """One attempt; raises AttemptFailure (with a retry kind when a retry may help). ``usage`` hears what the
+        limiter did for it."""
+        if self._limiter is None:
+            return self._send(params)
+        permit = self._limiter.acquire(usage)
+        try:
+            answer = self._send(params)
+        except AttemptFailure as failure:
+            self._limiter.failed(permit, failure.kind, failure.problem.error_msg, usage)
+            raise
+        except BaseException:
+            self._limiter.failed(permit, None, None, usage)
+            raise
+        self._limiter.answered(permit)
+        return answer
+
+    def _send(self, params: Mapping[str, str | int]) -> JobsAnswer:
         try:
             # Prepared here and sent as is: Session.get would merge session settings into every request, a third
             # of the client's CPU per page, and the session holds nothing to merge (no cookies, no environment).

@@ -25,6 +25,7 @@ from pipeline.settings import (
     DEFAULT_MAX_CONCURRENCY,
     MAX_CONCURRENCY_LIMIT,
     ConfigError,
+    check_max_rate,
     environment,
     masked_url,
     require_source,
@@ -52,6 +53,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     iam_domain: str | None = None
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    # DDS_MAX_RATE: requests a second to one region never passed; a target's region may set its own.
+    max_rate: float | None = None
     ca_bundle: str | None = None
     # How long one request may take (a stalled answer fails then, and is retried) and how long a failing one is
     # retried (DDS_RETRY_BUDGET_SECONDS); retry_max_attempts, when set, also bounds the attempts.
@@ -66,16 +69,19 @@ class DdsTaskCenterResource(ConfigurableResource):
     def client(self, target: Target | None = None) -> tuple[DdsTaskCenterClient, str]:
         """A ready client and the name of the authentication method chosen; raises ConfigError first.
 
-        ``target`` (one project of DDS_TARGETS_FILE) brings its own project, endpoint, concurrency limit and
-        credentials; without one, the resource's own project and credentials are read.
+        ``target`` (one project of DDS_TARGETS_FILE) brings its own project, region, endpoint, limits and
+        credentials; without one, the resource's own project and credentials are read. Clients of one region
+        share its pace (pipeline.api.ratelimit).
         """
+        max_rate = None if self.max_rate is None else check_max_rate(self.max_rate, "DDS_MAX_RATE")
         if target is None:
-            project_id = self.project_id
+            project_id, region = self.project_id, self.region
             endpoint = require_source(self.project_id, self.endpoint, self.region)
             concurrency = self.max_concurrency
         else:
-            project_id, endpoint = target.project_id, target.endpoint
+            project_id, region, endpoint = target.project_id, target.region, target.endpoint
             concurrency = target.max_concurrency or self.max_concurrency
+            max_rate = target.max_rate or max_rate
         if not 1 <= concurrency <= MAX_CONCURRENCY_LIMIT:
             raise ConfigError(f"DDS_MAX_CONCURRENCY={concurrency} is outside 1..{MAX_CONCURRENCY_LIMIT}")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
@@ -88,7 +94,7 @@ class DdsTaskCenterResource(ConfigurableResource):
         auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session)
         client = DdsTaskCenterClient(
             endpoint, project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
-            timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds),
+            timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds), region=region or None, max_rate=max_rate,
         )
         return client, method
 

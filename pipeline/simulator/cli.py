@@ -15,6 +15,7 @@ from pipeline.shellcommands import venv_command
 from pipeline.simulator import dataset
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.auth import SimulatorAuthenticator
+from pipeline.simulator.ratelimit import RateSchedule
 from pipeline.simulator.server import DEFAULT_PROJECT_ID, DdsSimulator, SimulatorConfig
 
 DEFAULT_PORT = 8930
@@ -32,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"days of jobs generated before now (default {dataset.HISTORY_DAYS})")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each jobs answer (default 0)")
     parser.add_argument("--no-total-count", action="store_true", help="omit total_count, as the provider may")
+    throttle = parser.add_mutually_exclusive_group()
+    throttle.add_argument("--rate-limit", type=float, metavar="N",
+                          help="the gateway's quota: N requests a second per user (token or access key), the rest "
+                               "answered 429 APIG.0308 with Retry-After (default: no quota)")
+    throttle.add_argument("--rate-limit-schedule", metavar="SECOND:N,...",
+                          help="a quota that changes, e.g. 0:50,10:5,20:50 (50/s, from second 10 on 5/s, from "
+                               "second 20 on 50/s), counted from the first jobs request")
     parser.add_argument("--project-id", action="append", dest="project_ids", metavar="PROJECT_ID",
                         help=f"a served project id, repeatable (default {DEFAULT_PROJECT_ID})")
     parser.add_argument("--token", default="sim-token",
@@ -89,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if args.latency_ms < 0:
         raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
     gateway = _authenticator_from_args(args)
+    quota = args.rate_limit if args.rate_limit is not None else args.rate_limit_schedule
     return SimulatorConfig(seed=args.seed, project_ids=tuple(args.project_ids or (DEFAULT_PROJECT_ID,)),
                            token=args.token or None, jobs_per_day=args.jobs_per_day,
                            history_days=args.history_days, include_total_count=not args.no_total_count,
@@ -96,7 +105,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
                            extra_routes=gateway.routes() if gateway else (), broken_answer=args.broken_answer,
                            reported_total_count=args.total_count, degraded_fraction=args.degraded_fraction,
                            error_shape="nested" if args.nested_errors else "flat", down_for_seconds=args.down_for,
-                           storm_seconds=args.storm)
+                           storm_seconds=args.storm,
+                           rate_limit=None if quota is None else RateSchedule.of(quota).steps)
 
 
 def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[str]:
@@ -159,6 +169,7 @@ def usage_text(sim: DdsSimulator, args: argparse.Namespace | None = None) -> str
         f"  X-Auth-Token:  {token or ('(none)' if secured else '(none: authentication off)')}",
         f"  clock (frozen): {sim.store.now.isoformat()}",
         *filter(None, [trouble_text(sim.config)]),
+        *([f"  rate limit: {RateSchedule(sim.config.rate_limit)}"] if sim.config.rate_limit else []),
         f"  try: {shlex.join(curl)}",
         *(pipeline_instructions(sim, args) if args is not None else []),
         "Press Ctrl-C to stop.",

@@ -63,8 +63,8 @@ def error_response(error: ApiError) -> Response:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the simulator received and what it answered; `status` 0 when the connection was dropped.
-    repr() masks credential headers."""
+    """One request the simulator received and what it answered; `status` 0 when the connection was dropped,
+    `received_at` the time.monotonic() it arrived. repr() masks credential headers."""
     method: str
     path: str
     query: dict[str, str]
@@ -72,6 +72,7 @@ class RecordedRequest:
     status: int
     fault: str | None
     raw_query: str = ""
+    received_at: float = 0.0
 
     def __repr__(self) -> str:
         return (f"RecordedRequest(method={self.method!r}, path={self.path!r}, query={self.query!r}, "

@@ -38,6 +38,7 @@ from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers 
     error_response,
     json_response,
 )
+from pipeline.simulator.ratelimit import RateSchedule, UserRateLimit
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class SimulatorConfig:
     `broken_answer` breaks every jobs answer (one of BROKEN_ANSWERS), `reported_total_count` replaces every
     answer's total_count, `degraded_fraction` degrades that share of the jobs (seeded by `seed`), `error_shape`
     "nested" answers errors as {"error": {"code", "message"}}. Outages from start-up (``sim.outages``):
-    `down_for_seconds` (every jobs request answers 503), `storm_seconds` (about half of them fail)."""
+    `down_for_seconds` (every jobs request answers 503), `storm_seconds` (about half of them fail). The gateway's
+    quota (``pipeline.simulator.ratelimit``): `rate_limit`, requests a second per user, or (from second, limit)
+    steps."""
     seed: int = 7
     project_ids: tuple[str, ...] = (DEFAULT_PROJECT_ID,)
     token: str | None = field(default="sim-token", repr=False)
@@ -74,6 +77,7 @@ class SimulatorConfig:
     error_shape: str = "flat"
     down_for_seconds: float | None = None
     storm_seconds: float | None = None
+    rate_limit: "float | Sequence[tuple[float, float]] | None" = None
 
     def __post_init__(self) -> None:
         if isinstance(self.project_ids, str) or not self.project_ids:
@@ -103,6 +107,8 @@ class SimulatorConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateSchedule.of(self.rate_limit).steps)
 
     def resolved_authenticator(self) -> Authenticator:
         if self.authenticator is not None:
@@ -187,6 +193,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         log.debug("simulator: " + format, *args)
 
     def _dispatch(self) -> None:
+        received_at = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {name: value for name, value in self.headers.items()}
@@ -196,7 +203,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # Recorded before answering, so that a client seeing the answer also sees its record.
         simulator.record(RecordedRequest(
             self.command, target.path, dict(parse_qsl(target.query, keep_blank_values=True)), headers,
-            0 if response is None else response.status, fault.kind if fault else None, target.query))
+            0 if response is None else response.status, fault.kind if fault else None, target.query, received_at))
         if response is None:
             self.close_connection = True
             return
@@ -230,6 +237,8 @@ class DdsSimulator:
                                    reported_total_count=config.reported_total_count,
                                    degraded_fraction=config.degraded_fraction, error_shape=config.error_shape)
         self.outages = Outages()
+        # The gateway's quota per user, in front of the jobs route (and its faults).
+        self.throttle = UserRateLimit(RateSchedule.of(config.rate_limit)) if config.rate_limit else None
         self.requests: list[RecordedRequest] = []
         self.routes: list[Route] = [*self.config.extra_routes,
                                     Route("GET", JOBS_PATH, list_jobs, authenticated=True, faultable=True)]
@@ -315,6 +324,10 @@ class DdsSimulator:
             return self.answers.error_response(exc), None
         request = RequestInfo(method, path, raw_query, dict(parse_qsl(raw_query, keep_blank_values=True)),
                               headers, body, path_params)
+        if route.faultable and self.throttle is not None:
+            throttled = self.throttle.check(request)
+            if throttled is not None:
+                return throttled, None
         fault = (self.faults.next_fault() or self.outages.next_fault()) if route.faultable else None
         if fault is not None:
             if fault.drops_connection:
