@@ -26,7 +26,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 def pytest_configure(config):
     # A suite started in the background (nohup pytest &) inherits SIGINT ignored, and every child would inherit it
     # in turn: the tests that stop a server with Ctrl-C's signal would leave it running. A handled signal is reset
-    # to its default across exec, so the children get Ctrl-C back (tests/processes.py stops them by group).
+    # to its default across exec, so the children get Ctrl-C back (tests/support/processes.py stops them by group).
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -1,0 +1,214 @@
+"""Several projects in one deployment (DDS_TARGETS_FILE): day x target partitions, run in process and through the
+Dagster CLI against one simulator serving three projects, one of which rejects its target's credentials."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    build_schedule_context,
+)
+
+from pipeline.dds.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    REGION_TAG,
+    TARGET_TAG,
+    partition_key,
+)
+from pipeline.dds.resources import WarehouseResource
+from pipeline.definitions import build_definitions
+from pipeline.settings import Settings
+from pipeline.simulator import DdsSimulator, SimulatorConfig
+from pipeline.sync import retained_since
+from pipeline.warehouse.store import Warehouse
+from tests.support.dagster_helpers import TOKEN, env_without_secrets, yesterday
+from tests.support.paths import ROOT
+
+PROJECTS = {"sg-prod": "proj-sg", "hk-prod": "proj-hk", "eu-prod": "proj-eu"}
+REGIONS = {"sg-prod": "ap-southeast-1", "hk-prod": "ap-southeast-1", "eu-prod": "eu-west-101"}
+# eu-prod reads its own variables (EU_*); the test gives it a wrong token first.
+TARGETS_YAML = """
+regions:
+  ap-southeast-1: {{max_concurrency: 6}}
+targets:
+  - {{name: sg-prod, region: ap-southeast-1, project_id: proj-sg, endpoint: "{url}"}}
+  - {{name: hk-prod, region: ap-southeast-1, project_id: proj-hk, endpoint: "{url}", credentials: HK_}}
+  - {{name: eu-prod, region: eu-west-101, project_id: proj-eu, endpoint: "{url}", credentials: EU_,
+      max_concurrency: 2}}
+"""
+
+
+@dataclass
+class Deployment:
+    sim: DdsSimulator
+    env: dict[str, str]
+    settings: Settings
+    instance: DagsterInstance
+
+    def run(self, first: date, last: date, first_target: str, last_target: str | None = None):
+        """One run over the rectangle of days first..last x targets first_target..last_target (file order)."""
+        job = build_definitions(self.settings).resolve_implicit_global_asset_job_def()
+        tags = {RANGE_START_TAG: partition_key(first, first_target),
+                RANGE_END_TAG: partition_key(last, last_target or first_target)}
+        return job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=False)
+
+    def stored(self) -> pd.DataFrame:
+        warehouse = Warehouse(self.settings.warehouse_url)
+        try:
+            return warehouse.query("SELECT * FROM dds_jobs ORDER BY project_id, id")
+        finally:
+            warehouse.dispose()
+
+    def expected_ids(self, target: str, first: date, last: date) -> list[str]:
+        start = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+        jobs = self.sim.store.visible_jobs(PROJECTS[target], start, end)
+        return sorted(j["id"] for j in jobs if _utc_day(j["created_at"]) <= last)
+
+    def materialized(self, asset: str, day: date, target: str):
+        records = self.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[str(partition_key(day, target))]),
+            limit=1,
+        ).records
+        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
+
+
+def _utc_day(text: str) -> date:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").astimezone(timezone.utc).date()
+
+
+@contextmanager
+def deployment(tmp_path: Path, monkeypatch) -> Iterator[Deployment]:
+    config = SimulatorConfig(seed=5, jobs_per_day=30, history_days=40, token=TOKEN,
+                             project_ids=tuple(PROJECTS.values()), now=datetime.now(timezone.utc).replace(microsecond=0))
+    with DdsSimulator(config, port=0) as sim:
+        targets_file = tmp_path / "targets.yaml"
+        targets_file.write_text(TARGETS_YAML.format(url=sim.url))
+        env = {"DDS_TARGETS_FILE": str(targets_file), "DDS_DATA_DIR": str(tmp_path / "data"),
+               "DDS_AUTH_TOKEN": TOKEN, "HK_DDS_AUTH_TOKEN": TOKEN, "EU_DDS_AUTH_TOKEN": "not-the-token"}
+        for name in ("DDS_PROJECT_ID", "DDS_ENDPOINT", "DDS_REGION"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with DagsterInstance.ephemeral() as instance:
+            yield Deployment(sim, env, Settings.from_env(), instance)
+
+
+def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad_one(tmp_path, monkeypatch):
+    last = yesterday()
+    first = last - timedelta(days=2)
+    with deployment(tmp_path, monkeypatch) as d:
+        result = d.run(first, last, "sg-prod", "eu-prod")
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+        assert "1 of 3 targets failed (eu-prod)" in failure
+        stored = d.stored()
+        for target in ("sg-prod", "hk-prod"):
+            rows = stored[stored["project_id"] == PROJECTS[target]]
+            assert sorted(rows["id"]) == d.expected_ids(target, first, last) and len(rows) > 0
+            assert set(rows["region"]) == {REGIONS[target]}
+            # The stored targets' days are materialized (green in the UI), the failed target's are not.
+            meta = d.materialized("dds_jobs", last, target)
+            assert meta is not None and meta["jobs"] == int((rows["created_date"].astype(str) == str(last)).sum())
+        assert PROJECTS["eu-prod"] not in set(stored["project_id"])
+        assert d.materialized("dds_jobs", last, "eu-prod") is None
+        # The run's Parquet step did not run, yet the healthy targets' days were snapshotted by the failing step.
+        assert "dds_jobs_parquet" not in {e.step_key for e in result.all_events if e.is_step_success}
+        snapshot = ds.dataset(d.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
+        assert sorted(snapshot["id"]) == sorted(stored["id"])
+        for target in ("sg-prod", "hk-prod"):
+            assert d.materialized("dds_jobs_parquet", last, target)["rows"] == int(
+                (stored["created_date"].astype(str) == str(last)).sum())
+        assert d.materialized("dds_jobs_parquet", last, "eu-prod") is None
+
+        # Credentials fixed, the failed target is retried alone: the others' rows are not touched.
+        monkeypatch.setenv("EU_DDS_AUTH_TOKEN", TOKEN)
+        retry = d.run(first, last, "eu-prod")
+        assert retry.success
+        after = d.stored()
+        healthy = after[after["project_id"] != PROJECTS["eu-prod"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(healthy, stored.reset_index(drop=True))
+        eu = after[after["project_id"] == PROJECTS["eu-prod"]]
+        assert sorted(eu["id"]) == d.expected_ids("eu-prod", first, last)
+        assert set(eu["region"]) == {"eu-west-101"}
+        assert d.materialized("dds_jobs_parquet", last, "eu-prod")["rows"] == int(
+            (after["created_date"].astype(str) == str(last)).sum()
+        )
+        snapshot = ds.dataset(d.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
+        assert sorted(snapshot["project_id"].unique()) == sorted(PROJECTS.values())
+        regions = snapshot.groupby("project_id")["region"].unique().map(list).to_dict()
+        assert regions == {PROJECTS[target]: [REGIONS[target]] for target in PROJECTS}
+
+
+def test_the_daily_schedule_asks_for_one_run_per_target_and_catches_up_the_one_that_failed(tmp_path, monkeypatch):
+    with deployment(tmp_path, monkeypatch) as d:
+        defs = build_definitions(d.settings)
+        schedule = defs.get_schedule_def("dds_jobs_daily")
+        warehouse = WarehouseResource(url=d.settings.warehouse_url)
+        tick = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
+
+        def evaluate() -> list:
+            with build_schedule_context(instance=d.instance, resources={"warehouse": warehouse},
+                                        scheduled_execution_time=tick) as context:
+                return list(schedule(context))
+
+        def asked(request) -> tuple[str, str]:
+            return (request.tags.get(RANGE_START_TAG) or request.partition_key,
+                    request.tags.get(RANGE_END_TAG) or request.partition_key)
+
+        def days(target: str, *runs: tuple[date, date]) -> list[tuple[str, str]]:
+            return [(str(partition_key(a, target)), str(partition_key(b, target))) for a, b in runs]
+
+        requests = evaluate()
+        assert [r.tags[TARGET_TAG] for r in requests] == list(PROJECTS)
+        assert [r.tags[REGION_TAG] for r in requests] == [REGIONS[t] for t in PROJECTS]
+        # Nothing is synced yet: each target asks, as one run, for every day the API still answers for.
+        oldest, last = retained_since(tick).date(), yesterday()
+        assert [asked(r) for r in requests] == [run for t in PROJECTS for run in days(t, (oldest, last))]
+        assert len({r.run_key for r in requests}) == 3
+        # Each request runs on its own: the bad target's failure leaves the other two runs green.
+        job = defs.resolve_implicit_global_asset_job_def()
+        outcomes = {r.tags[TARGET_TAG]: job.execute_in_process(instance=d.instance, partition_key=r.partition_key,
+                                                               tags=r.tags, raise_on_error=False).success
+                    for r in requests}
+        assert outcomes == {"sg-prod": True, "hk-prod": True, "eu-prod": False}
+
+        # The next tick: the synced targets ask for yesterday (and for the oldest day, held only in part, which no
+        # sync can complete); the failed target asks for its whole month again.
+        again = {r.tags[TARGET_TAG]: [] for r in requests}
+        for request in evaluate():
+            again[request.tags[TARGET_TAG]].append(asked(request))
+        assert again == {"sg-prod": days("sg-prod", (oldest, oldest), (last, last)),
+                         "hk-prod": days("hk-prod", (oldest, oldest), (last, last)),
+                         "eu-prod": days("eu-prod", (oldest, last))}
+
+
+def test_the_contract_command_syncs_one_target_through_the_dagster_cli(tmp_path, monkeypatch):
+    last = yesterday()
+    first = last - timedelta(days=1)
+    with deployment(tmp_path, monkeypatch) as d:
+        env = {**env_without_secrets(), **d.env, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+        Path(env["DAGSTER_HOME"]).mkdir()
+        command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipeline.definitions",
+                   "--select", "dds_jobs,dds_jobs_parquet",
+                   "--partition-range", f"{first.isoformat()}|hk-prod...{last.isoformat()}|hk-prod"]
+        run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        assert run.returncode == 0, run.stderr[-2000:]
+        stored = d.stored()
+        assert set(stored["project_id"]) == {PROJECTS["hk-prod"]}
+        assert sorted(stored["id"]) == d.expected_ids("hk-prod", first, last)
+        # The secret of the target's prefixed variable never reaches Dagster's storage or output.
+        assert TOKEN not in run.stdout + run.stderr
+        for path in Path(env["DAGSTER_HOME"]).rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), path

@@ -1,0 +1,117 @@
+"""Which credentials a run uses (AK/SK, then the IAM user, then a static token), the one-line errors for partial
+or missing sets, and no secret in any repr, log line or error."""
+
+import logging
+
+import pytest
+
+from pipeline.api.auth import AkSkAuth, IamTokenAuth, TokenAuth
+from pipeline.api.credentials import (
+    STATIC_TOKEN_WARNING,
+    Credentials,
+    CredentialsError,
+    build_auth,
+)
+from pipeline.api.iam import IamTokenProvider
+from pipeline.settings import ConfigError
+from tests.integration.test_auth import (  # noqa: F401 - gateway: the fixture
+    AK,
+    DOMAIN,
+    PASSWORD,
+    SECRETS,
+    SECURITY_TOKEN,
+    SK,
+    STATIC_TOKEN,
+    TEMP_AK,
+    TEMP_SK,
+    USER,
+    gateway,
+    iam_provider,
+)
+
+IAM_ENV = {"DDS_IAM_USERNAME": USER, "DDS_IAM_PASSWORD": PASSWORD, "DDS_IAM_DOMAIN": DOMAIN}
+AKSK_ENV = {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({**AKSK_ENV, **IAM_ENV, "DDS_AUTH_TOKEN": STATIC_TOKEN}, (AkSkAuth, "aksk")),
+    ({**IAM_ENV, "DDS_AUTH_TOKEN": STATIC_TOKEN}, (IamTokenAuth, "iam")),
+    ({"DDS_AUTH_TOKEN": STATIC_TOKEN, "HUAWEICLOUD_SDK_AK": " ", "DDS_IAM_USERNAME": ""}, (TokenAuth, "token")),
+])
+def test_precedence_is_aksk_then_iam_user_then_static_token(env, expected):
+    auth, method = build_auth(Credentials.from_env(env), "project-1")
+    assert (type(auth), method) == expected
+
+
+@pytest.mark.parametrize("env,message", [
+    ({}, "no DDS credentials: set HUAWEICLOUD_SDK_AK/SK, DDS_IAM_* or DDS_AUTH_TOKEN"),
+    ({"HUAWEICLOUD_SDK_AK": AK}, "HUAWEICLOUD_SDK_AK set but HUAWEICLOUD_SDK_SK missing"),
+    ({"HUAWEICLOUD_SDK_SK": SK, "DDS_AUTH_TOKEN": STATIC_TOKEN},
+     "HUAWEICLOUD_SDK_SK set but HUAWEICLOUD_SDK_AK missing"),
+    ({"DDS_IAM_USERNAME": USER, "DDS_IAM_DOMAIN": DOMAIN},
+     "DDS_IAM_USERNAME, DDS_IAM_DOMAIN set but DDS_IAM_PASSWORD missing"),
+    ({"DDS_IAM_USERNAME": USER, "DDS_IAM_PASSWORD": PASSWORD, **AKSK_ENV},
+     "DDS_IAM_USERNAME, DDS_IAM_PASSWORD set but DDS_IAM_DOMAIN missing"),
+    ({"DDS_IAM_PASSWORD": PASSWORD}, "DDS_IAM_PASSWORD set but DDS_IAM_USERNAME, DDS_IAM_DOMAIN missing"),
+    ({"HUAWEICLOUD_SDK_SECURITY_TOKEN": SECURITY_TOKEN, "DDS_AUTH_TOKEN": STATIC_TOKEN},
+     "HUAWEICLOUD_SDK_SECURITY_TOKEN set without HUAWEICLOUD_SDK_AK/SK"),
+    ({**IAM_ENV, "DDS_IAM_ENDPOINT": "iam.example.com"},
+     "DDS_IAM_ENDPOINT: IAM endpoint must be an http(s) URL such as https://iam.myhuaweicloud.com, got 'iam.ex"),
+    ({**IAM_ENV, "DDS_IAM_ENDPOINT": f"https://{USER}:{PASSWORD}@iam.example.com"},
+     "DDS_IAM_ENDPOINT: IAM endpoint must not embed credentials"),
+])
+def test_credential_selection_errors_name_what_is_wrong(env, message):
+    with pytest.raises(ConfigError) as caught:
+        build_auth(Credentials.from_env(env), "project-1")
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not any(secret in str(caught.value) for secret in SECRETS)
+
+
+@pytest.mark.parametrize("env", [AKSK_ENV, IAM_ENV])
+def test_signed_and_iam_methods_need_a_project_id(env):
+    with pytest.raises(CredentialsError, match="^DDS_PROJECT_ID is not set"):
+        build_auth(Credentials.from_env(env), "")
+
+
+def test_static_token_is_warned_about_through_logging(caplog):
+    caplog.set_level(logging.WARNING)
+    build_auth(Credentials.from_env({"DDS_AUTH_TOKEN": STATIC_TOKEN}), "project-1")
+    assert STATIC_TOKEN_WARNING in caplog.messages
+    caplog.clear()
+    build_auth(Credentials.from_env(AKSK_ENV), "project-1")
+    assert caplog.messages == []
+
+
+@pytest.mark.parametrize("factory", [
+    lambda: TokenAuth(""), lambda: AkSkAuth(AK, ""), lambda: AkSkAuth(AK, "SECRET with\nnewline"),
+    lambda: IamTokenProvider("http://iam", USER, "", DOMAIN, "p1"),
+    lambda: IamTokenProvider("ftp://iam", USER, PASSWORD, DOMAIN, "p1"),
+])
+def test_bad_secrets_are_refused_at_construction_without_echoing_them(factory):
+    with pytest.raises(ValueError) as caught:
+        factory()
+    assert "SECRET" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_no_repr_or_str_shows_a_secret(gateway):
+    sim, authenticator = gateway
+    provider = iam_provider(sim)
+    provider.token()
+    everything = [
+        TokenAuth(STATIC_TOKEN),
+        AkSkAuth(AK, SK, project_id="p1"),
+        AkSkAuth(TEMP_AK, TEMP_SK, security_token=SECURITY_TOKEN),
+        IamTokenAuth(provider),
+        provider,
+        provider._cached,
+        authenticator,
+        Credentials.from_env({**AKSK_ENV, **IAM_ENV, "DDS_AUTH_TOKEN": STATIC_TOKEN,
+                              "HUAWEICLOUD_SDK_SECURITY_TOKEN": SECURITY_TOKEN}),
+    ]
+    issued = provider._cached.value
+    for thing in everything:
+        for shown in (repr(thing), str(thing), f"{thing}"):
+            assert not any(secret in shown for secret in (*SECRETS, issued)), shown
+    assert repr(everything[0]) == "TokenAuth(token=***)"
+    assert repr(everything[1]) == "AkSkAuth(ak=AKPE***, sk=***, project_id='p1')"
+    assert "access_key=AKPE***" in repr(everything[-1]) and "iam_password=***" in repr(everything[-1])
