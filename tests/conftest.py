@@ -1,10 +1,14 @@
-"""Shared fixtures: real databases for the warehouse tests.
+"""Shared fixtures: the real databases of the warehouse tests, and moto's S3 server.
+
+The warehouse's databases are one parameter list, DATABASES: SQLite, PostgreSQL (marked ``postgres``) and MariaDB
+(marked ``mariadb``, the generic upsert path). The ``warehouse_url`` and ``warehouse`` fixtures run a test on each;
+``-m "not mariadb"`` or ``-m "not postgres"`` leaves a server out.
 
 PostgreSQL tests run against the server named by ``DDS_TEST_POSTGRES_URL`` (default: the local trust-auth
-server on 127.0.0.1:5432), MariaDB tests (the generic upsert path) against ``DDS_TEST_MARIADB_URL`` (default:
-root without password on 127.0.0.1:3306, through PyMySQL). Each test session gets a database of its own on
-each, dropped afterwards. Without a server the tests skip with the reason, except under CI (``CI=true``),
-where a missing server is a failure.
+server on 127.0.0.1:5432), MariaDB tests against ``DDS_TEST_MARIADB_URL`` (default: root without password on
+127.0.0.1:3306, through PyMySQL). Each test session gets a database of its own on each, dropped afterwards.
+Without a server the tests skip with the reason, except under CI (``CI=true``), where a missing server is a
+failure.
 """
 
 import os
@@ -12,9 +16,16 @@ import signal
 import uuid
 from collections.abc import Iterator
 
+import pyarrow.fs as pafs
 import pytest
 import sqlalchemy as sa
 from hypothesis import settings
+from moto.server import ThreadedMotoServer
+
+from pipeline.snapshots.s3 import S3Options
+from pipeline.snapshots.store import ParquetStore
+from tests.support.s3 import ACCESS_KEY, SECRET_KEY, s3_env
+from tests.support.warehouse_helpers import ready_warehouse
 
 # Property tests draw the same examples on every run: a failure found once is found again, and no run fails on a
 # draw the previous one did not make. A deliberate search for new examples: HYPOTHESIS_PROFILE=explore.
@@ -29,6 +40,18 @@ def pytest_configure(config):
     # to its default across exec, so the children get Ctrl-C back (tests/support/processes.py stops them by group).
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# The marker of the tests that need each server, whether they take it as a parameter of DATABASES or by name.
+SERVER_MARKS = {"postgres_server_url": pytest.mark.postgres, "mariadb_server_url": pytest.mark.mariadb}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, mark in SERVER_MARKS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(mark)
+
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DDS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -80,19 +103,6 @@ def postgres_url(postgres_server_url):
     return postgres_server_url
 
 
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'warehouse.db'}"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse_url(request, tmp_path):
-    """Each warehouse test runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return request.getfixturevalue("sqlite_url")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture(scope="session")
 def mariadb_server_url():
     """URL of a database of this test session's own on the MariaDB (or MySQL) server, dropped afterwards."""
@@ -112,3 +122,65 @@ def mariadb_url(mariadb_server_url):
         conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     engine.dispose()
     return mariadb_server_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+# The warehouse's databases, each with the fixture of its URL: SQLite and PostgreSQL have fast upsert paths of
+# their own, MariaDB takes the generic one.
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.postgres, id="postgresql"),
+    pytest.param("mariadb", marks=pytest.mark.mariadb, id="mariadb"),
+]
+URL_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url", "mariadb": "mariadb_url"}
+FAST_PATH_DATABASES = [database for database in DATABASES if database.values[0] in ("sqlite", "postgresql")]
+
+
+@pytest.fixture(params=DATABASES)
+def warehouse_url(request):
+    """A test taking it runs on SQLite, on PostgreSQL and on MariaDB."""
+    return request.getfixturevalue(URL_FIXTURES[request.param])
+
+
+@pytest.fixture(params=FAST_PATH_DATABASES)
+def fast_path_warehouse_url(request):
+    """The databases of DATABASES with an upsert path of their own: SQLite and PostgreSQL."""
+    return request.getfixturevalue(URL_FIXTURES[request.param])
+
+
+@pytest.fixture
+def warehouse(warehouse_url):
+    """The warehouse on each database of DATABASES, with its table, indexes and views."""
+    yield from ready_warehouse(warehouse_url)
+
+
+# --- S3-compatible object storage: moto's server on loopback ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint) -> str:
+    """A new, empty bucket on the S3 server."""
+    name = f"dds-{uuid.uuid4().hex[:12]}"
+    pafs.S3FileSystem(access_key=ACCESS_KEY, secret_key=SECRET_KEY, region="us-east-1", scheme="http",
+                      endpoint_override=s3_endpoint.removeprefix("http://"), allow_bucket_creation=True
+                      ).create_dir(name)
+    return name
+
+
+@pytest.fixture
+def s3_store(s3_endpoint, bucket) -> ParquetStore:
+    """Parquet snapshots under a prefix of a new bucket."""
+    return ParquetStore(f"s3://{bucket}/snapshots/", s3=S3Options.from_env(s3_env(s3_endpoint)))

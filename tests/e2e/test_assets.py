@@ -1,4 +1,5 @@
-"""The Dagster assets, run in process against the simulator over loopback HTTP, into real SQLite and Parquet."""
+"""The Dagster assets, run in process against the simulator over loopback HTTP, into real SQLite (and MariaDB) and
+Parquet."""
 
 from datetime import datetime, time, timedelta, timezone
 
@@ -110,3 +111,49 @@ def test_an_api_refusal_fails_the_run_with_its_one_line_logged_first(tmp_path, m
         logged = [entry.user_message for entry in p.instance.all_logs(result.run_id)]
         assert logged.index(line) < logged.index(failure.message)
         assert p.sim.requests and not p.run_summaries("dds_jobs")
+
+
+def test_a_dagster_run_on_mariadb_passes_its_checks(mariadb_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("DDS_WAREHOUSE_URL", mariadb_url)
+    last = yesterday()
+    monkeypatch.setenv("DDS_START_DATE", (last - timedelta(days=1)).isoformat())
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        result = p.sync(last - timedelta(days=1), last)
+        assert result.success
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == {"stored_count_matches_api": True, "no_duplicate_keys": True,
+                          "ended_not_before_created": True, "parquet_matches_warehouse": True,
+                          "no_days_at_risk": True}
+        assert p.day_metadata("dds_jobs", last)["stored_jobs"] == len(expected_jobs(p.sim, last, last)) > 0
+
+
+def test_a_dagster_run_counts_unknown_fields_and_logs_a_changed_finished_state(tmp_path, monkeypatch):
+    last = yesterday()
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        assert p.sync(last, last).success
+        jobs = expected_jobs(p.sim, last, last)
+        finished = sorted(job_id for job_id, job in jobs.items() if job["status"] == "Completed")[0]
+        render = p.sim.store.render
+
+        def late_answers(job):
+            record = render(job)
+            if record["id"] == finished:  # complete and well-formed: the provider now reports a failure
+                record.update(status="Failed", fail_reason="reported late")
+            else:
+                record.pop("instance_name")
+            return record
+
+        monkeypatch.setattr(p.sim.store, "render", late_answers)
+        result = p.sync(last, last)
+        assert result.success
+        metadata = p.day_metadata("dds_jobs", last)
+        # Per day, the unknown fields; per run, once, the finished jobs whose state changed.
+        assert metadata["unknown_fields"] == len(jobs) - 1 and "finished_changed" not in metadata
+        assert p.run_summaries("dds_jobs")[0]["finished_changed"] == 1
+        messages = [entry.user_message for entry in p.instance.all_logs(result.run_id)]
+        [line] = [m for m in messages if "finished job(s) changed their finished state" in m]
+        assert line.startswith(f"1 finished job(s) changed their finished state on a complete record; first: "
+                               f"job '{finished}'")
+        assert line.endswith("status 'Completed' -> 'Failed', fail_reason NULL -> 'reported late'")
+        table = Warehouse(p.settings.warehouse_url).read_days([last]).set_index("id")
+        assert table["instance_name"].notna().all() and table.loc[finished, "status"] == "Failed"

@@ -10,7 +10,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,12 +27,13 @@ from pipeline.simulator import DdsSimulator, SimulatorConfig, json_response
 from pipeline.simulator.server import JOBS_PATH, list_jobs
 from pipeline.testing import fetch_jobs
 from tests.support.dagster_helpers import (
+    LAST,
     env_without_secrets,
     expected_jobs,
     pipeline_env,
     pipeline_under_test,
-    yesterday,
 )
+from tests.support.paths import BIN
 from tests.support.reliability_helpers import (
     failure_messages,
     snapshot_jobs,
@@ -41,9 +41,7 @@ from tests.support.reliability_helpers import (
     sync_with_api,
 )
 
-LAST = yesterday()
 FIRST = LAST - timedelta(days=1)
-BIN = Path(sys.executable).parent
 
 
 def assert_one_line_naming(message: str, setting: str) -> None:
@@ -190,12 +188,8 @@ def with_records(extra: list) -> tuple:
     return ("GET", JOBS_PATH, answer)
 
 
-@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_records_the_api_should_never_send_are_stored_or_counted_never_dropped(
-    tmp_path, monkeypatch, request, database
-):
-    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
-    monkeypatch.setenv("DDS_WAREHOUSE_URL", url)
+def test_records_the_api_should_never_send_are_stored_or_counted_never_dropped(tmp_path, monkeypatch, warehouse_url):
+    monkeypatch.setenv("DDS_WAREHOUSE_URL", warehouse_url)
     routes = [with_records([*KEPT.values(), *REJECTED])]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=20, extra_routes=routes) as p:
         result = p.sync(FIRST, LAST)
@@ -204,7 +198,7 @@ def test_records_the_api_should_never_send_are_stored_or_counted_never_dropped(
         # Rejected records have no day of their own: the run's summary counts them.
         assert p.run_summaries("dds_jobs")[0]["rejected"] == len(REJECTED)
         assert meta["anomalies"] == ANOMALIES
-        rows = stored_jobs(url).set_index("id")
+        rows = stored_jobs(warehouse_url).set_index("id")
         assert set(rows.index) == expected_jobs(p.sim, FIRST, LAST).keys() | KEPT.keys()
         snapshot = snapshot_jobs(p.settings.parquet_root).set_index("id")
         for stored in (rows, snapshot):

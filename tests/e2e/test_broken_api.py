@@ -5,7 +5,7 @@ a 10-day sync ends with exactly the simulator's jobs."""
 
 import re
 from collections import Counter
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -14,21 +14,21 @@ from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.outages import STORM_MIX
-from tests.e2e.test_faults import job_requests, parquet_files
 from tests.support.dagster_helpers import (
+    LAST,
+    LATE_ON_LAST_DAY,
     TOKEN,
     pipeline_under_test,
-    yesterday,
 )
 from tests.support.reliability_helpers import (
     assert_exact_data,
     failure_messages,
+    job_requests,
+    parquet_files,
     stored_jobs,
     sync_with_api,
 )
 
-LAST = yesterday()
-LATE_ON_LAST_DAY = datetime.combine(LAST, time(23, 40), tzinfo=timezone.utc)
 # Retries that ride out short troubles quickly.
 QUICK_RETRIES = {"retry_base_delay_seconds": 0.02, "retry_budget_seconds": 30.0, "read_timeout_seconds": 10.0}
 # The storm's stalls last 1 s: this read timeout turns them into timeouts (a busy machine may time out an answer that

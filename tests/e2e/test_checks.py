@@ -4,28 +4,8 @@ import shutil
 from datetime import timedelta
 
 import sqlalchemy as sa
-from dagster import AssetCheckEvaluation, AssetSelection, Definitions, define_asset_job
 
-from pipeline.dds.checks import (
-    ended_not_before_created,
-    no_duplicate_keys,
-    parquet_matches_warehouse,
-)
-from pipeline.dds.partitions import range_tags
-from tests.support.dagster_helpers import pipeline_under_test, yesterday
-
-
-def run_checks_only(p, day) -> dict[str, bool]:
-    return {name: evaluation.passed for name, evaluation in check_evaluations(p, day).items()}
-
-
-def check_evaluations(p, day) -> dict[str, AssetCheckEvaluation]:
-    # The checks that run on their own (the in-asset count check runs only with a sync).
-    job = define_asset_job("checks_only", selection=AssetSelection.checks(
-        no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse))
-    defs = Definitions.merge(p.definitions(), Definitions(jobs=[job]))
-    result = defs.resolve_job_def("checks_only").execute_in_process(instance=p.instance, tags=range_tags(day, day))
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+from tests.support.dagster_helpers import check_evaluations, pipeline_under_test, run_checks_only, yesterday
 
 
 def test_checks_pass_on_synced_data_and_fail_on_a_doubled_parquet_day(tmp_path, monkeypatch):

@@ -2,9 +2,7 @@
 an error a user can fix (``dds-tasks demo`` has tests/e2e/test_demo.py)."""
 
 import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +15,7 @@ from tests.support.dagster_helpers import (
     pipeline_env,
     yesterday,
 )
-
-BIN = Path(sys.executable).parent
+from tests.support.paths import BIN
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:

@@ -10,11 +10,10 @@ import dataclasses
 import threading
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from pipeline.simulator import DdsSimulator
-from tests.support.dagster_helpers import TOKEN, pipeline_under_test, yesterday
+from tests.support.dagster_helpers import LAST, TOKEN, pipeline_under_test
 from tests.support.reliability_helpers import (
     SyncChild,
     assert_exact_data,
@@ -25,7 +24,6 @@ from tests.support.reliability_helpers import (
     waiting_upserts,
 )
 
-LAST = yesterday()
 FIRST = LAST - timedelta(days=2)
 RUNS = 2
 
@@ -47,10 +45,8 @@ class FetchesStartTogether:
         assert self._everyone.wait(60), "the other run never started its fetch"
 
 
-@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_two_runs_of_the_same_days_at_once_end_with_exact_data(tmp_path, monkeypatch, request, database):
-    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
-    monkeypatch.setenv("DDS_WAREHOUSE_URL", url)
+def test_two_runs_of_the_same_days_at_once_end_with_exact_data(tmp_path, monkeypatch, warehouse_url):
+    monkeypatch.setenv("DDS_WAREHOUSE_URL", warehouse_url)
     together = FetchesStartTogether(RUNS)
     routes = [hooked_jobs_route(together)]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400, extra_routes=routes) as p:
@@ -64,10 +60,10 @@ def test_two_runs_of_the_same_days_at_once_end_with_exact_data(tmp_path, monkeyp
                 SyncChild(FIRST, LAST, tmp_path / "child-1.log", env={"DDS_ENDPOINT": reversed_sim.url}),
             ]
             try:
-                if database == "postgresql":
-                    engine = sa.create_engine(url)
+                if warehouse_url.startswith("postgresql"):
+                    engine = sa.create_engine(warehouse_url)
                     with engine.connect() as holder, holder.begin():
-                        lock_row(holder, middle_job_id(url))
+                        lock_row(holder, middle_job_id(warehouse_url))
                         wait_for(lambda: len(waiting_upserts(engine)) == RUNS, "both upserts to wait for a lock")
                     engine.dispose()
                 for child in children:

@@ -9,14 +9,14 @@ PostgreSQL upsert (this process holds a row lock the child's upsert waits on).
 
 import threading
 from contextlib import contextmanager
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.support.dagster_helpers import pipeline_under_test, yesterday
+from tests.support.dagster_helpers import LAST, LATE_ON_LAST_DAY, pipeline_under_test
 from tests.support.reliability_helpers import (
     SyncChild,
     assert_exact_data,
@@ -30,10 +30,7 @@ from tests.support.reliability_helpers import (
     waiting_upserts,
 )
 
-LAST = yesterday()
 FIRST = LAST - timedelta(days=2)
-# The simulator's clock stands late on the last day: its evening jobs are Running at the first sync.
-LATE_ON_LAST_DAY = datetime.combine(LAST, time(23, 40), tzinfo=timezone.utc)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ again, and honest about its checks."""
 import hashlib
 import sqlite3
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,9 +17,8 @@ from pipeline.sync import snapshot_days
 from pipeline.testing import synthetic_records
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import env_without_secrets, yesterday
+from tests.support.paths import BIN
 from tests.support.reliability_helpers import stored_jobs
-
-BIN = Path(sys.executable).parent
 
 
 def demo(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

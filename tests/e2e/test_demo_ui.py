@@ -9,7 +9,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -18,30 +17,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.demo_ui import usable_port
+from tests.support.browser import CHROMIUM, browser_or_skip
 from tests.support.dagster_helpers import env_without_secrets
+from tests.support.paths import ARTIFACTS, BIN
 from tests.support.processes import spawn, stop
-from tests.support.shell_helpers import ROOT, processes_in
+from tests.support.shell_helpers import processes_in
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "tests" / "artifacts"
 DEMO_DAYS = 3
 UI_TIMEOUT_MS = 60_000
-
-
-def browser_or_skip():
-    """Playwright's sync API, or a skip saying what is missing (a failure under CI, which installs both)."""
-    missing = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = "PyPI playwright is not installed (the dev extra has it)"
-    if not missing and not os.access(CHROMIUM, os.X_OK):
-        missing = f"{CHROMIUM} is missing (Debian's chromium package: apt-get install -y chromium)"
-    if missing:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"the browser tests need it under CI: {missing}", pytrace=False)
-        pytest.skip(missing)
-    return sync_playwright
 
 
 class DemoUi:
@@ -51,7 +34,7 @@ class DemoUi:
         self.cwd = cwd
         self.lines: list[str] = []
         self.process = spawn(
-            [str(Path(sys.executable).parent / "dds-tasks"), "demo", "--days", str(DEMO_DAYS), "--jobs-per-day", "60",
+            [str(BIN / "dds-tasks"), "demo", "--days", str(DEMO_DAYS), "--jobs-per-day", "60",
              "--ui", "--port", str(usable_port(0))],
             cwd=cwd, env=env_without_secrets(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))

@@ -5,19 +5,20 @@ without touching what is stored."""
 import threading
 from collections import Counter
 from datetime import datetime, time, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipeline.api.retry import RETRY_KINDS
 from pipeline.simulator import FAULT_KINDS
-from tests.support.dagster_helpers import TOKEN, expected_jobs, pipeline_under_test, yesterday
+from tests.support.dagster_helpers import LAST, LATE_ON_LAST_DAY, TOKEN, expected_jobs, pipeline_under_test
 from tests.support.reliability_helpers import (
     FAST_RETRIES,
     assert_exact_data,
     failure_messages,
     hooked_jobs_route,
+    job_requests,
+    parquet_files,
     stored_jobs,
     sync_with_api,
     wait_for,
@@ -28,13 +29,6 @@ RETRY_KIND_OF_FAULT = {
     "429": "429", "429_no_retry_after": "429", "500": "5xx", "502_html": "5xx", "503": "5xx", "drop": "connection",
     "truncate": "invalid_json", "invalid_json": "invalid_json", "slow": "timeout",
 }
-LAST = yesterday()
-# The simulator's clock stands late on the last day, so that its evening jobs are still Running at a first sync.
-LATE_ON_LAST_DAY = datetime.combine(LAST, time(23, 40), tzinfo=timezone.utc)
-
-
-def job_requests(sim) -> list:
-    return [r for r in sim.requests if r.path.endswith("/jobs")]
 
 
 def every_fault_kind_once_paging_starts():
@@ -75,10 +69,6 @@ def test_a_multi_day_sync_under_every_fault_at_once_stores_exactly_the_jobs(tmp_
         assert "fetch_retries" not in p.day_metadata("dds_jobs", first)
         print(f"\nfault suite: {sum(injected.values())} faults injected and survived "
               f"({dict(sorted(injected.items()))}) over {meta['fetch_pages']} pages, {len(jobs)} jobs, 0 lost")
-
-
-def parquet_files(root: str) -> dict[str, bytes]:
-    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(Path(root).rglob("*.parquet"))}
 
 
 @pytest.mark.parametrize(

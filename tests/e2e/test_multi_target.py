@@ -2,7 +2,6 @@
 Dagster CLI against one simulator serving three projects, one of which rejects its target's credentials."""
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import retained_since
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import TOKEN, env_without_secrets, yesterday
-from tests.support.paths import ROOT
+from tests.support.paths import BIN, ROOT
 
 PROJECTS = {"sg-prod": "proj-sg", "hk-prod": "proj-hk", "eu-prod": "proj-eu"}
 REGIONS = {"sg-prod": "ap-southeast-1", "hk-prod": "ap-southeast-1", "eu-prod": "eu-west-101"}
@@ -199,7 +198,7 @@ def test_the_contract_command_syncs_one_target_through_the_dagster_cli(tmp_path,
     with deployment(tmp_path, monkeypatch) as d:
         env = {**env_without_secrets(), **d.env, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
         Path(env["DAGSTER_HOME"]).mkdir()
-        command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipeline.definitions",
+        command = [str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline.definitions",
                    "--select", "dds_jobs,dds_jobs_parquet",
                    "--partition-range", f"{first.isoformat()}|hk-prod...{last.isoformat()}|hk-prod"]
         run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

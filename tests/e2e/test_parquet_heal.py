@@ -4,7 +4,6 @@ days of its range and says so; a damaged day outside any run is found and repair
 
 import logging
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -17,9 +16,9 @@ from dagster import AssetKey
 
 from pipeline.snapshots.store import ParquetStore
 from pipeline.warehouse.store import Warehouse
-from tests.e2e.test_checks import check_evaluations
 from tests.support.dagster_helpers import (
     PipelineUnderTest,
+    check_evaluations,
     env_without_secrets,
     pipeline_under_test,
     yesterday,
@@ -32,8 +31,7 @@ from tests.support.parquet_damage import (
     plant_job,
     truncate,
 )
-
-BIN = Path(sys.executable).parent
+from tests.support.paths import BIN
 
 
 def warnings_of(p, run_id: str) -> list[str]:

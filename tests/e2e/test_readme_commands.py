@@ -14,8 +14,8 @@ from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.simulator.cli import config_from_args
 from tests.support.dagster_helpers import expected_jobs
+from tests.support.paths import ROOT
 from tests.support.shell_helpers import (
-    ROOT,
     Shell,
     fresh_clone,
     processes_in,

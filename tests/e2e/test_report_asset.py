@@ -20,9 +20,9 @@ from pipeline.jobs.normalize import normalize_jobs
 from pipeline.settings import Settings
 from pipeline.testing import synthetic_records
 from pipeline.warehouse.store import Warehouse
-from tests.integration.test_s3_snapshots import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures: moto's S3 on loopback
 from tests.support.dagster_helpers import pipeline_under_test, yesterday
 from tests.support.report_helpers import ReportPage, decoded_chart
+from tests.support.s3 import s3_env
 
 REPORT = AssetKey(REPORT_ASSET)
 
@@ -80,7 +80,7 @@ def test_the_daily_schedule_syncs_and_then_rebuilds_the_report_from_what_it_stor
 
 
 def test_on_object_storage_the_report_goes_next_to_the_snapshots(
-    tmp_path, monkeypatch, s3_endpoint, bucket  # noqa: F811 - the fixtures imported above
+    tmp_path, monkeypatch, s3_endpoint, bucket
 ):
     for name, value in {**s3_env(s3_endpoint), "DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1",
                         "DDS_PARQUET_ROOT": f"s3://{bucket}/snapshots"}.items():

@@ -2,16 +2,14 @@
 refusing a bad option in one line with exit status 2 before it reads or writes anything."""
 
 import subprocess
-import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.support.dagster_helpers import env_without_secrets
+from tests.support.paths import BIN
 from tests.support.report_helpers import ReportPage, known_jobs, load
-
-BIN = Path(sys.executable).parent
 
 
 def dds_tasks(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

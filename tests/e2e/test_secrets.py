@@ -13,7 +13,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -57,8 +56,8 @@ from tests.support.dagster_helpers import (
     pipeline_under_test,
     yesterday,
 )
+from tests.support.paths import BIN
 
-BIN = Path(sys.executable).parent
 STATIC_TOKEN = "tok-Sentinel-4Fq9-static-token"
 AK, SK = "AKSENTINEL4FQ9PERM", "sk/Sentinel+4Fq9=permanent-secret"
 TEMP_AK, TEMP_SK, SECURITY_TOKEN = "AKSENTINEL4FQ9TEMP", "sk/Sentinel+4Fq9=temporary-secret", "sts-Sentinel-4Fq9-x"

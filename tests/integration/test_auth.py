@@ -1,19 +1,15 @@
 """Authentication over real HTTP: the client against the simulator's gateway and IAM (``pipeline.simulator.auth``).
 
 Each method fetches a window of jobs end to end; bad credentials are refused once and never retried; IAM
-tokens are cached, refreshed early, and refreshed once when revoked mid-fetch. Which credentials are chosen,
-and what no repr shows: test_credentials.py.
-`dds-tasks simulate` serves the same gateway for AK/SK and IAM users, and its printed instructions work.
+tokens are cached, refreshed early, and refreshed once when revoked mid-fetch; no repr shows a secret. Which
+credentials are chosen: tests/unit/test_credentials.py. `dds-tasks simulate` serves the same gateway for AK/SK and
+IAM users, and its printed instructions work: tests/e2e/test_simulate_command.py.
 """
 
 import logging
-import shlex
 import socket
-import subprocess
-import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import requests
@@ -27,16 +23,23 @@ from pipeline.cli import main as dds_tasks
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.testing import fetch_jobs
-from tests.support.dagster_helpers import env_without_secrets, yesterday
-from tests.support.processes import interrupt, spawn
+from tests.support.credentials import (
+    AK,
+    AKSK_ENV,
+    DOMAIN,
+    IAM_ENV,
+    PASSWORD,
+    SECRETS,
+    SECURITY_TOKEN,
+    SK,
+    STATIC_TOKEN,
+    TEMP_AK,
+    TEMP_SK,
+    USER,
+)
+from tests.support.simulator_http import NOW
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
 WINDOW = TimeWindow.for_days(date(2026, 11, 10), date(2026, 11, 14))
-STATIC_TOKEN = "static-SECRET-token-0001"
-AK, SK = "AKPERMANENT00001", "SECRET-sk-permanent-0001"
-TEMP_AK, TEMP_SK, SECURITY_TOKEN = "AKTEMPORARY00001", "SECRET-sk-temporary-0001", "SECRET-sts-token-0001"
-USER, PASSWORD, DOMAIN = "sync-robot", "SECRET-password-0001", "example-account"
-SECRETS = (STATIC_TOKEN, SK, TEMP_SK, SECURITY_TOKEN, PASSWORD)
 
 
 def make_authenticator(**overrides) -> SimulatorAuthenticator:
@@ -263,6 +266,30 @@ def test_concurrent_callers_share_one_token_fetch(gateway):
     assert len(set(tokens)) == 1 and len(tokens) == 8 and authenticator.issued_tokens == 1
 
 
+def test_no_repr_or_str_shows_a_secret(gateway):
+    sim, authenticator = gateway
+    provider = iam_provider(sim)
+    provider.token()
+    everything = [
+        TokenAuth(STATIC_TOKEN),
+        AkSkAuth(AK, SK, project_id="p1"),
+        AkSkAuth(TEMP_AK, TEMP_SK, security_token=SECURITY_TOKEN),
+        IamTokenAuth(provider),
+        provider,
+        provider._cached,
+        authenticator,
+        Credentials.from_env({**AKSK_ENV, **IAM_ENV, "DDS_AUTH_TOKEN": STATIC_TOKEN,
+                              "HUAWEICLOUD_SDK_SECURITY_TOKEN": SECURITY_TOKEN}),
+    ]
+    issued = provider._cached.value
+    for thing in everything:
+        for shown in (repr(thing), str(thing), f"{thing}"):
+            assert not any(secret in shown for secret in (*SECRETS, issued)), shown
+    assert repr(everything[0]) == "TokenAuth(token=***)"
+    assert repr(everything[1]) == "AkSkAuth(ak=AKPE***, sk=***, project_id='p1')"
+    assert "access_key=AKPE***" in repr(everything[-1]) and "iam_password=***" in repr(everything[-1])
+
+
 # --- the simulator's verifier catches what a real gateway would ---------------------------------------------
 
 def signed_get(sim: DdsSimulator, sk: str = SK, now: datetime | None = None) -> requests.Response:
@@ -303,39 +330,7 @@ def test_gateway_refuses_requests_without_credentials_or_with_unknown_tokens(gat
     assert authenticator.rejections["APIG.0301"] == 2
 
 
-# --- `dds-tasks simulate` with AK/SK and an IAM user --------------------------------------------------------
-
-def test_the_simulate_command_accepts_aksk_and_an_iam_user_and_its_instructions_work():
-    process = spawn(
-        [str(Path(sys.executable).parent / "dds-tasks"), "simulate", "--port", "0", "--jobs-per-day", "30",
-         "--token", "", "--ak", AK, "--sk", SK, "--iam-user", USER, "--iam-password", PASSWORD,
-         "--iam-domain", DOMAIN, "--iam-token-minutes", "90"],
-        env=env_without_secrets(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        while not lines or lines[-1] != "Press Ctrl-C to stop.":
-            lines.append(process.stdout.readline().rstrip("\n"))
-            assert lines[-1] or process.poll() is None, process.stderr.read()
-        exports = [line.split("#")[0] for line in lines if line.strip().startswith("export ")]
-        printed = dict(item.split("=", 1) for line in exports for item in shlex.split(line)[1:])
-        # The secret key and the password are never echoed: the user fills them in.
-        assert (printed["HUAWEICLOUD_SDK_SK"], printed["DDS_IAM_PASSWORD"]) == ("<your --sk>", "<your --iam-password>")
-        assert "DDS_AUTH_TOKEN" not in printed and any("tokens live 90 min" in line for line in lines)
-        env = {**printed, "HUAWEICLOUD_SDK_SK": SK, "DDS_IAM_PASSWORD": PASSWORD}
-        ids = {}
-        for names in (("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"),
-                      ("DDS_IAM_ENDPOINT", "DDS_IAM_USERNAME", "DDS_IAM_DOMAIN", "DDS_IAM_PASSWORD")):
-            auth, chosen = build_auth(Credentials.from_env({name: env[name] for name in names}), env["DDS_PROJECT_ID"])
-            with DdsTaskCenterClient(env["DDS_ENDPOINT"], env["DDS_PROJECT_ID"], auth) as client:
-                jobs = fetch_jobs(client, TimeWindow.for_days(yesterday(), yesterday())).jobs
-            ids[chosen] = {job["id"] for job in jobs}
-        assert ids["aksk"] == ids["iam"] and len(ids["aksk"]) > 0
-    finally:
-        out, err = interrupt(process)
-    assert process.returncode == 0, err
-    output = "\n".join(lines) + out + err
-    assert not any(secret in output for secret in SECRETS)
-
+# --- `dds-tasks simulate`: credential options ------------------------------------------------------------
 
 @pytest.mark.parametrize("options,message", [
     (["--ak", AK], "--ak and --sk go together: give both or neither"),

@@ -2,11 +2,10 @@
 
 import dataclasses
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 import requests
-from requests.auth import AuthBase
 
 from pipeline.api import (
     DdsApiError,
@@ -27,23 +26,10 @@ from pipeline.simulator import (
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.server import JOBS_PATH, list_jobs
 from pipeline.testing import fetch_jobs
+from tests.support.simulator_http import NOW, WEEK, StaticToken, by_id
 
-UTC = timezone.utc
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PROJECT = "p1"
 TOKEN = "sim-token-0123456789abcdef"
-WEEK = TimeWindow(NOW - timedelta(days=7), NOW)
-
-
-class StaticToken(AuthBase):
-    """Sends a fixed X-Auth-Token, like pipeline.api.auth.TokenAuth."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["X-Auth-Token"] = self._token
-        return request
 
 
 def simulator(**overrides: object) -> DdsSimulator:
@@ -63,10 +49,6 @@ def client_for(sim: DdsSimulator, token: str = TOKEN, **overrides: object) -> Dd
     settings: dict[str, object] = dict(retry=fast_retry(), timeout=(2.0, 10.0))
     settings.update(overrides)
     return DdsTaskCenterClient(sim.url, sim.project_id, StaticToken(token), **settings)
-
-
-def by_id(jobs: list[dict]) -> dict[str, dict]:
-    return {job["id"]: job for job in jobs}
 
 
 def visible(sim: DdsSimulator, window: TimeWindow) -> dict[str, dict]:

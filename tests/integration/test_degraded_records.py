@@ -1,6 +1,7 @@
 """A bad record never erases: a re-sync whose records lack fields or send them unreadable keeps every stored value
 (finished jobs included), counts each such field, and a finished job changes its finished state only on a complete
-record, counted and logged. Over HTTP against the simulator, on real SQLite and PostgreSQL, and through Dagster."""
+record, counted and logged. Over HTTP against the simulator, on real SQLite, PostgreSQL and MariaDB; through
+Dagster: tests/e2e/test_assets.py."""
 
 from datetime import date, datetime, timedelta, timezone
 
@@ -15,8 +16,8 @@ from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import sync_days
 from pipeline.testing import api_record
 from pipeline.warehouse.store import Warehouse
-from tests.integration.test_warehouse import CREATED, MONDAY, TUESDAY, stored, warehouse  # noqa: F401 - the fixture
-from tests.support.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
+from tests.support.job_rows import CREATED, MONDAY, TUESDAY
+from tests.support.warehouse_helpers import stored
 
 NOW = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 DAYS = [date(2026, 11, 14) + timedelta(days=i) for i in range(5)]
@@ -39,7 +40,7 @@ def sync(sim: DdsSimulator, store: Warehouse, at: datetime):
         return sync_days(client, store, DAYS, now=at)
 
 
-def test_a_resync_of_2000_jobs_with_degraded_records_erases_no_stored_value(warehouse):  # noqa: F811
+def test_a_resync_of_2000_jobs_with_degraded_records_erases_no_stored_value(warehouse):
     with DdsSimulator(SimulatorConfig(seed=13, jobs_per_day=400, history_days=10, token="t", now=NOW)) as sim:
         sync(sim, warehouse, NOW)
         before = stored(warehouse, DAYS)
@@ -68,7 +69,7 @@ def load(store: Warehouse, records: list[dict], seen: datetime):
     return store.upsert(normalized.frame, normalized.unknown)
 
 
-def test_a_finished_state_changes_only_on_a_complete_record_and_is_counted(warehouse):  # noqa: F811
+def test_a_finished_state_changes_only_on_a_complete_record_and_is_counted(warehouse):
     ended = CREATED + timedelta(minutes=5)
     load(warehouse, [api_record("done", CREATED, status="Completed", ended_at=ended),
                      api_record("busy", CREATED, status="Running", progress="40%")], MONDAY)
@@ -97,40 +98,8 @@ def failed_end(record: dict) -> pd.Timestamp:
     return pd.Timestamp(datetime.strptime(record["ended_at"], "%Y-%m-%dT%H:%M:%S%z")).tz_convert("UTC")
 
 
-def test_a_bad_unknown_mask_is_refused_before_anything_is_written(warehouse):  # noqa: F811
+def test_a_bad_unknown_mask_is_refused_before_anything_is_written(warehouse):
     frame = normalize_jobs([api_record("a", CREATED)], "proj-1", MONDAY).frame
     with pytest.raises(ValueError, match="one integer mask per row"):
         warehouse.upsert(frame, np.zeros(2, dtype=np.uint16))
     assert warehouse.count_by_day([CREATED.date()]) == {CREATED.date(): 0}
-
-
-def test_a_dagster_run_counts_unknown_fields_and_logs_a_changed_finished_state(tmp_path, monkeypatch):
-    last = yesterday()
-    with pipeline_under_test(tmp_path, monkeypatch) as p:
-        assert p.sync(last, last).success
-        jobs = expected_jobs(p.sim, last, last)
-        finished = sorted(job_id for job_id, job in jobs.items() if job["status"] == "Completed")[0]
-        render = p.sim.store.render
-
-        def late_answers(job):
-            record = render(job)
-            if record["id"] == finished:  # complete and well-formed: the provider now reports a failure
-                record.update(status="Failed", fail_reason="reported late")
-            else:
-                record.pop("instance_name")
-            return record
-
-        monkeypatch.setattr(p.sim.store, "render", late_answers)
-        result = p.sync(last, last)
-        assert result.success
-        metadata = p.day_metadata("dds_jobs", last)
-        # Per day, the unknown fields; per run, once, the finished jobs whose state changed.
-        assert metadata["unknown_fields"] == len(jobs) - 1 and "finished_changed" not in metadata
-        assert p.run_summaries("dds_jobs")[0]["finished_changed"] == 1
-        messages = [entry.user_message for entry in p.instance.all_logs(result.run_id)]
-        [line] = [m for m in messages if "finished job(s) changed their finished state" in m]
-        assert line.startswith(f"1 finished job(s) changed their finished state on a complete record; first: "
-                               f"job '{finished}'")
-        assert line.endswith("status 'Completed' -> 'Failed', fail_reason NULL -> 'reported late'")
-        table = Warehouse(p.settings.warehouse_url).read_days([last]).set_index("id")
-        assert table["instance_name"].notna().all() and table.loc[finished, "status"] == "Failed"

@@ -1,17 +1,17 @@
 """The generic warehouse path (any SQLAlchemy database without a fast upsert), on a real MariaDB through PyMySQL:
 the same rows and the same latest-state rule as the fast paths of SQLite and PostgreSQL, one transaction per
-load, row locks against lost updates, and every read, view and check the pipeline uses."""
+load, row locks against lost updates, and every read, view and check the pipeline uses.
+
+The behaviours every database must have run on MariaDB too, as a parameter of the ``warehouse`` fixture
+(test_warehouse.py, test_upsert_paths.py, ...); a Dagster run on MariaDB: tests/e2e/test_assets.py."""
 
 import logging
 import threading
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import pipeline.warehouse.store as warehouse_module
 from pipeline.api.auth import TokenAuth
@@ -26,55 +26,14 @@ from pipeline.warehouse.upserts.generic import upsert_generic
 from pipeline.warehouse.upserts.postgres import upsert_postgres
 from pipeline.warehouse.upserts.sqlite import UpsertCounts, upsert_sqlite
 from pipeline.warehouse.views import View, load_views
-
-# The warehouse behaviours every database must have, collected here again to run on MariaDB (fixture below).
-from tests.integration.test_warehouse import (  # noqa: F401
-    CREATED,
-    DAY,
-    MONDAY,
-    TUESDAY,
-    load_concurrently,
-    month,
-    ready_warehouse,
-    rows,
-    stored,
-    test_a_failure_mid_load_rolls_back_everything,
-    test_a_late_update_leaves_one_row_in_the_final_state,
-    test_a_stale_running_answer_never_overwrites_a_terminal_state,
-    test_a_terminal_state_seen_earlier_still_beats_a_stored_running_one,
-    test_an_older_answer_of_equal_rank_does_not_replace_a_newer_one,
-    test_empty_strings_and_nulls_stay_distinct,
-    test_loading_twice_gives_the_same_table,
-    test_query_binds_dates_datetimes_and_lists,
-    test_query_cannot_change_anything,
-    test_rows_of_one_key_in_one_frame_are_reduced_to_the_latest,
-    test_timestamps_come_back_utc_aware_with_the_same_instants,
-)
-from tests.support.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
-
-
-@pytest.fixture
-def mariadb(mariadb_url):
-    yield from ready_warehouse(mariadb_url)
-
-
-@pytest.fixture
-def warehouse(mariadb):
-    """The tests imported from test_warehouse.py run on MariaDB here."""
-    return mariadb
-
-
-@pytest.fixture
-def generic_sqlite(sqlite_url, monkeypatch):
-    """A SQLite warehouse forced onto the generic path: its rule checked against the fast path without a server."""
-    monkeypatch.delitem(warehouse_module._UPSERTS, "sqlite")
-    yield from ready_warehouse(sqlite_url)
-
+from tests.support.dagster_helpers import expected_jobs, yesterday
+from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, month, rows
+from tests.support.warehouse_helpers import assert_same_as_sqlite_fast_path, load_concurrently, stored
 
 # --- The fast paths stay where they are ----------------------------------------------------------------------
 
 
-def test_sqlite_and_postgresql_keep_their_fast_upserts(warehouse_url, monkeypatch):
+def test_sqlite_and_postgresql_keep_their_fast_upserts(fast_path_warehouse_url, monkeypatch):
     used = []
 
     def recording(fast):
@@ -86,7 +45,7 @@ def test_sqlite_and_postgresql_keep_their_fast_upserts(warehouse_url, monkeypatc
     for dialect, fast in list(warehouse_module._UPSERTS.items()):
         monkeypatch.setitem(warehouse_module._UPSERTS, dialect, recording(fast))
     monkeypatch.setattr(warehouse_module, "upsert_generic_retrying", pytest.fail)
-    store = Warehouse(warehouse_url)
+    store = Warehouse(fast_path_warehouse_url)
     store.upsert(rows([api_record("a", CREATED)]))
     store.dispose()
     assert used == [upsert_sqlite if store.dialect == "sqlite" else upsert_postgres]
@@ -193,53 +152,6 @@ def test_concurrent_loads_of_the_same_new_jobs_all_succeed(mariadb, mariadb_url)
 
 # --- The same rule as the fast path, on any sequence of loads -----------------------------------------------------
 
-STATES = st.sampled_from([("Running", "10%", ""), ("Running", "70%", ""), ("Completed", "", ""),
-                          ("Failed", "", "disk full"), ("Paused", "", "")])
-# A job may also move to another instance or day between loads: the values SQLite's fast path rewrites in place
-# only when they stay.
-MOVES = st.tuples(st.integers(0, 1), st.integers(0, 2))
-MOVED_TO = [DAY + timedelta(days=day) for day in range(3)]
-LOADS = st.lists(  # loads of (job, state, move) rows, each load seen at its own hour, in any order
-    st.tuples(st.integers(0, 3), st.lists(st.tuples(st.integers(0, 3), STATES, MOVES), min_size=1, max_size=6)),
-    min_size=1, max_size=5,
-)
-
-
-def _load_frames(loads) -> list[pd.DataFrame]:
-    frames = []
-    for hour, jobs in loads:
-        records = [api_record(f"job-{job}", CREATED + timedelta(days=day), status=status, progress=progress,
-                              fail_reason=reason, instance_id=f"instance-{instance}")
-                   for job, (status, progress, reason), (instance, day) in jobs]
-        frames.append(rows(records, MONDAY + timedelta(hours=hour)))
-    return frames
-
-
-def _fast_sqlite_result(tmp_path, frames: list[pd.DataFrame]) -> tuple[list[UpsertCounts], pd.DataFrame]:
-    reference = Warehouse(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
-    try:
-        return [reference.upsert(frame) for frame in frames], stored(reference, MOVED_TO)
-    finally:
-        reference.dispose()
-
-
-def assert_same_as_sqlite_fast_path(store: Warehouse, tmp_path) -> None:
-    """On any sequence of LOADS, ``store`` (emptied first) ends with the same rows and counts as SQLite's fast path."""
-
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(LOADS)
-    def same_as_fast_path(loads):
-        frames = _load_frames(loads)
-        with store.engine.begin() as connection:
-            connection.execute(sa.text("DELETE FROM dds_jobs"))
-        counts = [store.upsert(frame) for frame in frames]
-        expected_counts, expected_rows = _fast_sqlite_result(tmp_path, frames)
-        assert counts == expected_counts
-        pd.testing.assert_frame_equal(stored(store, MOVED_TO), expected_rows)
-
-    same_as_fast_path()
-
-
 @pytest.mark.parametrize("backend", ["generic_sqlite", "mariadb"])
 def test_the_generic_path_keeps_the_same_state_and_counts_as_the_fast_path(backend, request, tmp_path):
     assert_same_as_sqlite_fast_path(request.getfixturevalue(backend), tmp_path)
@@ -319,17 +231,3 @@ def test_a_sync_against_the_simulator_lands_the_same_rows_as_on_sqlite(mariadb, 
     assert sorted(mariadb.read_days(days)["id"]) == sorted(want)
     assert "Running" not in set(mariadb.read_days(days)["status"])
     reference.dispose()
-
-
-def test_a_dagster_run_on_mariadb_passes_its_checks(mariadb_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("DDS_WAREHOUSE_URL", mariadb_url)
-    last = yesterday()
-    monkeypatch.setenv("DDS_START_DATE", (last - timedelta(days=1)).isoformat())
-    with pipeline_under_test(tmp_path, monkeypatch) as p:
-        result = p.sync(last - timedelta(days=1), last)
-        assert result.success
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        assert checks == {"stored_count_matches_api": True, "no_duplicate_keys": True,
-                          "ended_not_before_created": True, "parquet_matches_warehouse": True,
-                          "no_days_at_risk": True}
-        assert p.day_metadata("dds_jobs", last)["stored_jobs"] == len(expected_jobs(p.sim, last, last)) > 0

@@ -29,15 +29,6 @@ YESTERDAY = TODAY - timedelta(days=1)
 FAILING_FAST = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "mariadb"])
-def warehouse(request):
-    """A warehouse on each database: SQLite and PostgreSQL (their fast paths) and MariaDB (the generic path)."""
-    store = Warehouse(request.getfixturevalue(f"{request.param}_url"))
-    store.ensure_schema()
-    yield store
-    store.dispose()
-
-
 @pytest.fixture
 def sim():
     config = SimulatorConfig(seed=3, jobs_per_day=50, history_days=40, token=TOKEN, now=NOW)

@@ -1,6 +1,6 @@
 """ParquetStore on real files: hive layout every reader understands, per-day merges, atomic day rewrites."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 
 import duckdb
 import pandas as pd
@@ -8,34 +8,16 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.jobs.normalize import normalize_jobs
 from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
 from pipeline.snapshots.store import ParquetStore
-from pipeline.testing import api_record, synthetic_records
+from pipeline.testing import api_record
+from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, by_key, rows
 from tests.support.parquet_damage import fail_writes_from
-
-DAY = date(2026, 11, 1)
-CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
-MONDAY = datetime(2026, 11, 2, 0, 15, tzinfo=timezone.utc)
-TUESDAY = MONDAY + timedelta(days=1)
-
-
-def rows(records: list[dict], seen_at: datetime = MONDAY) -> pd.DataFrame:
-    return normalize_jobs(records, "proj-1", seen_at).frame
-
-
-def by_key(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(["project_id", "id"], ignore_index=True)
 
 
 @pytest.fixture
 def store(tmp_path) -> ParquetStore:
     return ParquetStore(tmp_path / "parquet")
-
-
-@pytest.fixture
-def week() -> pd.DataFrame:
-    return rows(synthetic_records(400, DAY, days=7, seed=3))
 
 
 def test_round_trip_keeps_values_and_dtypes(store, week):

@@ -1,7 +1,7 @@
 """Healing and verifying the Parquet snapshots against the warehouse, on real files and real SQLite and PostgreSQL:
 every kind of damage found by day, repaired from the warehouse, nothing the warehouse lacks ever deleted."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -9,35 +9,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.jobs.normalize import normalize_jobs
 from pipeline.snapshots.compare import compare_rows
 from pipeline.snapshots.store import ParquetStore, UnreadableDayError
 from pipeline.snapshots.verify import DIFFERS, OK, UNREADABLE, verify_parquet
 from pipeline.sync import snapshot_days
-from pipeline.testing import synthetic_records
 from pipeline.warehouse.store import Warehouse
+from tests.support.job_rows import DAY
 from tests.support.parquet_damage import (
     GARBAGE,
+    SEEN,
     assert_dataset_equals_warehouse,
     dataset_as_pandas_reads_it,
     day_file,
     edit_rows,
     fail_writes_from,
     files_below,
+    jobs,
     later_state,
     plant_job,
     truncate,
     warehouse_rows,
 )
 
-DAY = date(2026, 11, 1)
 WEEK = [DAY + timedelta(days=i) for i in range(7)]
-SEEN = datetime(2026, 11, 8, 0, 15, tzinfo=timezone.utc)
 ONLY_IN_PARQUET = date(2026, 10, 1)
-
-
-def jobs(count: int, first: date, days: int, seed: int, seen: datetime = SEEN) -> pd.DataFrame:
-    return normalize_jobs(synthetic_records(count, first, days=days, seed=seed), "proj-1", seen).frame
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipeline.warehouse.store as warehouse_module
 from pipeline.jobs.normalize import normalize_jobs
 from pipeline.jobs.precedence import (
     COLUMN_RULES,
@@ -26,7 +24,8 @@ from pipeline.jobs.schema import COLUMN_NAMES, conform
 from pipeline.snapshots.store import ParquetStore
 from pipeline.testing import api_record
 from pipeline.warehouse.upserts.sqlite import UpsertCounts
-from tests.integration.test_warehouse import CREATED, DAY, MONDAY, ready_warehouse, stored
+from tests.support.job_rows import CREATED, DAY, MONDAY
+from tests.support.warehouse_helpers import stored
 
 TERMINAL = ("Completed", "Failed")
 # The columns each API field fills, and the columns of a finished state: the rule as the issue states it.
@@ -174,33 +173,7 @@ RULE_SETTINGS = settings(max_examples=60, derandomize=True, database=None, deadl
 # --- Every path, held to the model --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sqlite(sqlite_url):
-    yield from ready_warehouse(sqlite_url)
-
-
-@pytest.fixture
-def postgresql(postgres_url):
-    yield from ready_warehouse(postgres_url)
-
-
-@pytest.fixture
-def mariadb(mariadb_url):
-    yield from ready_warehouse(mariadb_url)
-
-
-@pytest.fixture
-def generic_sqlite(sqlite_url, monkeypatch):
-    """SQLite forced onto the generic path (the one MariaDB takes)."""
-    monkeypatch.delitem(warehouse_module._UPSERTS, "sqlite")
-    yield from ready_warehouse(sqlite_url)
-
-
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "mariadb",
-                                     "generic_sqlite"])
-def test_every_warehouse_path_ends_with_the_table_the_rule_defines(backend, request):
-    store = request.getfixturevalue(backend)
-
+def _ends_with_the_table_the_rule_defines(store) -> None:
     @RULE_SETTINGS
     @given(SYNCS)
     def same_as_the_model(syncs):
@@ -209,6 +182,15 @@ def test_every_warehouse_path_ends_with_the_table_the_rule_defines(backend, requ
         check_every_sync(syncs, store.upsert, lambda: stored(store, DAYS))
 
     same_as_the_model()
+
+
+def test_every_warehouse_path_ends_with_the_table_the_rule_defines(warehouse):
+    # SQLite's and PostgreSQL's own paths, MariaDB's generic one.
+    _ends_with_the_table_the_rule_defines(warehouse)
+
+
+def test_the_generic_path_on_sqlite_ends_with_the_table_the_rule_defines(generic_sqlite):
+    _ends_with_the_table_the_rule_defines(generic_sqlite)
 
 
 def test_the_parquet_merge_ends_with_the_table_the_rule_defines(tmp_path):

@@ -8,17 +8,13 @@ answered 429 under a quota).
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
 
-from pipeline.api import DdsTaskCenterClient, FetchStats, RetryPolicy, TimeWindow
+from pipeline.api import DdsTaskCenterClient, FetchStats, RetryPolicy
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.testing import fetch_jobs
-from tests.integration.test_client import StaticToken, by_id
+from tests.support.simulator_http import NOW, WEEK, StaticToken, by_id
 
-UTC = timezone.utc
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-WEEK = TimeWindow(NOW - timedelta(days=7), NOW)
 TOKEN = "sim-token-quota"
 # Waits as the client's default (a 429 waits its Retry-After), attempts enough for a storm of 5xx.
 RETRIES = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=40, total_budget=60.0)

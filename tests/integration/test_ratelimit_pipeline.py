@@ -1,9 +1,7 @@
-"""The request rate around the client: the simulator's gateway quota, DDS_MAX_RATE and the targets file's
-``max_rate`` from settings to client, and whole Dagster runs under a quota (a throttled run is not a failed one)."""
+"""The request rate around the client: the simulator's gateway quota, and DDS_MAX_RATE and the targets file's
+``max_rate`` from settings to client. Whole Dagster runs under a quota: tests/e2e/test_ratelimit_runs.py."""
 
-import logging
 import time
-from datetime import timedelta
 
 import pytest
 import requests
@@ -15,9 +13,7 @@ from pipeline.simulator import DdsSimulator, RequestInfo, SimulatorConfig
 from pipeline.simulator.cli import add_arguments, config_from_args
 from pipeline.simulator.ratelimit import RateSchedule, UserRateLimit
 from pipeline.targets import describe_targets, load_targets
-from tests.integration.test_simulator import NOW, get_jobs
-from tests.support.dagster_helpers import pipeline_under_test, yesterday
-from tests.support.reliability_helpers import assert_exact_data
+from tests.support.simulator_http import NOW, get_jobs
 
 THROTTLED_MESSAGE = "policy user over ratelimit,limit:5,time:1 second"
 
@@ -109,51 +105,6 @@ def test_a_bad_max_rate_in_the_targets_file_names_the_region(tmp_path):
         load_targets(path)
     assert "region 'ap-southeast-1': max_rate='fast' is not a number of requests a second" in str(caught.value)
     assert "\n" not in str(caught.value)
-
-
-def sync_errors(p, result) -> list[str]:
-    """ERROR lines of the run's sync step and of the run itself (not of checks on other matters, such as days
-    at risk of the test's fresh warehouse)."""
-    return [event.user_message for event in p.instance.all_logs(result.run_id)
-            if event.level >= logging.ERROR and event.step_key in (None, "dds_jobs")]
-
-
-def run_log(p, result) -> str:
-    return "\n".join(event.user_message for event in p.instance.all_logs(result.run_id))
-
-
-def test_a_run_under_a_quota_succeeds_with_its_pace_in_metadata_and_log_and_no_error(tmp_path, monkeypatch):
-    last = yesterday()
-    first = last - timedelta(days=2)
-    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400, rate_limit=3) as p:
-        result = p.sync(first, last)
-        assert result.success
-        assert_exact_data(p, first, last)
-        refused = sum(1 for request in p.sim.requests if request.status == 429)
-        [summary] = p.run_summaries("dds_jobs")
-        assert refused >= 1 and summary["fetch_throttled"] == summary["fetch_retries_by_kind"]["429"] == refused
-        assert summary["fetch_rate_allowed"] <= 3
-        assert 1 <= summary["fetch_concurrency_min"] <= summary["fetch_concurrency_max"] <= 12
-        assert summary["fetch_rate_per_s"] > 0
-        # Run-wide figures once per run, not on each day.
-        assert "fetch_throttled" not in p.day_metadata("dds_jobs", last)
-        # Ridden out, the 429s are figures and one line of the log, never an error.
-        assert sync_errors(p, result) == []
-        assert f"{refused} answered 429 (throttled, waited out and sent again)" in run_log(p, result)
-
-
-def test_dds_max_rate_under_the_quota_leaves_no_request_throttled(tmp_path, monkeypatch):
-    last = yesterday()
-    first = last - timedelta(days=2)
-    monkeypatch.setenv("DDS_MAX_RATE", "4")
-    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400, rate_limit=5) as p:
-        assert p.settings.max_rate == 4.0
-        result = p.sync(first, last)
-        assert result.success
-        assert_exact_data(p, first, last)
-        assert [request.status for request in p.sim.requests] == [200] * len(p.sim.requests)
-        [summary] = p.run_summaries("dds_jobs")
-        assert "fetch_throttled" not in summary and summary["fetch_rate_allowed"] == 4.0
 
 
 def test_the_simulator_log_stamps_each_request_on_arrival():

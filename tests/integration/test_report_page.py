@@ -1,41 +1,20 @@
 """The report's HTML page: it shows every figure in its tables (checked against pandas over the rows inserted,
-on SQLite and PostgreSQL), references nothing outside itself, its charts decode as SVG, it says so when a period
-is empty or without failures, and headless Chromium renders it without a single network request."""
+on SQLite, PostgreSQL and MariaDB), references nothing outside itself, its charts decode as SVG, and it says so
+when a period is empty or without failures. Rendered by headless Chromium: tests/e2e/test_report_in_browser.py."""
 
-import os
 import re
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from pipeline.report.build import write_report
-from pipeline.report.figures import ReportScope
 from pipeline.report.period import ReportPeriod
 from tests.support.report_helpers import (
-    NOW,
-    PERIOD,
     Expected,
     ReportPage,
-    artifacts_dir,
     decoded_chart,
     known_jobs,
-    load,
-    write_ledger,
+    report_html,
 )
-
-SCOPE = ReportScope(None, "all projects", ("p1", "p2"), date(2026, 10, 1))
-CHROMIUM = "/usr/bin/chromium"
-
-
-def report(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True) -> str:
-    warehouse = load(url, known_jobs() if jobs is None else jobs)
-    if ledger:
-        write_ledger(warehouse, {(p, date(2026, 11, d)): "failed" if d == 12 else "synced"
-                                 for p in ("p1", "p2") for d in range(1, 30)})
-    written = write_report(warehouse, period, SCOPE, str(tmp_path / "report.html"), NOW)
-    warehouse.dispose()
-    return Path(written.location).read_text(encoding="utf-8")
 
 
 def count(value: float) -> str:
@@ -44,7 +23,7 @@ def count(value: float) -> str:
 
 def test_the_tables_show_every_figure(warehouse_url, tmp_path):
     jobs = known_jobs()
-    html = report(warehouse_url, tmp_path, jobs)
+    html = report_html(warehouse_url, tmp_path, jobs)
     page = ReportPage(html)
     expected = Expected(jobs)
 
@@ -88,7 +67,7 @@ def test_the_tables_show_every_figure(warehouse_url, tmp_path):
 
 
 def test_the_page_references_nothing_outside_itself_and_every_chart_decodes(sqlite_url, tmp_path):
-    html = report(sqlite_url, tmp_path)
+    html = report_html(sqlite_url, tmp_path)
     page = ReportPage(html)
     assert not page.tags & {"script", "link", "iframe", "object", "embed", "base", "frame", "audio", "video"}
     assert all(reference.startswith("data:") for reference in page.references), page.references
@@ -105,7 +84,7 @@ def test_the_page_references_nothing_outside_itself_and_every_chart_decodes(sqli
 
 
 def test_an_empty_period_gives_a_valid_report_that_says_so(warehouse_url, tmp_path):
-    html = report(warehouse_url, tmp_path, period=ReportPeriod(date(2025, 1, 1), date(2025, 1, 31)), ledger=False)
+    html = report_html(warehouse_url, tmp_path, period=ReportPeriod(date(2025, 1, 1), date(2025, 1, 31)), ledger=False)
     page = ReportPage(html)
     assert "no-jobs" in page.ids
     assert dict(page.body("headline"))["jobs"] == "0"
@@ -117,7 +96,7 @@ def test_an_empty_period_gives_a_valid_report_that_says_so(warehouse_url, tmp_pa
 
 
 def test_a_period_without_failures_says_so(warehouse_url, tmp_path):
-    page_html = report(warehouse_url, tmp_path, jobs=known_jobs(failures=False))
+    page_html = report_html(warehouse_url, tmp_path, jobs=known_jobs(failures=False))
     page = ReportPage(page_html)
     assert "No job failed in this period." in page_html and "no-failed-backups" in page.ids
     assert "failure-rate-table" not in page.tables and "failed-backups-table" not in page.tables
@@ -127,44 +106,10 @@ def test_a_period_without_failures_says_so(warehouse_url, tmp_path):
         decoded_chart(source)
 
 
-def _browser_missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required under CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def test_headless_chromium_renders_the_report_without_a_network_request(sqlite_url, tmp_path):
-    if not Path(CHROMIUM).exists():
-        _browser_missing(f"no browser at {CHROMIUM}: install Debian's chromium package to render the report")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        _browser_missing("PyPI playwright is not installed: pip install -e '.[dev]'")
-    html_path = tmp_path / "report.html"
-    html_path.write_text(report(sqlite_url, tmp_path / "out"), encoding="utf-8")
-    requests: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 1100, "height": 900})
-            tab.on("request", lambda request: requests.append(request.url))
-            tab.goto(html_path.as_uri(), wait_until="load")
-            widths = tab.eval_on_selector_all("img.chart", "images => images.map(i => i.complete && i.naturalWidth)")
-            headings = tab.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
-            shot = artifacts_dir() / "report.png"
-            tab.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
-    assert [url for url in requests if not url.startswith("data:")] == [html_path.as_uri()]
-    assert len(widths) == 6 and all(width and width > 300 for width in widths), widths
-    assert headings[:2] == ["Jobs per day by status", "Failure rate by task name"]
-    assert shot.stat().st_size > 20_000
-
-
 @pytest.mark.postgres
 def test_the_page_names_the_warehouse_without_its_password(postgres_url, tmp_path):
     # The test server trusts local connections, so any password is accepted: the URL may hold one.
     url = postgres_url.replace("postgres@", "postgres:not-for-reports@")
-    html = report(url, tmp_path)
+    html = report_html(url, tmp_path)
     assert "not-for-reports" not in html
     assert "postgresql+psycopg://postgres:***@127.0.0.1" in html

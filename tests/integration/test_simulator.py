@@ -1,67 +1,34 @@
 """The DDS API simulator over real HTTP on loopback: data, validation, auth, paging, clock.
 
-Faults, recording, serving and the CLI: test_simulator_serving.py."""
+Faults, recording, serving and the CLI: test_simulator_serving.py (serving from the command line:
+tests/e2e/test_simulate_command.py)."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from pipeline.simulator import TASK_NAMES, DdsSimulator, SimulatorConfig
+from pipeline.simulator import TASK_NAMES, DdsSimulator
 from pipeline.simulator.jobs import DURATION_RANGES
+from tests.support.simulator_http import (
+    AUTH,
+    NOW,
+    TOKEN,
+    UUID4,
+    all_pages,
+    api_time,
+    assert_api_error,
+    config,
+    get_jobs,
+)
 
-NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
-TOKEN = "sim-token"
-AUTH = {"X-Auth-Token": TOKEN}
 API_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\+0000|\+0800|-0500)")
-UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-def config(**overrides) -> SimulatorConfig:
-    return SimulatorConfig(**{"now": NOW, "token": TOKEN, **overrides})
-
-
-@pytest.fixture
-def sim():
-    with DdsSimulator(config(), port=0) as simulator:
-        yield simulator
-
-
-def api_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
-
-
-def get_jobs(simulator: DdsSimulator, session=requests, headers=AUTH, project_id=None, **params):
-    window = {"start_time": api_time(simulator.store.now - timedelta(days=30)),
-              "end_time": api_time(simulator.store.now)}
-    return session.get(f"{simulator.url}/v3.1/{project_id or simulator.project_id}/jobs",
-                       params={**window, **params}, headers=headers, timeout=10)
-
-
-def all_pages(simulator: DdsSimulator, limit: int = 100, session=requests, **params) -> list[dict]:
-    jobs, offset = [], 0
-    while True:
-        response = get_jobs(simulator, session=session, offset=offset, limit=limit, **params)
-        assert response.status_code == 200, response.text
-        page = response.json()["jobs"]
-        jobs.extend(page)
-        if len(page) < limit:
-            return jobs
-        offset += limit
-
-
-def assert_api_error(response: requests.Response, status: int, code: str, fragment: str = "") -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error_code"] == code
-    assert fragment in body["error_msg"]
-    assert UUID4.fullmatch(response.headers["X-Request-Id"])
 
 
 def test_same_seed_gives_the_same_jobs_and_another_seed_others():

@@ -1,10 +1,8 @@
 """The DDS API simulator, continued: injected faults, what it records, extra routes, how it is served (loopback
-only, the CLI), and many pagers at once."""
+only, the CLI's options), and many pagers at once. Served from the command line: tests/e2e/test_simulate_command.py."""
 
 import json
 import re
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -15,7 +13,7 @@ import requests
 from pipeline.simulator import ApiError, DdsSimulator, Response, json_response
 from pipeline.simulator.cli import add_arguments, config_from_args
 from pipeline.simulator.faults import FAULT_KINDS
-from tests.integration.test_simulator import (  # noqa: F401 - sim: the fixture
+from tests.support.simulator_http import (
     AUTH,
     NOW,
     TOKEN,
@@ -25,9 +23,7 @@ from tests.integration.test_simulator import (  # noqa: F401 - sim: the fixture
     assert_api_error,
     config,
     get_jobs,
-    sim,
 )
-from tests.support.processes import interrupt, spawn
 
 
 def fault_answer(sim, kind, **params):
@@ -205,24 +201,6 @@ def test_cli_options_make_the_config():
         3, 0.25, False, ("p1", "p2"), None)
     with pytest.raises(ValueError, match="--latency-ms"):
         config_from_args(parser.parse_args(["--latency-ms", "-5"]))
-
-
-def test_cli_serves_until_interrupted_and_its_curl_example_works():
-    process = spawn([sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", "5",
-                     "--token", "cli-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = [process.stdout.readline() for _ in range(6)]
-        assert re.search(r"serving http://127\.0\.0\.1:[1-9]\d*$", lines[0].strip()) and "cli-token" in lines[2]
-        example = re.search(r"'(http://\S+)'", lines[4])[1]
-        assert "%2B0000" in example and "-H 'X-Auth-Token: cli-token'" in lines[4]
-        answer = requests.get(example, headers={"X-Auth-Token": "cli-token"}, timeout=10)
-        assert answer.status_code == 200 and "total_count" in answer.json()
-    finally:
-        out, err = interrupt(process)
-    assert process.returncode == 0 and "stopped" in out, err
-    busy = subprocess.run([sys.executable, "-m", "pipeline.simulator.cli", "--history-days", "0"],
-                          capture_output=True, text=True, timeout=30)
-    assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "history_days" in busy.stderr
 
 
 def test_concurrent_pagers_all_see_the_whole_window():

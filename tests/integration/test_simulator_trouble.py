@@ -14,7 +14,7 @@ from pipeline.simulator import DdsSimulator
 from pipeline.simulator.answers import BROKEN_ANSWERS, DEGRADATIONS, UNREADABLE_TIME
 from pipeline.simulator.cli import add_arguments, config_from_args, trouble_text
 from pipeline.simulator.outages import STORM_MIX
-from tests.integration.test_simulator import AUTH, all_pages, config, get_jobs, sim  # noqa: F401 - sim: the fixture
+from tests.support.simulator_http import all_pages, config, get_jobs
 
 
 def test_broken_answers_of_every_kind(sim):

@@ -1,6 +1,6 @@
 """The upsert's own paths, on real SQLite and PostgreSQL: the first load into an empty table (no conflict checks,
 SQLite's indexes built after the rows, PostgreSQL's rows copied straight in), the columns SQLite gets as literals,
-and PostgreSQL's binary COPY stream."""
+and PostgreSQL's binary COPY stream. What every path must do here runs on MariaDB's generic path too."""
 
 import time
 from datetime import datetime, timedelta, timezone
@@ -13,17 +13,12 @@ from pipeline.jobs.schema import COLUMN_NAMES
 from pipeline.testing import api_record, synthetic_records
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.sqlite import SqliteRows, UpsertCounts
-from tests.integration.test_generic_warehouse import assert_same_as_sqlite_fast_path
-from tests.integration.test_warehouse import (  # noqa: F401 - warehouse: the fixture, on SQLite and PostgreSQL
-    CREATED,
-    DAY,
-    MONDAY,
-    TUESDAY,
-    _poison_inserts_of,
+from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, rows
+from tests.support.warehouse_helpers import (
+    assert_same_as_sqlite_fast_path,
     load_concurrently,
-    rows,
+    poison_inserts_of,
     stored,
-    warehouse,
 )
 
 INDEXED = {("created_date",), ("status",), ("instance_id",)}
@@ -57,7 +52,7 @@ def test_precedence_holds_over_rows_of_the_empty_table_load(warehouse):
 
 def test_a_failed_load_into_an_empty_table_leaves_it_empty_with_its_indexes(warehouse):
     frame = rows([api_record(f"job-{i:03d}", CREATED) for i in range(100)])
-    _poison_inserts_of(warehouse, "job-050")
+    poison_inserts_of(warehouse, "job-050")
     with pytest.raises(Exception, match="injected failure"):
         warehouse.upsert(frame)
     assert stored(warehouse).empty

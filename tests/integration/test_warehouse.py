@@ -1,50 +1,18 @@
-"""Warehouse on real SQLite and PostgreSQL: upserts keep the latest state, roll back whole, and reads hit the index."""
+"""Warehouse on real SQLite, PostgreSQL and MariaDB: upserts keep the latest state, roll back whole, and reads hit
+the index."""
 
-import threading
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.jobs.normalize import normalize_jobs
 from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
 from pipeline.testing import api_record, synthetic_records
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.sqlite import UpsertCounts
-
-DAY = date(2026, 11, 1)
-CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
-MONDAY = datetime(2026, 11, 2, 0, 15, tzinfo=timezone.utc)
-TUESDAY = MONDAY + timedelta(days=1)
-
-
-def ready_warehouse(url: str) -> Iterator[Warehouse]:
-    """For fixtures: the warehouse at ``url`` with its table, indexes and views, disposed after the test."""
-    store = Warehouse(url)
-    store.ensure_schema()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def warehouse(warehouse_url):
-    yield from ready_warehouse(warehouse_url)
-
-
-def rows(records: list[dict], seen_at: datetime = MONDAY, project_id: str = "proj-1") -> pd.DataFrame:
-    result = normalize_jobs(records, project_id, seen_at, region="ap-southeast-1")
-    assert not result.rejected
-    return result.frame
-
-
-def stored(warehouse: Warehouse, days=(DAY,)) -> pd.DataFrame:
-    return warehouse.read_days(list(days))
-
-
-def month(count: int = 300) -> list[dict]:
-    return synthetic_records(count, DAY, days=5, seed=7)
+from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, month, rows
+from tests.support.warehouse_helpers import load_concurrently, poison_inserts_of, stored
 
 
 def test_ensure_schema_is_idempotent_and_creates_table_indexes_and_views(warehouse):
@@ -117,30 +85,6 @@ def test_rows_of_one_key_in_one_frame_are_reduced_to_the_latest(warehouse):
     assert stored(warehouse)["status"].tolist() == ["Completed"]
 
 
-def _poison_inserts_of(warehouse: Warehouse, job_id: str) -> None:
-    """A trigger that fails the load when it reaches ``job_id``: a failure half-way through a real load."""
-    with warehouse.engine.begin() as connection:
-        if warehouse.dialect == "sqlite":
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER poison BEFORE INSERT ON dds_jobs WHEN NEW.id = '{job_id}' "
-                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-            )
-        elif warehouse.dialect in ("mysql", "mariadb"):
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER poison BEFORE INSERT ON dds_jobs FOR EACH ROW BEGIN IF NEW.id = '{job_id}' THEN "
-                "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
-            )
-        else:
-            connection.exec_driver_sql(
-                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
-            )
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER poison BEFORE INSERT ON dds_jobs FOR EACH ROW WHEN (NEW.id = '{job_id}') "
-                "EXECUTE FUNCTION poison()"
-            )
-
-
 def test_a_failure_mid_load_rolls_back_everything(warehouse):
     first = rows(month(200))
     days = sorted(set(first["created_date"]))
@@ -148,7 +92,7 @@ def test_a_failure_mid_load_rolls_back_everything(warehouse):
     before = stored(warehouse, days)
     changed = first.assign(status="Failed", fail_reason="second load", last_seen_at=pd.Timestamp(TUESDAY))
     new = rows([api_record(f"new-{i:03d}", CREATED) for i in range(100)], TUESDAY)
-    _poison_inserts_of(warehouse, "new-050")  # keys load in order: half the batch is in when it fails
+    poison_inserts_of(warehouse, "new-050")  # keys load in order: half the batch is in when it fails
     with pytest.raises(Exception, match="injected failure"):  # the driver's own error: raised by SQLite or PostgreSQL
         warehouse.upsert(pd.concat([changed, new], ignore_index=True))
     pd.testing.assert_frame_equal(stored(warehouse, days), before)
@@ -233,37 +177,6 @@ def test_reads_of_days_use_the_created_date_index(sqlite_url):
     assert len(plans) == 2
     assert all("ix_dds_jobs_created_date" in plan for plan in plans), plans
     warehouse.dispose()
-
-
-def load_concurrently(url: str, frames: list[pd.DataFrame], *, repeat: int = 1, ensure_schema: bool = False,
-                      together: bool = False) -> list[UpsertCounts]:
-    """Each frame loaded ``repeat`` times by a thread of its own, with a Warehouse of its own (``ensure_schema``
-    before each load, as a run does; ``together``: the threads start their first load at once). The counts of
-    every load; the test fails on any error a thread met."""
-    counts, errors = [], []
-    start = threading.Barrier(len(frames))
-
-    def load(frame: pd.DataFrame) -> None:
-        store = Warehouse(url)
-        try:
-            if together:
-                start.wait(10)
-            for _ in range(repeat):
-                if ensure_schema:
-                    store.ensure_schema()
-                counts.append(store.upsert(frame))
-        except Exception as exc:  # noqa: BLE001 - reported below with the thread's failure
-            errors.append(exc)
-        finally:
-            store.dispose()
-
-    threads = [threading.Thread(target=load, args=(frame,)) for frame in frames]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return counts
 
 
 def test_concurrent_writers_wait_for_each_other(warehouse_url):

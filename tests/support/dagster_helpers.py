@@ -1,21 +1,26 @@
-"""Helpers for tests that run the real Dagster definitions against the simulator."""
+"""Helpers for tests that run the real Dagster definitions against the simulator: the pipeline under test, what
+the API holds, and runs of the asset checks alone."""
 
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetKey,
     AssetRecordsFilter,
+    AssetSelection,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
     TableMetadataValue,
+    define_asset_job,
 )
 
+from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
 from pipeline.dds.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
@@ -26,6 +31,12 @@ TOKEN = "sim-token-for-tests"
 
 def yesterday() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
+
+
+# The last day the tests of runs sync (yesterday, as the suite is collected), and the simulator's clock late on
+# it: its evening jobs are still Running at a first sync.
+LAST = yesterday()
+LATE_ON_LAST_DAY = datetime.combine(LAST, time(23, 40), tzinfo=timezone.utc)
 
 
 def pipeline_env(sim: DdsSimulator, data_dir: Path) -> dict[str, str]:
@@ -99,3 +110,18 @@ def _utc_day(text: str) -> date:
 
 def env_without_secrets() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_"))}
+
+
+def run_checks_only(p, day) -> dict[str, bool]:
+    """Whether each check that runs on its own passed over ``day``."""
+    return {name: evaluation.passed for name, evaluation in check_evaluations(p, day).items()}
+
+
+def check_evaluations(p, day) -> dict[str, AssetCheckEvaluation]:
+    """The evaluations of a run of the checks alone over ``day``, by check name."""
+    # The checks that run on their own (the in-asset count check runs only with a sync).
+    job = define_asset_job("checks_only", selection=AssetSelection.checks(
+        no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse))
+    defs = Definitions.merge(p.definitions(), Definitions(jobs=[job]))
+    result = defs.resolve_job_def("checks_only").execute_in_process(instance=p.instance, tags=range_tags(day, day))
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -1,19 +1,29 @@
 """Damage done to real Parquet snapshot files, as disks, people and other tools do it, and the exact-data verdict
-the healing tests share (local disk and object storage alike, through the store's pyarrow filesystem)."""
+the healing tests share (local disk and object storage alike, through the store's pyarrow filesystem); the jobs
+their warehouses hold."""
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES
 from pipeline.snapshots.store import DAY_FILE, FILE_SCHEMA, ParquetStore
+from pipeline.testing import synthetic_records
 from pipeline.warehouse.store import Warehouse
 
 GARBAGE = b"this is not a parquet file\n" * 20
+# When the healing tests' warehouses saw their jobs: after the week from tests.support.job_rows.DAY.
+SEEN = datetime(2026, 11, 8, 0, 15, tzinfo=timezone.utc)
+
+
+def jobs(count: int, first: date, days: int, seed: int, seen: datetime = SEEN) -> pd.DataFrame:
+    """``count`` jobs created over ``days`` days from ``first``, as one sync seen at ``seen`` normalizes them."""
+    return normalize_jobs(synthetic_records(count, first, days=days, seed=seed), "proj-1", seen).frame
 
 
 def fail_writes_from(call: int, monkeypatch) -> list[object]:

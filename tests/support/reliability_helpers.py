@@ -115,6 +115,16 @@ def hooked_jobs_route(hook: Callable[[DdsSimulator, RequestInfo], None]) -> tupl
     return ("GET", JOBS_PATH, answer, True, True)
 
 
+def job_requests(sim) -> list:
+    """The simulator's records of the requests of its jobs route."""
+    return [r for r in sim.requests if r.path.endswith("/jobs")]
+
+
+def parquet_files(root: str) -> dict[str, bytes]:
+    """Every Parquet file under ``root``, by path relative to it, with its bytes."""
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(Path(root).rglob("*.parquet"))}
+
+
 def middle_job_id(url: str) -> str:
     """The id in the middle of the stored ones, in key order."""
     ids = sorted(stored_jobs(url)["id"])

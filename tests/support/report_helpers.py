@@ -14,17 +14,18 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipeline.jobs.normalize import normalize_jobs
+from pipeline.report.build import write_report
 from pipeline.report.figures import (
     AGE_BANDS,
     BACKUP_TASK_NAMES,
     LISTED_ROWS,
     TOP_INSTANCES,
     TOP_NAMES,
+    ReportScope,
 )
 from pipeline.report.period import ReportPeriod
 from pipeline.warehouse.ledger import SYNC_LEDGER
 from pipeline.warehouse.store import Warehouse
-from tests.support.paths import ROOT
 
 FIRST_DAY, LAST_DAY = date(2026, 11, 1), date(2026, 11, 30)
 PERIOD = ReportPeriod(FIRST_DAY, LAST_DAY)
@@ -189,6 +190,23 @@ def write_ledger(warehouse: Warehouse, days: dict[tuple[str, date], str]) -> Non
         connection.execute(sa.insert(SYNC_LEDGER), rows)
 
 
+# --- Writing a report ------------------------------------------------------------------------------------------
+
+SCOPE = ReportScope(None, "all projects", ("p1", "p2"), date(2026, 10, 1))
+
+
+def report_html(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True) -> str:
+    """The HTML of the report over ``period`` for SCOPE, from a warehouse at ``url`` loaded with ``jobs`` (default:
+    known_jobs()) and, with ``ledger``, the sync ledger of November's days (11-12 failed, the others synced)."""
+    warehouse = load(url, known_jobs() if jobs is None else jobs)
+    if ledger:
+        write_ledger(warehouse, {(p, date(2026, 11, d)): "failed" if d == 12 else "synced"
+                                 for p in ("p1", "p2") for d in range(1, 30)})
+    written = write_report(warehouse, period, SCOPE, str(tmp_path / "report.html"), NOW)
+    warehouse.dispose()
+    return Path(written.location).read_text(encoding="utf-8")
+
+
 # --- Reading a report ------------------------------------------------------------------------------------------
 
 class ReportPage(HTMLParser):
@@ -246,10 +264,3 @@ def decoded_chart(source: str) -> ElementTree.Element:
     root = ElementTree.fromstring(base64.b64decode(source[len(prefix):], validate=True))
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     return root
-
-
-def artifacts_dir() -> Path:
-    """Where the browser tests keep their screenshots (tests/artifacts/, as the demo's UI test does)."""
-    folder = ROOT / "tests" / "artifacts"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

@@ -3,12 +3,11 @@
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.paths import ROOT
+from tests.support.paths import BIN, ROOT
 
-LINT = Path(sys.executable).parent / "lint-imports"
+LINT = BIN / "lint-imports"
 
 
 def lint(tree: Path) -> subprocess.CompletedProcess:

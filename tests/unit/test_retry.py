@@ -1,5 +1,6 @@
 """Retry classification, backoff and the retry loop, with the sleep and the clock replaced."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -181,7 +182,7 @@ def test_time_budget_stops_retrying_before_overrunning():
     assert sleeps == [1.0, 2.0, 4.0]
 
 
-def fake_time() -> tuple[list[float], "Callable[[float], None]", "Callable[[], float]"]:
+def fake_time() -> tuple[list[float], Callable[[float], None], Callable[[], float]]:
     """A clock that only the recorded sleeps move: (the sleeps, sleep, clock)."""
     now, sleeps = [0.0], []
 
