@@ -20,7 +20,7 @@ import pytest
 from pipeline.demo_ui import usable_port
 from tests.dagster_helpers import env_without_secrets
 from tests.processes import spawn, stop
-from tests.shell_helpers import ROOT, processes_in
+from tests.shell_helpers import ROOT, processes_left_in
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -116,10 +116,7 @@ def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_
     finally:
         stop(ui.process)
     assert "Stopping Dagster's UI and the simulator" in "".join(ui.lines)
-    deadline = time.monotonic() + 30
-    while processes_in(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert processes_in(tmp_path) == []
+    assert processes_left_in(tmp_path) == []
 
 
 def _dismiss_welcome(page) -> None:
