@@ -284,4 +284,4 @@ def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: 
             return code
         from pipeline.demo_ui import serve_ui
 
-        return serve_ui(place, environment_for_demo(values, os.environ), ui_port) or code
+        return serve_ui(place.folder, environment_for_demo(values, os.environ), ui_port) or code

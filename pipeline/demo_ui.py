@@ -13,14 +13,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import requests
 
 from pipeline.shellcommands import shell_path
-
-if TYPE_CHECKING:
-    from pipeline.demo import DemoPlace
 
 LOOPBACK = "127.0.0.1"
 # dagster dev loads the definitions in a code server before it answers: up to a minute on a busy 2-core host.
@@ -86,7 +82,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def serve_ui(place: "DemoPlace", env: dict[str, str], port: int) -> int:
+def serve_ui(folder: Path, env: dict[str, str], port: int) -> int:
     """Runs ``dagster dev`` on the demo until a stop signal; 0 when stopped so, 1 when it ended by itself."""
     stop = threading.Event()
     # Handlers (rather than KeyboardInterrupt) so that SIGTERM and SIGHUP stop the same way, and Ctrl-C works even
@@ -94,13 +90,13 @@ def serve_ui(place: "DemoPlace", env: dict[str, str], port: int) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     port = usable_port(port)
     url = f"http://{LOOPBACK}:{port}"
-    log_path = place.folder / "dagster_dev.log"
+    log_path = folder / "dagster_dev.log"
     print(f"\nStarting Dagster's UI on the demo (dagster dev, its log in {shell_path(log_path)}) ...", flush=True)
     with open(log_path, "ab") as log:
         server = subprocess.Popen(
             [os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "dagster"), "dev",
              "-m", "pipeline.definitions", "-h", LOOPBACK, "-p", str(port)],
-            cwd=place.folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS

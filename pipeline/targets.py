@@ -23,8 +23,8 @@ import yaml
 
 from pipeline.api.credentials import ENV_VARIABLES, Credentials
 from pipeline.values import (
-    MAX_CONCURRENCY_LIMIT,
     ConfigError,
+    check_concurrency,
     check_http_url,
     check_max_rate,
     endpoint_for_region,
@@ -97,7 +97,7 @@ def _region_limits(regions: object, where: str) -> tuple[dict[str, int], dict[st
         if not isinstance(options, dict) or set(options) - _REGION_FIELDS:
             raise ConfigError(f"{where}: region {region!r} accepts only {', '.join(sorted(_REGION_FIELDS))}")
         if "max_concurrency" in options:
-            concurrency[str(region)] = _concurrency(options["max_concurrency"], f"{where}: region {region!r}")
+            concurrency[str(region)] = check_concurrency(options["max_concurrency"], f"{where}: region {region!r}: max_concurrency")
         if "max_rate" in options:
             rates[str(region)] = check_max_rate(options["max_rate"], f"{where}: region {region!r}: max_rate")
     return concurrency, rates
@@ -135,16 +135,10 @@ def _target(entry: object, index: int, concurrency: dict[str, int], rates: dict[
         region=text["region"],
         project_id=text["project_id"],
         endpoint=endpoint,
-        max_concurrency=_concurrency(limit, label) if limit is not None else concurrency.get(text["region"]),
+        max_concurrency=check_concurrency(limit, f"{label}: max_concurrency") if limit is not None else concurrency.get(text["region"]),
         credentials_prefix=prefix,
         max_rate=rates.get(text["region"]),
     )
-
-
-def _concurrency(value: object, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
-        raise ConfigError(f"{label}: max_concurrency must be a whole number in 1..{MAX_CONCURRENCY_LIMIT}")
-    return value
 
 
 def describe_targets(

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 # The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
 MAX_CONCURRENCY_LIMIT = 32
+DDS_ENDPOINT_EXAMPLE = "https://dds.ap-southeast-1.myhuaweicloud.com"
 # The one region outside the myhuaweicloud.com domain (NOTES.md).
 REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
 
@@ -19,18 +20,41 @@ def endpoint_for_region(region: str) -> str:
     return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
 
 
-def check_http_url(value: str, setting: str) -> str:
-    """An http(s) URL with a host, without a trailing slash, or a ConfigError naming ``setting``."""
+def checked_http_url(value: object, what: str, example: str, error: type[Exception] = ValueError) -> str:
+    """``value`` as an http(s) URL with a host and no user info, query or fragment, without its trailing ``/``; else
+    ``error`` naming ``what``. A value embedding credentials is never echoed: it holds a password."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(f"{what} must be a non-empty http(s) URL such as {example}")
     text = value.strip()
     try:
         parts = urlsplit(text)
         # .port raises ValueError for a port that is not a number in 0..65535.
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 0) >= 0
+        host, _ = parts.hostname, parts.port
+        has_user_info = parts.username is not None or parts.password is not None
     except ValueError:
-        usable = False
-    if not usable or any(char.isspace() for char in text):
-        raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as https://dds.ap-southeast-1.myhuaweicloud.com")
-    return value.strip().rstrip("/")
+        raise error(f"{what} is not a parsable URL such as {example}") from None
+    if has_user_info:
+        raise error(f"{what} must not embed credentials (user:password@)")
+    if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment or " " in text:
+        raise error(f"{what} must be an http(s) URL such as {example}, got {value!r}")
+    return text.rstrip("/")
+
+
+def check_http_url(value: str, setting: str) -> str:
+    """An http(s) URL of a DDS endpoint, or a ConfigError naming ``setting`` (and the value, but for credentials)."""
+    try:
+        return checked_http_url(value, setting, DDS_ENDPOINT_EXAMPLE)
+    except ValueError as exc:
+        if "credentials" in str(exc):
+            raise ConfigError(str(exc)) from None
+        raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as {DDS_ENDPOINT_EXAMPLE}") from None
+
+
+def check_concurrency(value: object, label: str) -> int:
+    """A number of requests in flight, 1..MAX_CONCURRENCY_LIMIT, or a ConfigError naming ``label``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
+        raise ConfigError(f"{label} must be a whole number in 1..{MAX_CONCURRENCY_LIMIT}, got {value!r}")
+    return value
 
 
 def check_max_rate(value: object, setting: str) -> float:

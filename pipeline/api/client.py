@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from urllib.parse import urlsplit, urlunsplit
 
 from requests.auth import AuthBase
 
@@ -22,6 +21,7 @@ from pipeline.api.ratelimit import (
 )
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
+from pipeline.values import DDS_ENDPOINT_EXAMPLE, checked_http_url
 
 __all__ = ["DdsTaskCenterClient", "FetchStats", "Page"]
 
@@ -96,23 +96,7 @@ class FetchStats:
 
 
 def _validated_endpoint(endpoint: object) -> str:
-    if not isinstance(endpoint, str):
-        raise ValueError(f"endpoint must be an http(s) URL string, got {type(endpoint).__name__}")
-    try:
-        parts = urlsplit(endpoint.strip())
-        host = parts.hostname
-        has_credentials = parts.username is not None or parts.password is not None
-    except ValueError:
-        raise ValueError("endpoint is not a parsable URL") from None
-    if has_credentials:
-        # Never echo this one: it holds a password.
-        raise ValueError("endpoint must not embed credentials (user:password@); pass them as auth")
-    if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
-        raise ValueError(
-            f"endpoint must be an http(s) URL without query, like https://dds.ap-southeast-1.myhuaweicloud.com,"
-            f" got {endpoint!r}"
-        )
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return checked_http_url(endpoint, "endpoint", DDS_ENDPOINT_EXAMPLE)
 
 
 def _validated_project_id(project_id: object) -> str:

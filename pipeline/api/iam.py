@@ -4,9 +4,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
 
 import requests
+
+from pipeline.api.errors import one_line
+from pipeline.api.windows import utc_now
+from pipeline.values import checked_http_url
 
 DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 TOKENS_PATH = "/v3/auth/tokens"
@@ -33,28 +36,7 @@ class IamToken:
 
 def validated_iam_endpoint(url: str) -> str:
     """``url`` without its trailing ``/``; ValueError unless it is an http(s) URL with a host and no user info."""
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("IAM endpoint must be a non-empty http(s) URL")
-    try:
-        parts = urlsplit(url.strip())
-        host, has_user_info = parts.hostname, parts.username is not None or parts.password is not None
-    except ValueError:
-        raise ValueError("IAM endpoint is not a parsable URL") from None
-    if has_user_info:
-        # Not echoed: the user info may hold a password.
-        raise ValueError("IAM endpoint must not embed credentials (user:password@)")
-    if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
-        raise ValueError(f"IAM endpoint must be an http(s) URL such as {DEFAULT_IAM_ENDPOINT}, got {url!r}")
-    return url.strip().rstrip("/")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    return checked_http_url(url, "IAM endpoint", DEFAULT_IAM_ENDPOINT)
 
 
 class IamTokenProvider:
@@ -75,7 +57,7 @@ class IamTokenProvider:
         session: requests.Session | None = None,
         refresh_margin: timedelta = timedelta(minutes=30),
         timeout: tuple[float, float] = (5, 30),
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         for what, value in (("IAM user name", username), ("IAM password", password),
                             ("IAM domain (account name)", domain), ("project id", project_id)):
@@ -154,14 +136,14 @@ class IamTokenProvider:
         try:
             body = response.json()
         except ValueError:
-            return _one_line(response.text or "(empty body)").replace(self._password, "***")
+            return one_line(response.text or "(empty body)").replace(self._password, "***")
         error = body.get("error", body) if isinstance(body, dict) else {}
         if not isinstance(error, dict):
             error = {}
         # IAM answers {"error_code", "error_msg"} or, keystone-style, {"error": {"code": 401, "title", "message"}}.
         code = str(error.get("error_code") or error.get("title") or error.get("code") or "(no error code)")
         message = error.get("error_msg") or error.get("message") or ""
-        return _one_line(f"{code} {message}".strip()).replace(self._password, "***")
+        return one_line(f"{code} {message}".strip()).replace(self._password, "***")
 
     def __repr__(self) -> str:
         return (

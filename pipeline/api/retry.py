@@ -14,6 +14,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from pipeline.api.errors import DdsApiError, Problem
+from pipeline.api.windows import utc_now
 
 # The kinds of transient failure, as counted in FetchStats.retries. A broken answer is a 200 whose JSON is not the
 # jobs list the API promises (jobs null or not a list, records that are not objects, more records than asked).
@@ -79,11 +80,7 @@ def retry_kind_of_exception(exc: BaseException) -> str | None:
     return None
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def parse_retry_after(value: str | None, now: Callable[[], datetime] = _utc_now) -> float | None:
+def parse_retry_after(value: str | None, now: Callable[[], datetime] = utc_now) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None when absent or unreadable."""
     if value is None or not value.strip():
         return None

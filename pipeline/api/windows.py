@@ -9,6 +9,11 @@ MAX_API_SPAN = timedelta(days=30)
 API_RETENTION = timedelta(days=30)
 
 
+def utc_now() -> datetime:
+    """Now, in UTC (a parameter's default, so that tests can move the clock)."""
+    return datetime.now(timezone.utc)
+
+
 def format_api_time(moment: datetime) -> str:
     """``moment`` in UTC as the API's query wants it: ``2026-11-01T00:00:00+0000`` (sub-seconds dropped)."""
     if not isinstance(moment, datetime):

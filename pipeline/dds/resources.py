@@ -23,7 +23,6 @@ from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryPolicy
 from pipeline.settings import (
     DEFAULT_MAX_CONCURRENCY,
-    MAX_CONCURRENCY_LIMIT,
     ConfigError,
     check_max_rate,
     environment,
@@ -32,6 +31,7 @@ from pipeline.settings import (
 )
 from pipeline.snapshots.store import ParquetStore
 from pipeline.targets import Target
+from pipeline.values import check_concurrency
 from pipeline.warehouse.store import Warehouse
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -82,8 +82,7 @@ class DdsTaskCenterResource(ConfigurableResource):
             project_id, region, endpoint = target.project_id, target.region, target.endpoint
             concurrency = target.max_concurrency or self.max_concurrency
             max_rate = target.max_rate or max_rate
-        if not 1 <= concurrency <= MAX_CONCURRENCY_LIMIT:
-            raise ConfigError(f"DDS_MAX_CONCURRENCY={concurrency} is outside 1..{MAX_CONCURRENCY_LIMIT}")
+        check_concurrency(concurrency, "DDS_MAX_CONCURRENCY")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"DDS_CA_BUNDLE={self.ca_bundle!r} is not a file of PEM certificates")
         verify = self.ca_bundle or True

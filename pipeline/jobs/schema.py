@@ -68,7 +68,8 @@ NOT_NULL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if not c.nulla
 # The types' variants for other databases leave the SQLite and PostgreSQL DDL as it was. MySQL and MariaDB need
 # them most: their TEXT holds only 64 KB and cannot be a key or indexed without a length, their default collation
 # ignores case (two task ids differing in case would be one key), and DATETIME drops the microseconds.
-_MYSQL = ("mysql", "mariadb")
+# The dialect names of MySQL and MariaDB, which share one SQL flavour here.
+MYSQL_FAMILY = ("mysql", "mariadb")
 _MYSQL_TEXT = {"charset": "utf8mb4", "collation": "utf8mb4_bin"}
 # Key and indexed text: unbounded where the database indexes it (SQLite, PostgreSQL), 255 characters elsewhere
 # (the API's ids and statuses are far shorter; two such utf8mb4 columns fit InnoDB's 3072-byte key limit).
@@ -76,16 +77,16 @@ KEY_TEXT_LENGTH = 255
 _KEY_TEXT = (
     sa.Unicode(KEY_TEXT_LENGTH)
     .with_variant(sa.Text(), "sqlite", "postgresql")
-    .with_variant(mysql.VARCHAR(KEY_TEXT_LENGTH, **_MYSQL_TEXT), *_MYSQL)
+    .with_variant(mysql.VARCHAR(KEY_TEXT_LENGTH, **_MYSQL_TEXT), *MYSQL_FAMILY)
 )
 _SQL_TYPES: dict[Kind, sa.types.TypeEngine] = {
     Kind.TEXT: sa.UnicodeText().with_variant(sa.Text(), "sqlite", "postgresql")
-    .with_variant(mysql.LONGTEXT(**_MYSQL_TEXT), *_MYSQL),
+    .with_variant(mysql.LONGTEXT(**_MYSQL_TEXT), *MYSQL_FAMILY),
     # Oracle counts a FLOAT's precision in bits, and refuses to guess: its IEEE double instead.
     Kind.FLOAT: sa.Float(precision=53).with_variant(oracle.BINARY_DOUBLE(), "oracle"),
     # timestamptz on PostgreSQL; SQLite, MySQL and MariaDB have no zone-aware type, so the warehouse stores UTC.
     Kind.TIMESTAMP: sa.DateTime(timezone=True)
-    .with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
+    .with_variant(mysql.DATETIME(fsp=6), *MYSQL_FAMILY)
     .with_variant(oracle.TIMESTAMP(timezone=True), "oracle"),  # Oracle's DateTime is DATE: whole seconds
     Kind.DATE: sa.Date(),
 }

@@ -6,9 +6,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
+from pipeline.jobs.schema import MYSQL_FAMILY
+
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 # Dialect names of MySQL and of MariaDB (which SQLAlchemy names "mariadb" only in a mariadb:// URL).
-MYSQL_FAMILY = ("mysql", "mariadb")
 # SQLite makes a second writer wait this long for the first instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # Page cache of a connection: SQLite's default 2 MB thrashes on the indexes during a bulk upsert, which gets the

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from pipeline.jobs.schema import MYSQL_FAMILY
 from pipeline.sqlfiles import SQL_DIR
-from pipeline.warehouse.engine import MYSQL_FAMILY
 
 VIEWS_DIR = SQL_DIR / "views"
 _VIEW_NAME = re.compile(r"[a-z_][a-z0-9_]*")

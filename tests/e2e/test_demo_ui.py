@@ -21,7 +21,7 @@ from tests.support.browser import CHROMIUM, browser_or_skip
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import ARTIFACTS, BIN
 from tests.support.processes import spawn, stop
-from tests.support.shell_helpers import processes_in
+from tests.support.shell_helpers import processes_left_in
 
 DEMO_DAYS = 3
 UI_TIMEOUT_MS = 60_000
@@ -99,10 +99,7 @@ def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_
     finally:
         stop(ui.process)
     assert "Stopping Dagster's UI and the simulator" in "".join(ui.lines)
-    deadline = time.monotonic() + 30
-    while processes_in(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert processes_in(tmp_path) == []
+    assert processes_left_in(tmp_path) == []
 
 
 def _dismiss_welcome(page) -> None:

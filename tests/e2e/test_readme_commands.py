@@ -18,7 +18,7 @@ from tests.support.paths import ROOT
 from tests.support.shell_helpers import (
     Shell,
     fresh_clone,
-    processes_in,
+    processes_left_in,
     untracked,
     user_shell_env,
 )
@@ -97,7 +97,7 @@ def test_the_demo_and_the_commands_it_prints_run_as_printed(clone, demo_output):
     assert "MongodbSnapshotBackup" in python or "created_date" in python
     ui = next(out for command, out in outputs.items() if SERVERS.search(command))
     assert "asset checks: 5 of 5 passed." in ui and "Dagster UI: http://127.0.0.1:" in ui
-    assert processes_in(clone) == [] and untracked(clone) == []
+    assert processes_left_in(clone) == [] and untracked(clone) == []
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_the_readme_demo_ui_command_serves_the_demo(clone, demo_output):
     lines = command_lines(code_blocks("bash")[0])
     outputs = run_lines(Shell(clone, user_shell_env()), [line for line in lines if SERVERS.search(line)])
     assert len(outputs) == 1 and "Dagster UI: http://127.0.0.1:" in next(iter(outputs.values()))
-    assert processes_in(clone) == [] and untracked(clone) == []
+    assert processes_left_in(clone) == [] and untracked(clone) == []
 
 
 def test_the_readme_sql_runs_on_the_demos_warehouse(clone, demo_output):
@@ -170,7 +170,7 @@ def test_running_it_with_dagster_as_printed_with_the_placeholders_filled(clone):
     assert any("Serving dagster-webserver" in out for out in outputs.values())
     materialized = next(out for line, out in outputs.items() if "asset materialize" in line)
     assert "run summary:" in materialized and "RUN_SUCCESS" in materialized
-    assert processes_in(clone) == []
+    assert processes_left_in(clone) == []
     # The CLI wrote into data/; dagster dev without DAGSTER_HOME keeps a .tmp_dagster_home_* folder while it runs
     # (and leaves it behind when it is killed): both are ignored.
     assert (clone / "data" / "warehouse.db").is_file() and untracked(clone) == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.demo_ui import usable_port
+from pipeline.demo_ui import STOP_TIMEOUT_SECONDS, usable_port
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import ROOT
 from tests.support.processes import spawn, stop
@@ -43,6 +43,15 @@ def untracked(clone: Path) -> list[str]:
     """Files the commands left in the clone that .gitignore does not cover."""
     return subprocess.run(["git", "-C", str(clone), "status", "--porcelain", "--untracked-files=all"],
                           capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def processes_left_in(folder: Path, grace_seconds: float = 30) -> list[str]:
+    """``processes_in(folder)`` once they have ended, or after ``grace_seconds``: a server told to stop ends its
+    children in its own time (SIGTERM first, SIGKILL after STOP_TIMEOUT_SECONDS), and their exit is not instant."""
+    deadline = time.monotonic() + grace_seconds
+    while (found := processes_in(folder)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
 
 
 def processes_in(folder: Path) -> list[str]:
@@ -114,6 +123,7 @@ class Shell:
                 answer = requests.get(f"{url}/server_info", timeout=10)
                 assert answer.ok and "dagster_webserver_version" in answer.json(), answer.text
         finally:
-            stop(server)
+            # Time for the server to stop what it started (dagster dev's own group) before its group is killed.
+            stop(server, grace_seconds=STOP_TIMEOUT_SECONDS + 30)
         reader.join(timeout=10)
         return "".join(lines), url
