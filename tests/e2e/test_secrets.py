@@ -260,7 +260,7 @@ def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, first: da
         use_credentials(monkeypatch, credentials_env(case, p.sim))
         (tmp_path / "dagster_home").mkdir()
         with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-            p = replace(p, instance=instance)
+            p = replace(p, settings=Settings.from_env(), instance=instance)
             yield p, p.sync(first, last, raise_on_error=False)
 
 
