@@ -1,7 +1,7 @@
 """AK/SK request signing with the provider's ``SDK-HMAC-SHA256`` scheme (NOTES.md, "Authentication").
 
 A pure function of the request and the key pair: it returns the headers to add and never sends anything.
-Equality with the provider's reference signer (``huaweicloudsdkcore``) is proven in ``tests/test_signer.py``;
+Equality with the provider's reference signer (``huaweicloudsdkcore``) is proven in ``tests/unit/test_signer.py``;
 the package itself is not imported here because it pins pymongo and pulls several packages.
 """
 
