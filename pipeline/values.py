@@ -20,11 +20,13 @@ def endpoint_for_region(region: str) -> str:
     return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
 
 
-def checked_http_url(value: object, what: str, example: str, error: type[Exception] = ValueError) -> str:
+def checked_http_url(value: object, what: str, example: str, error: type[Exception] = ValueError,
+                     malformed: str | None = None) -> str:
     """``value`` as an http(s) URL with a host and no user info, query or fragment, without its trailing ``/``; else
-    ``error`` naming ``what``. A value embedding credentials is never echoed: it holds a password."""
+    ``error`` naming ``what`` (``malformed``: the message for a value that is no such URL). A value embedding
+    credentials is never echoed: it holds a password."""
     if not isinstance(value, str) or not value.strip():
-        raise error(f"{what} must be a non-empty http(s) URL such as {example}")
+        raise error(malformed or f"{what} must be a non-empty http(s) URL such as {example}")
     text = value.strip()
     try:
         parts = urlsplit(text)
@@ -32,22 +34,19 @@ def checked_http_url(value: object, what: str, example: str, error: type[Excepti
         host, _ = parts.hostname, parts.port
         has_user_info = parts.username is not None or parts.password is not None
     except ValueError:
-        raise error(f"{what} is not a parsable URL such as {example}") from None
+        raise error(malformed or f"{what} is not a parsable URL such as {example}") from None
     if has_user_info:
         raise error(f"{what} must not embed credentials (user:password@)")
-    if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment or " " in text:
-        raise error(f"{what} must be an http(s) URL such as {example}, got {value!r}")
+    if (parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment
+            or any(char.isspace() for char in text)):
+        raise error(malformed or f"{what} must be an http(s) URL such as {example}, got {value!r}")
     return text.rstrip("/")
 
 
 def check_http_url(value: str, setting: str) -> str:
     """An http(s) URL of a DDS endpoint, or a ConfigError naming ``setting`` (and the value, but for credentials)."""
-    try:
-        return checked_http_url(value, setting, DDS_ENDPOINT_EXAMPLE)
-    except ValueError as exc:
-        if "credentials" in str(exc):
-            raise ConfigError(str(exc)) from None
-        raise ConfigError(f"{setting}={value!r} is not an http(s) URL such as {DDS_ENDPOINT_EXAMPLE}") from None
+    return checked_http_url(value, setting, DDS_ENDPOINT_EXAMPLE, ConfigError,
+                            malformed=f"{setting}={value!r} is not an http(s) URL such as {DDS_ENDPOINT_EXAMPLE}")
 
 
 def check_concurrency(value: object, label: str) -> int:
