@@ -151,7 +151,9 @@ class DdsTaskCenterClient:
     region's limiter (pipeline.api.ratelimit), shared with every client of the same ``region`` and endpoint in
     the process; it never passes ``max_rate`` requests a second. ``adaptive_rate=False`` gives a limiter of the
     client's own that keeps ``max_concurrency`` in flight whatever the answers (the fixed behaviour, for
-    comparison). The client is thread-safe; close it (or use it as a context manager).
+    comparison). No request follows a redirect: a 3xx is an error saying to set ``endpoint_setting`` (the setting
+    the endpoint came from) to the final address. The client is thread-safe; close it (or use it as a context
+    manager).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class DdsTaskCenterClient:
         region: str | None = None,
         max_rate: float | None = None,
         adaptive_rate: bool = True,
+        endpoint_setting: str = "DDS_ENDPOINT",
     ) -> None:
         self.endpoint = _validated_endpoint(endpoint)
         self.project_id = _validated_project_id(project_id)
@@ -196,7 +199,7 @@ class DdsTaskCenterClient:
         self._auth = auth
         self._http = JobsHttp(
             self.endpoint, self.project_id, auth, timeout=self.timeout, verify=verify, pool_size=self.max_concurrency,
-            limiter=self.limiter,
+            limiter=self.limiter, endpoint_setting=endpoint_setting,
         )
 
     def iter_pages(

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from pipeline.api.errors import one_line
+from pipeline.api.errors import one_line, refused_redirect
 from pipeline.api.windows import utc_now
 from pipeline.values import checked_http_url
 
@@ -44,7 +44,8 @@ class IamTokenProvider:
 
     ``token()`` fetches a token when none is cached or the cached one is within ``refresh_margin`` of its
     expiry (at most half its lifetime, so short-lived tokens are not fetched on every call); only one fetch
-    runs at a time. ``clock`` is the current UTC time, replaceable in tests.
+    runs at a time. ``clock`` is the current UTC time, replaceable in tests. The login follows no redirect (it
+    would carry the password to the host the answer names): a 3xx is an error naming ``endpoint_setting``.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class IamTokenProvider:
         refresh_margin: timedelta = timedelta(minutes=30),
         timeout: tuple[float, float] = (5, 30),
         clock: Callable[[], datetime] = utc_now,
+        endpoint_setting: str = "DDS_IAM_ENDPOINT",
     ) -> None:
         for what, value in (("IAM user name", username), ("IAM password", password),
                             ("IAM domain (account name)", domain), ("project id", project_id)):
@@ -72,6 +74,7 @@ class IamTokenProvider:
         self._refresh_margin = refresh_margin
         self._timeout = timeout
         self._clock = clock
+        self._endpoint_setting = endpoint_setting
         self._lock = threading.Lock()
         self._cached: IamToken | None = None
         self.fetch_count = 0
@@ -107,11 +110,16 @@ class IamTokenProvider:
 
     def _fetch(self) -> IamToken:
         try:
-            response = self._session.post(self._tokens_url, json=self._login_body(), timeout=self._timeout)
+            response = self._session.post(self._tokens_url, json=self._login_body(), timeout=self._timeout,
+                                          allow_redirects=False)
         except requests.RequestException as exc:
             raise IamError(
                 f"IAM token request to {self._tokens_url} failed: {type(exc).__name__}"
             ) from None
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("Location")
+            raise IamError(f"IAM login at {self._tokens_url} answered HTTP {response.status_code}: "
+                           + refused_redirect(location, self._tokens_url, self._endpoint_setting))
         if response.status_code != 201:
             raise IamError(
                 f"IAM refused a token for user {self._username!r} at {self._tokens_url}: "

@@ -30,7 +30,7 @@ from pipeline.settings import (
     require_source,
 )
 from pipeline.snapshots.store import ParquetStore
-from pipeline.targets import Target
+from pipeline.targets import TARGETS_FILE_VARIABLE, Target
 from pipeline.values import check_concurrency
 from pipeline.warehouse.store import Warehouse
 
@@ -78,8 +78,10 @@ class DdsTaskCenterResource(ConfigurableResource):
             project_id, region = self.project_id, self.region
             endpoint = require_source(self.project_id, self.endpoint, self.region)
             concurrency = self.max_concurrency
+            endpoint_setting = "DDS_ENDPOINT"
         else:
             project_id, region, endpoint = target.project_id, target.region, target.endpoint
+            endpoint_setting = f"the endpoint of target {target.name} in {TARGETS_FILE_VARIABLE}"
             concurrency = target.max_concurrency or self.max_concurrency
             max_rate = target.max_rate or max_rate
         check_concurrency(concurrency, "DDS_MAX_CONCURRENCY")
@@ -90,10 +92,12 @@ class DdsTaskCenterResource(ConfigurableResource):
         # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
         iam_session = requests.Session()
         iam_session.verify = verify
-        auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session)
+        auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session,
+                                  variable_prefix=target.credentials_prefix if target else "")
         client = DdsTaskCenterClient(
             endpoint, project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
             timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds), region=region or None, max_rate=max_rate,
+            endpoint_setting=endpoint_setting,
         )
         return client, method
 
