@@ -95,8 +95,8 @@ class FetchStats:
                 f"pace allowed at the end: {'no limit' if allowed is None else f'{allowed:g}/s'}")
 
 
-def _validated_endpoint(endpoint: object) -> str:
-    return checked_http_url(endpoint, "endpoint", DDS_ENDPOINT_EXAMPLE)
+def _validated_endpoint(endpoint: object, insecure_http: bool) -> str:
+    return checked_http_url(endpoint, "endpoint", DDS_ENDPOINT_EXAMPLE, insecure_http=insecure_http)
 
 
 def _validated_project_id(project_id: object) -> str:
@@ -152,7 +152,8 @@ class DdsTaskCenterClient:
     the process; it never passes ``max_rate`` requests a second. ``adaptive_rate=False`` gives a limiter of the
     client's own that keeps ``max_concurrency`` in flight whatever the answers (the fixed behaviour, for
     comparison). No request follows a redirect: a 3xx is an error saying to set ``endpoint_setting`` (the setting
-    the endpoint came from) to the final address. The client is thread-safe; close it (or use it as a context
+    the endpoint came from) to the final address. An ``http://`` endpoint must be on loopback (the simulator) unless
+    ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP): the credentials would cross the network in clear text. The client is thread-safe; close it (or use it as a context
     manager).
     """
 
@@ -171,8 +172,9 @@ class DdsTaskCenterClient:
         max_rate: float | None = None,
         adaptive_rate: bool = True,
         endpoint_setting: str = "DDS_ENDPOINT",
+        insecure_http: bool = False,
     ) -> None:
-        self.endpoint = _validated_endpoint(endpoint)
+        self.endpoint = _validated_endpoint(endpoint, insecure_http)
         self.project_id = _validated_project_id(project_id)
         if auth is not None and not isinstance(auth, AuthBase):
             raise ValueError(f"auth must be a requests AuthBase such as TokenAuth, got {type(auth).__name__}")

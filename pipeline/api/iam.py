@@ -34,9 +34,10 @@ class IamToken:
     __str__ = __repr__
 
 
-def validated_iam_endpoint(url: str) -> str:
-    """``url`` without its trailing ``/``; ValueError unless it is an http(s) URL with a host and no user info."""
-    return checked_http_url(url, "IAM endpoint", DEFAULT_IAM_ENDPOINT)
+def validated_iam_endpoint(url: str, *, insecure_http: bool = False) -> str:
+    """``url`` without its trailing ``/``; ValueError unless it is an http(s) URL with a host and no user info
+    (``http://`` only to loopback, unless ``insecure_http``: the login carries the password)."""
+    return checked_http_url(url, "IAM endpoint", DEFAULT_IAM_ENDPOINT, insecure_http=insecure_http)
 
 
 class IamTokenProvider:
@@ -45,7 +46,8 @@ class IamTokenProvider:
     ``token()`` fetches a token when none is cached or the cached one is within ``refresh_margin`` of its
     expiry (at most half its lifetime, so short-lived tokens are not fetched on every call); only one fetch
     runs at a time. ``clock`` is the current UTC time, replaceable in tests. The login follows no redirect (it
-    would carry the password to the host the answer names): a 3xx is an error naming ``endpoint_setting``.
+    would carry the password to the host the answer names): a 3xx is an error naming ``endpoint_setting``. An
+    ``http://`` endpoint must be on loopback unless ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP).
     """
 
     def __init__(
@@ -60,12 +62,13 @@ class IamTokenProvider:
         timeout: tuple[float, float] = (5, 30),
         clock: Callable[[], datetime] = utc_now,
         endpoint_setting: str = "DDS_IAM_ENDPOINT",
+        insecure_http: bool = False,
     ) -> None:
         for what, value in (("IAM user name", username), ("IAM password", password),
                             ("IAM domain (account name)", domain), ("project id", project_id)):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{what} must be a non-empty string")
-        self._tokens_url = validated_iam_endpoint(iam_endpoint) + TOKENS_PATH
+        self._tokens_url = validated_iam_endpoint(iam_endpoint, insecure_http=insecure_http) + TOKENS_PATH
         self._username = username
         self._password = password
         self._domain = domain

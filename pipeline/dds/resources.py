@@ -62,6 +62,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     retry_base_delay_seconds: float = RetryPolicy.base_delay
     retry_max_attempts: int | None = None
+    # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (API, IAM) allowed off loopback.
+    allow_insecure_http: bool = False
 
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
@@ -76,7 +78,8 @@ class DdsTaskCenterResource(ConfigurableResource):
         max_rate = None if self.max_rate is None else check_max_rate(self.max_rate, "DDS_MAX_RATE")
         if target is None:
             project_id, region = self.project_id, self.region
-            endpoint = require_source(self.project_id, self.endpoint, self.region)
+            endpoint = require_source(self.project_id, self.endpoint, self.region,
+                                      insecure_http=self.allow_insecure_http)
             concurrency = self.max_concurrency
             endpoint_setting = "DDS_ENDPOINT"
         else:
@@ -93,11 +96,12 @@ class DdsTaskCenterResource(ConfigurableResource):
         iam_session = requests.Session()
         iam_session.verify = verify
         auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session,
-                                  variable_prefix=target.credentials_prefix if target else "")
+                                  variable_prefix=target.credentials_prefix if target else "",
+                                  insecure_http=self.allow_insecure_http)
         client = DdsTaskCenterClient(
             endpoint, project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
             timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds), region=region or None, max_rate=max_rate,
-            endpoint_setting=endpoint_setting,
+            endpoint_setting=endpoint_setting, insecure_http=self.allow_insecure_http,
         )
         return client, method
 
