@@ -3,7 +3,7 @@
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -23,9 +23,12 @@ from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 from pipeline.values import DDS_ENDPOINT_EXAMPLE, checked_http_url
 
-__all__ = ["DdsTaskCenterClient", "FetchStats", "Page"]
+__all__ = ["DdsTaskCenterClient", "FetchStats", "Page", "throttling_warning"]
 
 MAX_PAGE_SIZE = 100  # the API's limit maximum
+# A run whose requests were answered 429 more often than this warns once: each 429 is ridden out (and logged at
+# INFO), but so many mean the quota, shared with the tenant's other tools, is too small for the run.
+THROTTLED_WARNING_SHARE = 0.05
 _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -93,6 +96,21 @@ class FetchStats:
         return (f"{figures['rate_per_s']:.1f} requests/s, {throttled}"
                 f"{figures['concurrency_min']}-{figures['concurrency_max']} allowed in flight, "
                 f"pace allowed at the end: {'no limit' if allowed is None else f'{allowed:g}/s'}")
+
+
+def throttling_warning(fetches: Iterable[FetchStats]) -> str | None:
+    """The run's one warning when more than THROTTLED_WARNING_SHARE of the requests of its ``fetches`` were
+    answered 429, with the figures; else None."""
+    requests = throttled = 0
+    for stats in fetches:
+        requests += stats.requests
+        throttled += stats.pacing.throttled
+    if not requests or throttled <= THROTTLED_WARNING_SHARE * requests:
+        return None
+    return (f"DDS API throttling: {throttled} of {requests} requests ({throttled / requests:.1%}) were answered 429 "
+            f"in this run, more than {THROTTLED_WARNING_SHARE:.0%}; each was waited out and sent again, but the "
+            "gateway's quota (shared with the tenant's other tools) is tight: set DDS_MAX_RATE under it, or run "
+            "other heavy API users at another time")
 
 
 def _validated_endpoint(endpoint: object, insecure_http: bool) -> str:
