@@ -40,6 +40,7 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
         max_rate=settings.max_rate,
         retry_budget_seconds=settings.retry_budget_seconds,
         ca_bundle=settings.ca_bundle,
+        allow_insecure_http=settings.allow_insecure_http,
         **credentials,
     )
 

@@ -19,8 +19,10 @@ from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
 from pipeline.snapshots.store import check_parquet_root
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
 from pipeline.values import (
+    INSECURE_HTTP_VARIABLE,
     MAX_CONCURRENCY_LIMIT,
     ConfigError,
+    check_flag,
     check_http_url,
     check_max_rate,
     endpoint_for_region,
@@ -42,10 +44,11 @@ MAX_RETRY_BUDGET_SECONDS = 3600
 _REGION_ENDPOINT = re.compile(r"https://dds\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)")
 
 
-def resolve_endpoint(endpoint: str | None, region: str | None) -> str | None:
-    """DDS_ENDPOINT when given (checked), else the region's default, else None."""
+def resolve_endpoint(endpoint: str | None, region: str | None, *, insecure_http: bool = False) -> str | None:
+    """DDS_ENDPOINT when given (checked; ``http://`` off loopback only with ``insecure_http``), else the region's
+    default, else None."""
     if endpoint and endpoint.strip():
-        return check_http_url(endpoint, "DDS_ENDPOINT")
+        return check_http_url(endpoint, "DDS_ENDPOINT", insecure_http=insecure_http)
     return endpoint_for_region(region) if region else None
 
 
@@ -55,11 +58,12 @@ def region_of_endpoint(endpoint: str | None) -> str | None:
     return match["region"] if match else None
 
 
-def require_source(project_id: str | None, endpoint: str | None, region: str | None) -> str:
+def require_source(project_id: str | None, endpoint: str | None, region: str | None, *,
+                   insecure_http: bool = False) -> str:
     """The endpoint a real sync calls, or a ConfigError naming what is missing (project id first)."""
     if not project_id:
         raise ConfigError("DDS_PROJECT_ID is not set: the project id of the tenant in the region is required")
-    resolved = resolve_endpoint(endpoint, region)
+    resolved = resolve_endpoint(endpoint, region, insecure_http=insecure_http)
     if not resolved:
         raise ConfigError("neither DDS_REGION nor DDS_ENDPOINT is set: the DDS API endpoint is unknown")
     return resolved
@@ -150,6 +154,8 @@ class Settings:
     ca_bundle: str | None = None
     # The credential variables (names only, never values) that are set: the resources read those at run time.
     credential_variables: frozenset[str] = frozenset()
+    # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (DDS API, targets, IAM) allowed off loopback too.
+    allow_insecure_http: bool = False
     # Whether warehouse_url is DDS_WAREHOUSE_URL as set (then Dagster can record the variable's name, not its value).
     warehouse_url_from_env: bool = False
 
@@ -181,13 +187,14 @@ class Settings:
         if start_date > datetime.now(timezone.utc).date():
             raise ConfigError(f"DDS_START_DATE={start_date.isoformat()} is in the future; no day could be synced")
         region = env.get("DDS_REGION", "").strip() or None
-        endpoint = resolve_endpoint(env.get("DDS_ENDPOINT", ""), region)
+        insecure_http = check_flag(env.get(INSECURE_HTTP_VARIABLE, ""), INSECURE_HTTP_VARIABLE)
+        endpoint = resolve_endpoint(env.get("DDS_ENDPOINT", ""), region, insecure_http=insecure_http)
         # Every stored row carries its region: known from DDS_REGION, or from an endpoint that names it.
         region = region or region_of_endpoint(endpoint)
         project_id = env.get("DDS_PROJECT_ID", "").strip() or None
         max_rate_raw = env.get("DDS_MAX_RATE", "").strip()
         max_rate = check_max_rate(max_rate_raw, "DDS_MAX_RATE") if max_rate_raw else None
-        targets = _targets(env, project_id)
+        targets = _targets(env, project_id, insecure_http)
         return cls(
             data_dir=data_dir,
             warehouse_url=warehouse_url,
@@ -205,6 +212,7 @@ class Settings:
                 env, "DDS_RETRY_BUDGET_SECONDS", int(DEFAULT_RETRY_BUDGET_SECONDS), 1, MAX_RETRY_BUDGET_SECONDS
             ),
             ca_bundle=env.get("DDS_CA_BUNDLE", "").strip() or None,
+            allow_insecure_http=insecure_http,
             credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
         )
@@ -248,7 +256,7 @@ def _print_config_errors_in_one_line() -> None:
     sys.excepthook = hook
 
 
-def _targets(env: Mapping[str, str], project_id: str | None) -> tuple[Target, ...]:
+def _targets(env: Mapping[str, str], project_id: str | None, insecure_http: bool) -> tuple[Target, ...]:
     path = env.get(TARGETS_FILE_VARIABLE, "").strip()
     if not path:
         return ()
@@ -256,4 +264,4 @@ def _targets(env: Mapping[str, str], project_id: str | None) -> tuple[Target, ..
         # Both would leave it unclear which projects a run reads.
         raise ConfigError(f"DDS_PROJECT_ID and {TARGETS_FILE_VARIABLE} are both set: list every project in the "
                           "targets file and unset DDS_PROJECT_ID")
-    return load_targets(path)
+    return load_targets(path, insecure_http=insecure_http)

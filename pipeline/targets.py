@@ -57,8 +57,9 @@ class Target:
         return Credentials(**{name: env.get(self.credentials_prefix + var) for name, var in ENV_VARIABLES.items()})
 
 
-def load_targets(path: str | Path) -> tuple[Target, ...]:
-    """The targets of a targets file; ConfigError (one line naming the file, target and field) when malformed."""
+def load_targets(path: str | Path, *, insecure_http: bool = False) -> tuple[Target, ...]:
+    """The targets of a targets file; ConfigError (one line naming the file, target and field) when malformed.
+    ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP): an ``http://`` endpoint may name a host off loopback."""
     where = f"{TARGETS_FILE_VARIABLE}={str(path)!r}"
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -76,7 +77,8 @@ def load_targets(path: str | Path) -> tuple[Target, ...]:
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(sorted(map(str, unknown)))}")
     concurrency, rates = _region_limits(document.get("regions") or {}, where)
-    targets = tuple(_target(entry, index, concurrency, rates, where) for index, entry in enumerate(document["targets"]))
+    targets = tuple(_target(entry, index, concurrency, rates, where, insecure_http)
+                    for index, entry in enumerate(document["targets"]))
     seen: set[str] = set()
     for target in targets:
         if target.name in seen:
@@ -103,7 +105,8 @@ def _region_limits(regions: object, where: str) -> tuple[dict[str, int], dict[st
     return concurrency, rates
 
 
-def _target(entry: object, index: int, concurrency: dict[str, int], rates: dict[str, float], where: str) -> Target:
+def _target(entry: object, index: int, concurrency: dict[str, int], rates: dict[str, float], where: str,
+            insecure_http: bool) -> Target:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: targets[{index}] must be a mapping with name, region and project_id")
     label = f"{where}: target {entry.get('name', f'#{index + 1}')!r}"
@@ -126,7 +129,8 @@ def _target(entry: object, index: int, concurrency: dict[str, int], rates: dict[
         raise ConfigError(f"{label}: credentials must be an environment variable prefix such as SG_PROD_")
     endpoint = text.get("endpoint")
     try:
-        endpoint = check_http_url(endpoint, "endpoint") if endpoint else endpoint_for_region(text["region"])
+        endpoint = (check_http_url(endpoint, "endpoint", insecure_http=insecure_http) if endpoint
+                    else endpoint_for_region(text["region"]))
     except ConfigError as exc:
         raise ConfigError(f"{label}: {exc}") from None
     limit = entry.get("max_concurrency")

@@ -1,6 +1,7 @@
 """Configuration values that every layer checks alike, below the configuration itself (``settings``, ``targets``):
 the one error of a bad setting, the region endpoints, http(s) URLs and the bound of concurrency. Reads nothing."""
 
+import ipaddress
 import math
 from urllib.parse import urlsplit
 
@@ -9,6 +10,9 @@ MAX_CONCURRENCY_LIMIT = 32
 DDS_ENDPOINT_EXAMPLE = "https://dds.ap-southeast-1.myhuaweicloud.com"
 # The one region outside the myhuaweicloud.com domain (NOTES.md).
 REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
+# The opt-in to plain http:// endpoints off loopback (a TLS-terminating proxy on the same network, say): without it
+# a token, a signature or the IAM password would cross the network in clear text unasked.
+INSECURE_HTTP_VARIABLE = "DDS_ALLOW_INSECURE_HTTP"
 
 
 class ConfigError(ValueError):
@@ -20,10 +24,21 @@ def endpoint_for_region(region: str) -> str:
     return REGION_ENDPOINT_OVERRIDES.get(region, f"https://dds.{region}.myhuaweicloud.com")
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (as ``urlsplit(...).hostname`` gives it) is this machine: ``localhost``, 127.0.0.0/8, ``::1``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def checked_http_url(value: object, what: str, example: str, error: type[Exception] = ValueError,
-                     malformed: str | None = None) -> str:
+                     malformed: str | None = None, *, insecure_http: bool = False) -> str:
     """``value`` as an http(s) URL with a host and no user info, query or fragment, without its trailing ``/``; else
-    ``error`` naming ``what`` (``malformed``: the message for a value that is no such URL). A value embedding
+    ``error`` naming ``what`` (``malformed``: the message for a value that is no such URL). ``http://`` only to a
+    loopback host (the simulator) unless ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP). A value embedding
     credentials is never echoed: it holds a password."""
     if not isinstance(value, str) or not value.strip():
         raise error(malformed or f"{what} must be a non-empty http(s) URL such as {example}")
@@ -40,13 +55,29 @@ def checked_http_url(value: object, what: str, example: str, error: type[Excepti
     if (parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment
             or any(char.isspace() for char in text)):
         raise error(malformed or f"{what} must be an http(s) URL such as {example}, got {value!r}")
+    if parts.scheme == "http" and not insecure_http and not is_loopback_host(host):
+        raise error(f"{what} is plain http:// to {host}, which would send the credentials in clear text: use "
+                    f"https://, or set {INSECURE_HTTP_VARIABLE}=1 to allow it")
     return text.rstrip("/")
 
 
-def check_http_url(value: str, setting: str) -> str:
-    """An http(s) URL of a DDS endpoint, or a ConfigError naming ``setting`` (and the value, but for credentials)."""
+def check_http_url(value: str, setting: str, *, insecure_http: bool = False) -> str:
+    """An http(s) URL of a DDS endpoint, or a ConfigError naming ``setting`` (and the value, but for credentials);
+    ``http://`` only to loopback unless ``insecure_http``."""
     return checked_http_url(value, setting, DDS_ENDPOINT_EXAMPLE, ConfigError,
-                            malformed=f"{setting}={value!r} is not an http(s) URL such as {DDS_ENDPOINT_EXAMPLE}")
+                            malformed=f"{setting}={value!r} is not an http(s) URL such as {DDS_ENDPOINT_EXAMPLE}",
+                            insecure_http=insecure_http)
+
+
+def check_flag(raw: str, setting: str) -> bool:
+    """A yes/no setting: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``/empty; else a ConfigError
+    naming ``setting``."""
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{setting}={raw!r} is not 1 (yes) or 0 (no)")
 
 
 def check_concurrency(value: object, label: str) -> int:

@@ -3,7 +3,7 @@
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -23,9 +23,12 @@ from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
 from pipeline.values import DDS_ENDPOINT_EXAMPLE, checked_http_url
 
-__all__ = ["DdsTaskCenterClient", "FetchStats", "Page"]
+__all__ = ["DdsTaskCenterClient", "FetchStats", "Page", "throttling_warning"]
 
 MAX_PAGE_SIZE = 100  # the API's limit maximum
+# A run whose requests were answered 429 more often than this warns once: each 429 is ridden out (and logged at
+# INFO), but so many mean the quota, shared with the tenant's other tools, is too small for the run.
+THROTTLED_WARNING_SHARE = 0.05
 _PROJECT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -95,8 +98,23 @@ class FetchStats:
                 f"pace allowed at the end: {'no limit' if allowed is None else f'{allowed:g}/s'}")
 
 
-def _validated_endpoint(endpoint: object) -> str:
-    return checked_http_url(endpoint, "endpoint", DDS_ENDPOINT_EXAMPLE)
+def throttling_warning(fetches: Iterable[FetchStats]) -> str | None:
+    """The run's one warning when more than THROTTLED_WARNING_SHARE of the requests of its ``fetches`` were
+    answered 429, with the figures; else None."""
+    requests = throttled = 0
+    for stats in fetches:
+        requests += stats.requests
+        throttled += stats.pacing.throttled
+    if not requests or throttled <= THROTTLED_WARNING_SHARE * requests:
+        return None
+    return (f"DDS API throttling: {throttled} of {requests} requests ({throttled / requests:.1%}) were answered 429 "
+            f"in this run, more than {THROTTLED_WARNING_SHARE:.0%}; each was waited out and sent again, but the "
+            "gateway's quota (shared with the tenant's other tools) is tight: set DDS_MAX_RATE under it, or run "
+            "other heavy API users at another time")
+
+
+def _validated_endpoint(endpoint: object, insecure_http: bool) -> str:
+    return checked_http_url(endpoint, "endpoint", DDS_ENDPOINT_EXAMPLE, insecure_http=insecure_http)
 
 
 def _validated_project_id(project_id: object) -> str:
@@ -151,7 +169,10 @@ class DdsTaskCenterClient:
     region's limiter (pipeline.api.ratelimit), shared with every client of the same ``region`` and endpoint in
     the process; it never passes ``max_rate`` requests a second. ``adaptive_rate=False`` gives a limiter of the
     client's own that keeps ``max_concurrency`` in flight whatever the answers (the fixed behaviour, for
-    comparison). The client is thread-safe; close it (or use it as a context manager).
+    comparison). No request follows a redirect: a 3xx is an error saying to set ``endpoint_setting`` (the setting
+    the endpoint came from) to the final address. An ``http://`` endpoint must be on loopback (the simulator) unless
+    ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP): the credentials would cross the network in clear text. The client is thread-safe; close it (or use it as a context
+    manager).
     """
 
     def __init__(
@@ -168,8 +189,10 @@ class DdsTaskCenterClient:
         region: str | None = None,
         max_rate: float | None = None,
         adaptive_rate: bool = True,
+        endpoint_setting: str = "DDS_ENDPOINT",
+        insecure_http: bool = False,
     ) -> None:
-        self.endpoint = _validated_endpoint(endpoint)
+        self.endpoint = _validated_endpoint(endpoint, insecure_http)
         self.project_id = _validated_project_id(project_id)
         if auth is not None and not isinstance(auth, AuthBase):
             raise ValueError(f"auth must be a requests AuthBase such as TokenAuth, got {type(auth).__name__}")
@@ -196,7 +219,7 @@ class DdsTaskCenterClient:
         self._auth = auth
         self._http = JobsHttp(
             self.endpoint, self.project_id, auth, timeout=self.timeout, verify=verify, pool_size=self.max_concurrency,
-            limiter=self.limiter,
+            limiter=self.limiter, endpoint_setting=endpoint_setting,
         )
 
     def iter_pages(

@@ -116,12 +116,16 @@ class Credentials:
 
 
 def build_auth(
-    creds: Credentials, project_id: str, *, session: requests.Session | None = None
+    creds: Credentials, project_id: str, *, session: requests.Session | None = None, variable_prefix: str = "",
+    insecure_http: bool = False,
 ) -> tuple[AuthBase, str]:
     """The ``requests`` auth for ``creds`` and the method's name (``aksk``, ``iam``, ``token``).
 
     Sends nothing: an IAM token is fetched at the first request. ``session`` carries the IAM requests.
+    ``variable_prefix``: the prefix of the variables ``creds`` were read from (a target's), for the errors.
+    ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP): the IAM endpoint may be ``http://`` off loopback.
     """
+    iam_endpoint_variable = variable_prefix + ENV_VARIABLES["iam_endpoint"]
     method = creds.method()
     if method != TOKEN and not (project_id or "").strip():
         raise CredentialsError(f"DDS_PROJECT_ID is not set: {method} authentication is scoped to a project")
@@ -130,11 +134,12 @@ def build_auth(
                                   security_token=creds.security_token)
     elif method == IAM:
         try:
-            endpoint = validated_iam_endpoint(creds.iam_endpoint)
+            endpoint = validated_iam_endpoint(creds.iam_endpoint, insecure_http=insecure_http)
         except ValueError as exc:
-            raise CredentialsError(f"{ENV_VARIABLES['iam_endpoint']}: {exc}") from None
+            raise CredentialsError(f"{iam_endpoint_variable}: {exc}") from None
         provider = IamTokenProvider(endpoint, creds.iam_username, creds.iam_password, creds.iam_domain,
-                                    project_id, session=session)
+                                    project_id, session=session, endpoint_setting=iam_endpoint_variable,
+                                    insecure_http=insecure_http)
         auth = IamTokenAuth(provider)
     else:
         log.warning(STATIC_TOKEN_WARNING)

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 # The provider's gateway and SDKs use three spellings for the same two fields, at the top of the body or nested
 # in an "error" object ({"error": {"code": "APIG.0307", "message": "..."}}), which the provider's SDK reads too.
@@ -22,6 +23,28 @@ def one_line(text: str, limit: int = _EXCERPT_CHARS) -> str:
     """``text`` with its whitespace collapsed, cut to ``limit`` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def refused_redirect(location: str | None, request_url: str, setting: str) -> str:
+    """Why a 3xx answer to a request carrying a credential was not followed, in one line: the host its Location
+    names (resolved against ``request_url``; never its path or query, which may hold a secret, nor the body) and
+    ``setting``, what the user corrects to the final address."""
+    return (f"redirect to {_location_host(location, request_url)} not followed (a request carrying credentials "
+            f"never follows a redirect): set {setting} to the final address")
+
+
+def _location_host(location: str | None, request_url: str) -> str:
+    if not location or not location.strip():
+        return "(no Location header)"
+    try:
+        parts = urlsplit(urljoin(request_url, location.strip()))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(an unreadable Location header)"
+    if not host:
+        return "(a Location without a host)"
+    shown = one_line(f"[{host}]" if ":" in host else host, 100)
+    return f"host {shown}" + (f":{port}" if port else "")
 
 
 def parse_error_body(body: bytes) -> tuple[str | None, str | None, str]:

@@ -10,7 +10,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from pipeline.api.errors import Problem, one_line, parse_error_body
+from pipeline.api.errors import Problem, one_line, parse_error_body, refused_redirect
 from pipeline.api.ratelimit import RateUsage, RegionLimiter
 from pipeline.api.retry import (
     BROKEN_ANSWER,
@@ -113,9 +113,10 @@ def _jobs_answer(response: requests.Response, body: bytes, limit: int) -> JobsAn
 class JobsHttp:
     """GETs ``{endpoint}/v3.1/{project_id}/jobs`` on one session whose pool holds ``pool_size`` connections.
 
-    urllib3 retries nothing and redirects are not followed (they would carry the token elsewhere): the
-    retry policy above decides everything. With a ``limiter``, each request waits for its leave and reports
-    how it went (the region's pace and window adapt to it).
+    urllib3 retries nothing and redirects are not followed (they would carry the token or signature elsewhere):
+    any 3xx is an error naming ``endpoint_setting``, the setting to correct, and is not retried. The retry policy
+    above decides everything else. With a ``limiter``, each request waits for its leave and reports how it went
+    (the region's pace and window adapt to it).
     """
 
     def __init__(
@@ -128,8 +129,10 @@ class JobsHttp:
         verify: bool | str,
         pool_size: int,
         limiter: RegionLimiter | None = None,
+        endpoint_setting: str = "DDS_ENDPOINT",
     ) -> None:
         self.url = f"{endpoint}/v3.1/{quote(project_id, safe='')}/jobs"
+        self._endpoint_setting = endpoint_setting
         # Preparing a request parses and re-encodes its URL (a seventh of the client's CPU per page): the jobs URL is
         # prepared once, here, and each request appends its query, already in the form preparing it would give.
         self._prepared_url = requests.Request("GET", self.url).prepare().url
@@ -188,8 +191,8 @@ class JobsHttp:
         if response.status_code == 200:
             return _jobs_answer(response, body, int(params["limit"]))
         if 300 <= response.status_code < 400:
-            where = one_line(response.headers.get("Location", "(no Location)"), 120)
-            raise AttemptFailure(_problem(response, f"redirect to {where} not followed"))
+            location = response.headers.get("Location")
+            raise AttemptFailure(_problem(response, refused_redirect(location, self.url, self._endpoint_setting)))
         raise AttemptFailure(
             _error_problem(response, body),
             retry_kind_of_status(response.status_code),

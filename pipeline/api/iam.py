@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from pipeline.api.errors import one_line
+from pipeline.api.errors import one_line, refused_redirect
 from pipeline.api.windows import utc_now
 from pipeline.values import checked_http_url
 
@@ -34,9 +34,10 @@ class IamToken:
     __str__ = __repr__
 
 
-def validated_iam_endpoint(url: str) -> str:
-    """``url`` without its trailing ``/``; ValueError unless it is an http(s) URL with a host and no user info."""
-    return checked_http_url(url, "IAM endpoint", DEFAULT_IAM_ENDPOINT)
+def validated_iam_endpoint(url: str, *, insecure_http: bool = False) -> str:
+    """``url`` without its trailing ``/``; ValueError unless it is an http(s) URL with a host and no user info
+    (``http://`` only to loopback, unless ``insecure_http``: the login carries the password)."""
+    return checked_http_url(url, "IAM endpoint", DEFAULT_IAM_ENDPOINT, insecure_http=insecure_http)
 
 
 class IamTokenProvider:
@@ -44,7 +45,9 @@ class IamTokenProvider:
 
     ``token()`` fetches a token when none is cached or the cached one is within ``refresh_margin`` of its
     expiry (at most half its lifetime, so short-lived tokens are not fetched on every call); only one fetch
-    runs at a time. ``clock`` is the current UTC time, replaceable in tests.
+    runs at a time. ``clock`` is the current UTC time, replaceable in tests. The login follows no redirect (it
+    would carry the password to the host the answer names): a 3xx is an error naming ``endpoint_setting``. An
+    ``http://`` endpoint must be on loopback unless ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP).
     """
 
     def __init__(
@@ -58,12 +61,14 @@ class IamTokenProvider:
         refresh_margin: timedelta = timedelta(minutes=30),
         timeout: tuple[float, float] = (5, 30),
         clock: Callable[[], datetime] = utc_now,
+        endpoint_setting: str = "DDS_IAM_ENDPOINT",
+        insecure_http: bool = False,
     ) -> None:
         for what, value in (("IAM user name", username), ("IAM password", password),
                             ("IAM domain (account name)", domain), ("project id", project_id)):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{what} must be a non-empty string")
-        self._tokens_url = validated_iam_endpoint(iam_endpoint) + TOKENS_PATH
+        self._tokens_url = validated_iam_endpoint(iam_endpoint, insecure_http=insecure_http) + TOKENS_PATH
         self._username = username
         self._password = password
         self._domain = domain
@@ -72,6 +77,7 @@ class IamTokenProvider:
         self._refresh_margin = refresh_margin
         self._timeout = timeout
         self._clock = clock
+        self._endpoint_setting = endpoint_setting
         self._lock = threading.Lock()
         self._cached: IamToken | None = None
         self.fetch_count = 0
@@ -107,11 +113,16 @@ class IamTokenProvider:
 
     def _fetch(self) -> IamToken:
         try:
-            response = self._session.post(self._tokens_url, json=self._login_body(), timeout=self._timeout)
+            response = self._session.post(self._tokens_url, json=self._login_body(), timeout=self._timeout,
+                                          allow_redirects=False)
         except requests.RequestException as exc:
             raise IamError(
                 f"IAM token request to {self._tokens_url} failed: {type(exc).__name__}"
             ) from None
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("Location")
+            raise IamError(f"IAM login at {self._tokens_url} answered HTTP {response.status_code}: "
+                           + refused_redirect(location, self._tokens_url, self._endpoint_setting))
         if response.status_code != 201:
             raise IamError(
                 f"IAM refused a token for user {self._username!r} at {self._tokens_url}: "

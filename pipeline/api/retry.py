@@ -180,7 +180,9 @@ def call_with_retries(
                 reason = f" (the next wait of {wait:.1f} s would pass the {policy.total_budget:g} s retry budget)"
                 raise DdsApiError.exhausted(failure.problem, window, attempts=number, reason=reason) from None
             on_retry(failure.kind)
-            log.warning("DDS API attempt %d failed (%s%s); retrying in %.2f s%s", number,
+            # INFO: a retry is the policy working (a 429 is the quota's pace, not a fault); a run whose share of
+            # throttled requests is high says so once, in its summary (client.throttling_warning).
+            log.info("DDS API attempt %d failed (%s%s); retrying in %.2f s%s", number,
                         "" if failure.problem.status is None else f"HTTP {failure.problem.status} ",
                         failure.problem.summary, wait, f" for window {window}" if window else "")
             policy.sleep(wait)

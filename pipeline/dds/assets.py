@@ -34,7 +34,7 @@ from dagster import (
     asset,
 )
 
-from pipeline.api.client import FetchStats, Page
+from pipeline.api.client import FetchStats, Page, throttling_warning
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
@@ -210,6 +210,9 @@ def _sync_targets(
             context.log.error(f"target {target.name}: {failures[target.name]}")
     for name, result in results.items():
         _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata()})
+    throttling = throttling_warning(result.stats for result in results.values() if result.stats)
+    if throttling:
+        context.log.warning(throttling)
     if failures:
         _record_healthy_targets(context, warehouse, parquet, plan, results)
         raise Failure(

@@ -30,7 +30,7 @@ from pipeline.settings import (
     require_source,
 )
 from pipeline.snapshots.store import ParquetStore
-from pipeline.targets import Target
+from pipeline.targets import TARGETS_FILE_VARIABLE, Target
 from pipeline.values import check_concurrency
 from pipeline.warehouse.store import Warehouse
 
@@ -62,6 +62,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     retry_base_delay_seconds: float = RetryPolicy.base_delay
     retry_max_attempts: int | None = None
+    # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (API, IAM) allowed off loopback.
+    allow_insecure_http: bool = False
 
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
@@ -76,10 +78,13 @@ class DdsTaskCenterResource(ConfigurableResource):
         max_rate = None if self.max_rate is None else check_max_rate(self.max_rate, "DDS_MAX_RATE")
         if target is None:
             project_id, region = self.project_id, self.region
-            endpoint = require_source(self.project_id, self.endpoint, self.region)
+            endpoint = require_source(self.project_id, self.endpoint, self.region,
+                                      insecure_http=self.allow_insecure_http)
             concurrency = self.max_concurrency
+            endpoint_setting = "DDS_ENDPOINT"
         else:
             project_id, region, endpoint = target.project_id, target.region, target.endpoint
+            endpoint_setting = f"the endpoint of target {target.name} in {TARGETS_FILE_VARIABLE}"
             concurrency = target.max_concurrency or self.max_concurrency
             max_rate = target.max_rate or max_rate
         check_concurrency(concurrency, "DDS_MAX_CONCURRENCY")
@@ -90,10 +95,13 @@ class DdsTaskCenterResource(ConfigurableResource):
         # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
         iam_session = requests.Session()
         iam_session.verify = verify
-        auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session)
+        auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session,
+                                  variable_prefix=target.credentials_prefix if target else "",
+                                  insecure_http=self.allow_insecure_http)
         client = DdsTaskCenterClient(
             endpoint, project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
             timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds), region=region or None, max_rate=max_rate,
+            endpoint_setting=endpoint_setting, insecure_http=self.allow_insecure_http,
         )
         return client, method
 

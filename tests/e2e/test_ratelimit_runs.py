@@ -51,3 +51,39 @@ def test_dds_max_rate_under_the_quota_leaves_no_request_throttled(tmp_path, monk
         assert [request.status for request in p.sim.requests] == [200] * len(p.sim.requests)
         [summary] = p.run_summaries("dds_jobs")
         assert "fetch_throttled" not in summary and summary["fetch_rate_allowed"] == 4.0
+
+
+def throttling_warnings(p, result) -> list[str]:
+    return [event.user_message for event in p.instance.all_logs(result.run_id)
+            if event.level == logging.WARNING and "DDS API throttling" in event.user_message]
+
+
+def test_a_run_with_more_than_5_percent_throttled_warns_once_with_the_figure(tmp_path, monkeypatch):
+    last = yesterday()
+    first = last - timedelta(days=2)
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        # The gateway's 429 answer, three times, in a run of a few requests.
+        p.sim.faults.inject("429", times=3, retry_after=0)
+        result = p.sync(first, last)
+        assert result.success
+        assert_exact_data(p, first, last)
+        [summary] = p.run_summaries("dds_jobs")
+        sent, refused = summary["fetch_requests"], summary["fetch_throttled"]
+        assert refused == 3 and refused > 0.05 * sent
+        assert throttling_warnings(p, result) == [
+            f"DDS API throttling: 3 of {sent} requests ({3 / sent:.1%}) were answered 429 in this run, more than 5%; "
+            "each was waited out and sent again, but the gateway's quota (shared with the tenant's other tools) is "
+            "tight: set DDS_MAX_RATE under it, or run other heavy API users at another time"]
+        assert sync_errors(p, result) == []
+
+
+def test_a_run_with_few_429s_does_not_warn(tmp_path, monkeypatch):
+    last = yesterday()
+    first = last - timedelta(days=6)
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400) as p:
+        p.sim.faults.inject("429", times=1, retry_after=0)
+        result = p.sync(first, last)
+        assert result.success
+        [summary] = p.run_summaries("dds_jobs")
+        assert summary["fetch_throttled"] == 1 and summary["fetch_requests"] > 20
+        assert throttling_warnings(p, result) == []

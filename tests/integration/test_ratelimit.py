@@ -5,11 +5,13 @@ bounds leave room for a loaded machine (a 429 more or less), not for the fixed b
 answered 429 under a quota).
 """
 
+import logging
 import threading
 import time
 import uuid
 
 from pipeline.api import DdsTaskCenterClient, FetchStats, RetryPolicy
+from pipeline.api.client import throttling_warning
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.testing import fetch_jobs
@@ -167,3 +169,39 @@ def test_a_requests_turn_at_the_pace_does_not_count_against_its_retry_budget():
         assert result.stats.retries["5xx"] > 0
         arrivals = [request.received_at for request in sim.requests]
         assert arrivals[-1] - arrivals[0] > 3 * budget.total_budget
+
+
+def test_each_429_retry_is_logged_at_info_and_a_throttled_share_over_5_percent_is_one_warning(caplog):
+    caplog.set_level("INFO", logger="pipeline.api")
+    with simulator(pages=20, rate_limit=5) as sim, client_for(sim) as client:
+        result = fetch_jobs(client, WEEK)
+    assert by_id(result.jobs) == visible(sim)
+    refused, sent = throttled(sim.requests), len(sim.requests)
+    retried = [record for record in caplog.records if "retrying in" in record.getMessage()]
+    assert refused >= 1 and len(retried) == refused == result.stats.pacing.throttled
+    assert {record.levelname for record in retried} == {"INFO"}
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
+    # The run's one warning, when more than 5% of its requests were throttled, carries the figures.
+    warning = throttling_warning([result.stats])
+    if refused > 0.05 * sent:
+        assert warning is not None and f"{refused} of {sent} requests ({refused / sent:.1%}) were answered 429" in warning
+    else:
+        assert warning is None
+
+
+def test_the_throttling_warning_comes_above_5_percent_of_the_requests_only():
+    # The gateway's 429s, queued: 2 of about 12 requests is above 5%, 2 of about 60 below it.
+    shares = {}
+    for pages in (10, 60):
+        with simulator(pages=pages) as sim, client_for(sim) as client:
+            sim.faults.inject("429", times=2, retry_after=0)
+            stats = fetch_jobs(client, WEEK).stats
+        assert throttled(sim.requests) == stats.pacing.throttled == 2 and stats.requests == len(sim.requests)
+        shares[pages] = (stats.requests, throttling_warning([stats]))
+    (few, warned), (many, quiet) = shares[10], shares[60]
+    assert 2 > 0.05 * few and 2 < 0.05 * many
+    assert warned.startswith(f"DDS API throttling: 2 of {few} requests ({2 / few:.1%}) were answered 429 in this run, "
+                             "more than 5%")
+    assert "DDS_MAX_RATE" in warned and "\n" not in warned
+    assert quiet is None
+    assert throttling_warning([]) is None
