@@ -7,6 +7,7 @@ second: a benchmark, so polling is how it watches, and every figure is a wall-cl
 """
 
 import json
+import math
 import os
 import secrets
 import signal
@@ -135,12 +136,24 @@ def daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
         try:
             yield process
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process)
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM to the daemon's process group, SIGKILL after ``grace_s``; returns once every member has exited
+    (its code server and run workers too, so none writes into the scratch folder after it is removed)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while True:
+        process.poll()
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            deadline = math.inf
+        time.sleep(0.2)
 
 
 def stored(warehouse: Path, ids: list[str]) -> dict[str, str]:

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default="sim-token",
                         help="the X-Auth-Token to require; an empty string turns authentication off "
                              "(default sim-token); with --ak or --iam-user, it only removes the static token")
-    live = parser.add_argument_group("live mode: jobs keep being created while clients page (docs/intraday.md)")
+    live = parser.add_argument_group("live mode: jobs keep being created while clients page (docs/reliability.md)")
     live.add_argument("--live", type=int, default=0, metavar="N",
                       help="before answering each jobs request, create N new jobs (listed first: newest first) "
                            "and move the clock on (default 0: off, the clock frozen)")
