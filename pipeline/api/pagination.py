@@ -68,8 +68,11 @@ class SlicePager:
     ``concurrency``. ``total_count`` is only a hint: no offset past it is asked until the page before it came
     back full, so an honest count costs no request past the last page, and an inflated one costs no more than
     the look-ahead. Because jobs that appear or vanish shift offsets (the order is undocumented), a slice whose
-    distinct jobs fall short of the first page's ``total_count`` while the count itself changed during the paging
-    is paged once more, sequentially, and ``on_refetch`` is told.
+    distinct jobs fall short of the largest ``total_count`` its pages reported while the count itself changed
+    during the paging is paged once more, sequentially, and ``on_refetch`` is told. Without a count, a slice of
+    more than one page asks its first page once more at the end (one request): jobs created in the window while
+    it was paged land there when the API lists newest first, and any not seen make it page the slice once more.
+    A job that appears after the last request is the next fetch's.
     """
 
     def __init__(
@@ -99,7 +102,13 @@ class SlicePager:
         total = first.total_count
         horizon = total if total is not None and total > self._page_size else None
         yield from self._pass(self._page_size, self._ahead, horizon)
-        if total is None or len(self._seen) >= total:
+        if total is None:
+            yield from self._recheck_first_page()
+            return
+        # The largest count, not the first: jobs created in the window while it is paged come, newest first, on
+        # pages already read, and only the counts of the later pages tell of them.
+        total = max(self._totals)
+        if len(self._seen) >= total:
             return
         if len(self._totals) > 1:
             self._on_refetch()
@@ -108,6 +117,16 @@ class SlicePager:
             # The count never moved while the pages came: no job shifted, the count is wrong.
             log.warning("DDS API: total_count %d for window %s, but its pages held %d distinct jobs; the count is "
                         "taken as a hint only", total, self._slice, len(self._seen))
+
+    def _recheck_first_page(self) -> Iterator[Page]:
+        """Without a count, the first page asked once more tells whether jobs appeared on pages already read (the
+        newest first, while the pass went on); if it holds any not seen, the slice is paged again sequentially."""
+        again = self._fetch(0, _never)
+        fresh = job_keys(again.jobs) - self._seen
+        yield self._page(again, 0, refetch=True)
+        if fresh:
+            self._on_refetch()
+            yield from self._pass(self._page_size, 1, None, refetch=True)
 
     def _page(self, answer: JobsAnswer, offset: int, refetch: bool = False) -> Page:
         self._seen.update(job_keys(answer.jobs))

@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default="sim-token",
                         help="the X-Auth-Token to require; an empty string turns authentication off "
                              "(default sim-token); with --ak or --iam-user, it only removes the static token")
+    live = parser.add_argument_group("live mode: jobs keep being created while clients page (docs/reliability.md)")
+    live.add_argument("--live", type=int, default=0, metavar="N",
+                      help="before answering each jobs request, create N new jobs (listed first: newest first) "
+                           "and move the clock on (default 0: off, the clock frozen)")
+    live.add_argument("--live-seconds", type=int, default=1, metavar="S",
+                      help="with --live, the seconds the clock moves on per jobs request (default 1)")
     trouble = parser.add_argument_group("answers the API should never give, and outages (docs/reliability.md)")
     trouble.add_argument("--broken-answer", choices=BROKEN_ANSWERS,
                          help="break every jobs answer so: jobs null, jobs not a list, records that are not objects, "
@@ -96,6 +102,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The simulator configuration the parsed options describe; ValueError names a bad option."""
     if args.latency_ms < 0:
         raise ValueError(f"--latency-ms must be >= 0, got {args.latency_ms}")
+    for option, value in (("--live", args.live), ("--live-seconds", args.live_seconds)):
+        if value < 0:
+            raise ValueError(f"{option} must be >= 0, got {value}")
     gateway = _authenticator_from_args(args)
     quota = args.rate_limit if args.rate_limit is not None else args.rate_limit_schedule
     return SimulatorConfig(seed=args.seed, project_ids=tuple(args.project_ids or (DEFAULT_PROJECT_ID,)),
@@ -106,7 +115,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
                            reported_total_count=args.total_count, degraded_fraction=args.degraded_fraction,
                            error_shape="nested" if args.nested_errors else "flat", down_for_seconds=args.down_for,
                            storm_seconds=args.storm,
-                           rate_limit=None if quota is None else RateSchedule.of(quota).steps)
+                           rate_limit=None if quota is None else RateSchedule.of(quota).steps,
+                           live_jobs_per_request=args.live, live_seconds_per_request=args.live_seconds)
 
 
 def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[str]:
@@ -167,7 +177,8 @@ def usage_text(sim: DdsSimulator, args: argparse.Namespace | None = None) -> str
         f"DDS API simulator serving {sim.url}",
         f"  project id(s): {', '.join(sim.config.project_ids)}",
         f"  X-Auth-Token:  {token or ('(none)' if secured else '(none: authentication off)')}",
-        f"  clock (frozen): {sim.store.now.isoformat()}",
+        f"  clock ({'live' if sim.live.on else 'frozen'}): {sim.store.now.isoformat()}",
+        *([f"  {sim.live.describe()}"] if sim.live.on else []),
         *filter(None, [trouble_text(sim.config)]),
         *([f"  rate limit: {RateSchedule(sim.config.rate_limit)}"] if sim.config.rate_limit else []),
         f"  try: {shlex.join(curl)}",

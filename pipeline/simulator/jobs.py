@@ -313,6 +313,16 @@ class JobStore:
             self._changed()
             return ended
 
+    def end_job(self, job_id: str, status: str = "Failed", fail_reason: str = FAIL_REASONS[0]) -> None:
+        """Ends the visible job of ``job_id`` now with ``status`` (a benchmark's failure at a known moment)."""
+        with self._lock:
+            job = next((job for jobs in self._jobs.values() for job in jobs if job.id == job_id), None)
+            if job is None or job.created > self._now:
+                raise ValueError(f"no visible job {job_id!r}")
+            job.planned_end, job.final_status = self._now, status
+            job.fail_reason = fail_reason if status == "Failed" else ""
+            self._changed()
+
     def add_jobs(self, count: int, created_at: datetime | None = None, project_id: str | None = None) -> list[str]:
         """Adds `count` seeded jobs created at `created_at` (default: now) to a project (default: the first)."""
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:

@@ -24,6 +24,7 @@ from pipeline.simulator.jobs import (
     JobStore,
     parse_job_query,
 )
+from pipeline.simulator.live import LiveCreation, check_live_settings
 from pipeline.simulator.outages import Outages
 from pipeline.simulator.protocol import (  # noqa: F401 - re-exported: handlers and tests import them from here
     ApiError,
@@ -57,7 +58,8 @@ class SimulatorConfig:
     "nested" answers errors as {"error": {"code", "message"}}. Outages from start-up (``sim.outages``):
     `down_for_seconds` (every jobs request answers 503), `storm_seconds` (about half of them fail). The gateway's
     quota (``pipeline.simulator.ratelimit``): `rate_limit`, requests a second per user, or (from second, limit)
-    steps."""
+    steps. The live mode (``pipeline.simulator.live``): each jobs request moves the clock
+    `live_seconds_per_request` seconds on and creates `live_jobs_per_request` jobs at it (0, the default: off, the clock frozen)."""
     seed: int = 7
     project_ids: tuple[str, ...] = (DEFAULT_PROJECT_ID,)
     token: str | None = field(default="sim-token", repr=False)
@@ -78,6 +80,8 @@ class SimulatorConfig:
     down_for_seconds: float | None = None
     storm_seconds: float | None = None
     rate_limit: "float | Sequence[tuple[float, float]] | None" = None
+    live_jobs_per_request: int = 0
+    live_seconds_per_request: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.project_ids, str) or not self.project_ids:
@@ -109,6 +113,7 @@ class SimulatorConfig:
                 raise ValueError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
         if self.rate_limit is not None:
             object.__setattr__(self, "rate_limit", RateSchedule.of(self.rate_limit).steps)
+        check_live_settings(self.live_jobs_per_request, self.live_seconds_per_request)
 
     def resolved_authenticator(self) -> Authenticator:
         if self.authenticator is not None:
@@ -142,6 +147,7 @@ def _jobs_page(sim: "DdsSimulator", request: RequestInfo) -> Response:
         query = parse_job_query(request.query)
     except InvalidQuery as exc:
         raise ApiError(400, "DBS.200001", str(exc)) from None
+    sim.live.before_answer(sim.store, project_id)
     return json_response(200, sim.answers.page(sim.store, project_id, query, sim.config.include_total_count))
 
 
@@ -237,6 +243,7 @@ class DdsSimulator:
                                    reported_total_count=config.reported_total_count,
                                    degraded_fraction=config.degraded_fraction, error_shape=config.error_shape)
         self.outages = Outages()
+        self.live = LiveCreation(config.live_jobs_per_request, config.live_seconds_per_request)
         # The gateway's quota per user, in front of the jobs route (and its faults).
         self.throttle = UserRateLimit(RateSchedule.of(config.rate_limit)) if config.rate_limit else None
         self.requests: list[RecordedRequest] = []

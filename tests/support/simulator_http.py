@@ -23,6 +23,17 @@ def config(**overrides) -> SimulatorConfig:
     return SimulatorConfig(**{"now": NOW, "token": TOKEN, **overrides})
 
 
+def live_config(jobs_per_request: int = 3, seconds_per_request: int = 2, **overrides) -> SimulatorConfig:
+    """``config`` in the live mode: each jobs request moves the clock ``seconds_per_request`` on and creates
+    ``jobs_per_request`` jobs at it (pipeline/simulator/live.py)."""
+    return config(live_jobs_per_request=jobs_per_request, live_seconds_per_request=seconds_per_request, **overrides)
+
+
+def created_at(job: dict) -> datetime:
+    """A job's ``created_at`` as sent (``2026-11-20T20:00:02+0800``), UTC."""
+    return datetime.strptime(job["created_at"], "%Y-%m-%dT%H:%M:%S%z").astimezone(timezone.utc)
+
+
 def api_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
