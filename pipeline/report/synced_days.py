@@ -21,7 +21,8 @@ def synced_period(warehouse: Warehouse, scope: ReportScope, now: datetime, until
     latest = until or today
     held = warehouse.query(
         read_sql("report/days_held.sql"), earliest=latest - timedelta(days=DEFAULT_DAYS), latest=latest,
-        any_project=0 if scope.coverage_projects else 1, projects=list(scope.coverage_projects),
+        # An empty IN list is typed INTEGER by SQLAlchemy, which PostgreSQL refuses to compare with text.
+        any_project=0 if scope.coverage_projects else 1, projects=list(scope.coverage_projects) or [""],
         all_projects=1 if scope.project_id is None else 0, project_id=scope.project_id or "")
     firsts = [as_date(day) for day in held["first_day"] if day is not None and day == day]
     lasts = [as_date(day) for day in held["last_day"] if day is not None and day == day]

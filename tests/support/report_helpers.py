@@ -254,13 +254,17 @@ def write_ledger(warehouse: Warehouse, days: dict[tuple[str, date], str]) -> Non
 SCOPE = ReportScope(None, "all projects", ("p1", "p2"), date(2026, 10, 1))
 
 
-def report_html(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True) -> str:
+def report_html(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True,
+                today_in_progress: bool = False) -> str:
     """The HTML of the report over ``period`` for SCOPE, from a warehouse at ``url`` loaded with ``jobs`` (default:
-    known_jobs()) and, with ``ledger``, the sync ledger of November's days (11-12 failed, the others synced)."""
+    known_jobs()) and, with ``ledger``, the sync ledger of November's days (11-12 failed, the others synced), and
+    with ``today_in_progress`` a row of 11-30 (NOW's day) attempted, as an intraday sync leaves it."""
     warehouse = load(url, known_jobs() if jobs is None else jobs)
     if ledger:
         write_ledger(warehouse, {(p, date(2026, 11, d)): "failed" if d == 12 else "synced"
                                  for p in ("p1", "p2") for d in range(1, 30)})
+    if today_in_progress:
+        write_ledger(warehouse, {(p, NOW.date()): ATTEMPTED for p in ("p1", "p2")})
     written = write_report(warehouse, period, SCOPE, str(tmp_path / "report.html"), NOW)
     warehouse.dispose()
     return Path(written.location).read_text(encoding="utf-8")
