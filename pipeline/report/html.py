@@ -93,7 +93,7 @@ def _backup_freshness(figures: ReportFigures) -> Content:
     several = listed.rows["project_id"].nunique() > 1
     marks = [_FRESHNESS_MARKS.get(row.freshness, _BACKED_UP_MARK) for row in listed.rows.itertuples()]
     rows = [(mark,) + ((row.project_id,) if several else ()) + (
-        row.instance_name or "", row.instance_id, _when(row.last_backup_at),
+        row.instance_name or "", row.instance_id, _when(row.last_backup_at) or "none",
         "-" if pd.isna(row.since) else _age(row.since), _count(row.backups), _count(row.failed))
         for (_, mark), row in zip(marks, listed.rows.itertuples())]
     columns = (("backed up",) + (("project",) if several else ()) + (

@@ -43,7 +43,7 @@ def test_the_tables_show_every_figure(warehouse_url, tmp_path):
     marks = {0: "\u2717 none in the period", 1: "! none within 24 h", 2: "\u2713 within 24 h"}
     assert page.body("backup-freshness-table") == [
         [marks[r.freshness], r.project_id, r.instance_name, r.instance_id,
-         "" if pd.isna(r.last_backup_at) else r.last_backup_at.strftime("%Y-%m-%d %H:%M"),
+         "none" if pd.isna(r.last_backup_at) else r.last_backup_at.strftime("%Y-%m-%d %H:%M"),
          "-" if pd.isna(r.last_backup_at) else age(NOW - r.last_backup_at), count(r.backups), count(r.failed)]
         for r in freshness.itertuples()]
     assert page.body("failure-trend-table") == [
