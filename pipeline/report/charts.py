@@ -113,7 +113,7 @@ def failure_trend_svg(failures_by_day: pd.DataFrame, period: ReportPeriod) -> st
     if failures_by_day.empty:
         return None
     table = failures_by_day.set_index("day").reindex(list(_days(period)))
-    figure, axes = _figure(2.8, "Failure rate per day", _created(period))
+    figure, axes = _figure(2.8, "Failure rate per day: failed, % of the jobs created that day", _created(period))
     positions = range(len(table))
     highest = 0.0
     for label, failed, jobs, colour in (("all jobs", "failed", "jobs", STATUS_COLOURS["Failed"]),
@@ -122,8 +122,10 @@ def failure_trend_svg(failures_by_day: pd.DataFrame, period: ReportPeriod) -> st
         if rates.notna().any():
             axes.plot(positions, rates, marker="o", markersize=3, linewidth=1.5, color=colour, label=label)
             highest = max(highest, float(rates.max()))
-    axes.set_ylabel("failed, % of the day's jobs")
+    axes.set_ylabel("failed %")
     axes.set_ylim(0, min(100.0, highest * 1.15) or 1.0)
+    # Whole percents: tick labels of a known width, so _fit leaves room for them and the axis label.
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     _day_ticks(axes, list(table.index))
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _svg(figure)

@@ -99,9 +99,10 @@ def _backup_freshness(figures: ReportFigures) -> Content:
     columns = (("backed up",) + (("project",) if several else ()) + (
         "instance", "instance id", "last successful backup (UTC)", "since", "backups", "failed"))
     names = " or ".join(BACKUP_TASK_NAMES)
+    ended = ", the end of the period" if freshness.as_of < figures.generated_at else ""
     body = (f'<p id="backup-summary">{escape(freshness.summary())}. A successful backup is a job {escape(names)} '
-            f"that Completed; its time is when it ended. Ages at {freshness.as_of:%Y-%m-%d %H:%M} UTC; every "
-            "instance with a job in the period is listed, the ones without a recent backup first.</p>\n"
+            f"that Completed; its time is when it ended. Ages at {freshness.as_of:%Y-%m-%d %H:%M} UTC{ended}; "
+            "every instance with a job in the period is listed, the ones without a recent backup first.</p>\n"
             + _table("backup-freshness-table", columns, rows, numeric_from=len(columns) - 2,
                      row_classes=[css for css, _ in marks], first_class="mark")
             + _more(listed, "instances, each backed up more recently"))
