@@ -3,6 +3,8 @@ on SQLite, PostgreSQL and MariaDB), references nothing outside itself, its chart
 when a period is empty or without failures. Rendered by headless Chromium: tests/e2e/test_report_in_browser.py."""
 
 import re
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -10,6 +12,8 @@ import pytest
 import pandas as pd
 
 from pipeline.report.period import ReportPeriod
+from tests.support.dagster_helpers import env_without_secrets
+from tests.support.paths import ROOT
 from tests.support.report_helpers import (
     NOW,
     Expected,
@@ -155,3 +159,13 @@ def test_the_page_names_the_warehouse_without_its_password(postgres_url, tmp_pat
     html = report_html(url, tmp_path)
     assert "not-for-reports" not in html
     assert "postgresql+psycopg://postgres:***@127.0.0.1" in html
+
+
+def test_loading_the_definitions_loads_no_matplotlib():
+    # Issue 23: loading the definitions is fast; the charts' library is loaded by the first report only.
+    code = ("import sys, pipeline.definitions, pipeline.dds.report_asset, pipeline.report.synced_days; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env_without_secrets(), "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
