@@ -32,7 +32,7 @@ BACKUP_DUE = timedelta(hours=24)
 # The freshness values of sql/report/backup_freshness_by_instance.sql.
 NO_BACKUP, BACKUP_OVERDUE, BACKED_UP = 0, 1, 2
 LISTED_ROWS = 20
-# Connections reading at once: the two passes over the period's jobs dominate a report's time.
+# Connections reading at once: the passes over the period's jobs dominate a report's time.
 PARALLEL_QUERIES = 2
 # The age bands of Running jobs: (column of sql/report/running_by_age.sql, label, its lower bound).
 AGE_BANDS = (
@@ -165,9 +165,10 @@ def collect_figures(warehouse: Warehouse, period: ReportPeriod, scope: ReportSco
     queries = {
         "duration_percentiles_by_name.sql": {**where, "top": TOP_NAMES},
         "jobs_by_day_status_name.sql": where,
-        "backups_by_instance.sql": {**backups, "top": TOP_INSTANCES},
+        # The third pass over every job of the period (by instance), started before the light queries.
         "backup_freshness_by_instance.sql": {**backups, "top": LISTED_INSTANCES,
                                              "day_ago": backups_as_of(period, now) - BACKUP_DUE},
+        "backups_by_instance.sql": {**backups, "top": TOP_INSTANCES},
         "failed_backups.sql": {**backups, "top": LISTED_ROWS},
         "running_jobs.sql": {**until, "top": LISTED_ROWS},
     }
