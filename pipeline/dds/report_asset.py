@@ -1,4 +1,4 @@
-"""The asset ``dds_jobs_report``: the analyst report (pipeline/report/) of the last days, rebuilt after each sync.
+"""The asset ``dds_jobs_report``: the analyst report (pipeline/report/) of the days synced, rebuilt after each sync.
 
 Unpartitioned and downstream of ``dds_jobs``: the daily schedule materializes it in the same run as the sync,
 after it. It writes ``dds-jobs-report-<last day>.html`` to the ``reports`` resource's location (a local folder,
@@ -23,6 +23,7 @@ from pipeline.dds.resources import WarehouseResource
 from pipeline.report.build import report_file_name, write_report
 from pipeline.report.figures import ReportFigures, ReportScope
 from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, default_period
+from pipeline.report.synced_days import synced_period
 
 REPORT_ASSET = "dds_jobs_report"
 
@@ -34,10 +35,12 @@ class ReportStoreResource(ConfigurableResource):
 
 
 class ReportConfig(Config):
-    """The report's period: the ``days`` UTC days up to yesterday."""
+    """The report's period: the ``days`` UTC days up to yesterday, or by default the days synced (of the last
+    DEFAULT_DAYS; up to today when an intraday sync has stored part of it)."""
 
-    days: int = Field(default=DEFAULT_DAYS, ge=1, le=MAX_PERIOD_DAYS,
-                      description="how many UTC days up to yesterday the report covers")
+    days: int | None = Field(default=None, ge=1, le=MAX_PERIOD_DAYS,
+                             description="how many UTC days up to yesterday the report covers (default: the days "
+                             f"synced, of the last {DEFAULT_DAYS})")
 
 
 def headline_markdown(figures: ReportFigures) -> str:
@@ -54,17 +57,19 @@ def build_report_asset(scope: ReportScope) -> AssetsDefinition:
         deps=[AssetKey("dds_jobs")],
         group_name="dds",
         kinds={"html"},
-        description="Self-contained HTML report of the last days of dds_jobs: jobs per day by status, failure "
-        "rates, durations, backups, Running jobs and sync coverage. Rebuilt after each sync.",
+        description="Self-contained HTML report of the days synced of dds_jobs: time since each instance's last "
+        "successful backup, failure rate per day and by task name, jobs per day by status, durations, backups, "
+        "Running jobs and sync coverage. Rebuilt after each sync.",
     )
     def dds_jobs_report(
         context: AssetExecutionContext, config: ReportConfig, warehouse: WarehouseResource,
         reports: ReportStoreResource,
     ) -> MaterializeResult:
         now = datetime.now(timezone.utc)
-        period = default_period(now, config.days)
+        store = warehouse.get()
+        period = synced_period(store, scope, now) if config.days is None else default_period(now, config.days)
         destination = f"{reports.location.rstrip('/')}/{report_file_name(period.last_day)}"
-        written = write_report(warehouse.get(), period, scope, destination, now)
+        written = write_report(store, period, scope, destination, now)
         figures = written.figures
         context.log.info(f"report of {period} written to {written.location} ({written.size_bytes:,} bytes)")
         return MaterializeResult(metadata={
@@ -76,6 +81,8 @@ def build_report_asset(scope: ReportScope) -> AssetsDefinition:
             "failed_jobs": figures.jobs_in_status("Failed"),
             "running_jobs": figures.running.total,
             "failed_backups": figures.failed_backups.total,
+            "instances_without_backup": figures.backup_freshness.without_backup,
+            "instances_backup_overdue": figures.backup_freshness.overdue,
             "days_not_synced": len(figures.coverage.not_synced()),
             "size_bytes": written.size_bytes,
         })

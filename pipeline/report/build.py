@@ -12,7 +12,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 from pipeline.report.figures import ReportFigures, ReportScope, collect_figures
-from pipeline.report.html import render_html
 from pipeline.report.period import ReportPeriod
 from pipeline.settings import ConfigError, Settings
 from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
@@ -69,6 +68,9 @@ def write_report(
     now: datetime,
 ) -> WrittenReport:
     """Compute the figures, render the page and write it to ``destination`` (a file path or ``s3://`` URI)."""
+    # matplotlib, behind the page, is loaded by the first report, not by loading the Dagster definitions.
+    from pipeline.report.html import render_html
+
     figures = collect_figures(warehouse, period, scope, now)
     page = render_html(figures, warehouse.engine.url.render_as_string(hide_password=True))
     data = page.encode("utf-8")

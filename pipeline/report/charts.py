@@ -19,13 +19,14 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.report.coverage import STATES, Coverage, state_label
+from pipeline.report.coverage import REPORT_STATES, Coverage, state_label
 from pipeline.report.figures import AGE_BANDS, ListedRows
 from pipeline.report.period import ReportPeriod
 
 STATUS_COLOURS = {"Completed": "#3a8a4f", "Failed": "#c7382f", "Running": "#2f6db3"}
 OTHER_COLOURS = ("#8c6bb1", "#d08c2e", "#6f7b85", "#4fa3a5", "#b3688f")
-STATE_COLOURS = dict(zip(STATES, ("#3a8a4f", "#c7382f", "#b9bfc6", "#e39b23", "#4a4a4a")))
+STATE_COLOURS = {"synced": "#3a8a4f", "failed": "#c7382f", "missing": "#b9bfc6", "at_risk": "#e39b23",
+                 "gone": "#4a4a4a", "in_progress": "#8fb8e3"}
 # Statuses drawn on their own; any beyond are summed as "other" (the API may send new ones).
 MAX_STATUSES = 6
 WIDTH_INCHES = 9.0
@@ -89,12 +90,12 @@ def ordered_statuses(totals: pd.Series) -> list[str]:
 
 @_styled
 def failure_rate_svg(failures: ListedRows, period: ReportPeriod) -> str | None:
-    """Horizontal bars: % of each task name's jobs that failed, for the names with most failures."""
+    """Horizontal bars: % of each task name's jobs that failed, highest first, labelled with the counts."""
     if failures.rows.empty:
         return None
     rows = failures.rows.iloc[::-1]
     rates = 100.0 * rows["failed"] / rows["jobs"]
-    figure, axes = _figure(0.8 + 0.32 * len(rows), f"Failure rate by task name (top {len(rows)} by failed jobs)",
+    figure, axes = _figure(0.8 + 0.32 * len(rows), f"Failure rate by task name (the {len(rows)} highest)",
                            _created(period))
     axes.barh(range(len(rows)), rates, color=STATUS_COLOURS["Failed"])
     axes.set_yticks(range(len(rows)), list(rows["name"]))
@@ -102,6 +103,31 @@ def failure_rate_svg(failures: ListedRows, period: ReportPeriod) -> str | None:
         axes.annotate(f" {failed:,} of {jobs:,}", (rate, position), va="center", fontsize=8)
     axes.set_xlabel("failed jobs, % of the task name's jobs")
     axes.set_xlim(0, min(100.0, rates.max() * 1.3) or 1.0)
+    return _svg(figure)
+
+
+@_styled
+def failure_trend_svg(failures_by_day: pd.DataFrame, period: ReportPeriod) -> str | None:
+    """Lines: % of the jobs created each UTC day that failed, of all jobs and of the backups; no point on a day
+    without such jobs."""
+    if failures_by_day.empty:
+        return None
+    table = failures_by_day.set_index("day").reindex(list(_days(period)))
+    figure, axes = _figure(2.8, "Failure rate per day: failed, % of the jobs created that day", _created(period))
+    positions = range(len(table))
+    highest = 0.0
+    for label, failed, jobs, colour in (("all jobs", "failed", "jobs", STATUS_COLOURS["Failed"]),
+                                        ("backups", "failed_backups", "backups", "#2f6db3")):
+        rates = 100.0 * table[failed] / table[jobs].where(table[jobs] > 0)
+        if rates.notna().any():
+            axes.plot(positions, rates, marker="o", markersize=3, linewidth=1.5, color=colour, label=label)
+            highest = max(highest, float(rates.max()))
+    axes.set_ylabel("failed %")
+    axes.set_ylim(0, min(100.0, highest * 1.15) or 1.0)
+    # Whole percents: tick labels of a known width, so _fit leaves room for them and the axis label.
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _day_ticks(axes, list(table.index))
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _svg(figure)
 
 
@@ -175,7 +201,7 @@ def coverage_svg(coverage: Coverage, period: ReportPeriod) -> str | None:
     present = len(set(coverage.states.values()))
     figure, axes = _figure(1.1 + 0.2 * present, "Coverage: sync state of each UTC day", f"{len(days)} days counted, "
                            f"{days[0]} to {days[-1]}, of the period {period}")
-    for state in STATES:
+    for state in REPORT_STATES:
         positions = [i for i, day in enumerate(days) if coverage.states[day] == state]
         if positions:
             axes.bar(positions, [1] * len(positions), width=0.92, color=STATE_COLOURS[state], label=state_label(state))

@@ -1,7 +1,9 @@
 """``dds-tasks report``: one self-contained HTML report of the warehouse, for a period and optionally one project.
 
 The period is ``--days N`` UTC days up to ``--until`` (default: yesterday, the last day the daily sync has
-completed), or ``--since D`` to ``--until D``. Every option is checked before the warehouse is read.
+completed), or ``--since D`` to ``--until D``; without ``--days`` or ``--since``, the days synced (of the last
+DEFAULT_DAYS up to ``--until``, see pipeline/report/synced_days.py). Every option is checked before the warehouse
+is read.
 """
 
 import argparse
@@ -35,9 +37,11 @@ class OptionError(ValueError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``dds-tasks report`` on its (sub)parser."""
     period = parser.add_argument_group("period (UTC days of the jobs' creation)")
-    period.add_argument("--days", type=_whole_days, help=f"this many days up to --until (default {DEFAULT_DAYS})")
+    period.add_argument("--days", type=_whole_days,
+                        help=f"this many days up to --until (default: the days synced, of the last {DEFAULT_DAYS})")
     period.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day (instead of --days)")
-    period.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day (default: yesterday)")
+    period.add_argument("--until", type=_day, metavar="YYYY-MM-DD",
+                        help="last day (default: yesterday, or today when a sync has stored part of it)")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--project", metavar="PROJECT_ID", help="only this project's jobs (default: every project)")
     scope.add_argument("--target", metavar="NAME", help="only the jobs of this target of DDS_TARGETS_FILE")
@@ -49,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the report the options ask for and print where it went and its headline figures."""
     from pipeline.report.build import report_scope, write_report
+    from pipeline.report.synced_days import synced_period
 
     now = datetime.now(timezone.utc)
     try:
@@ -58,9 +63,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_env()
     scope = report_scope(settings, args.project, args.target)
-    destination = _destination(args.out, settings, period, args.target or args.project)
+    label = args.target or args.project
+    # --out is checked before the warehouse is read, with the days synced still unknown (they name the file).
+    destination = _destination(args.out, settings, period or period_ending(args.until or now.date(), 1), label)
     warehouse = _existing_warehouse(settings.warehouse_url)
     try:
+        if period is None:
+            period = synced_period(warehouse, scope, now, args.until)
+            destination = _destination(args.out, settings, period, label)
         written = write_report(warehouse, period, scope, destination, now)
     finally:
         warehouse.dispose()
@@ -70,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def period_of(args: argparse.Namespace, now: datetime) -> ReportPeriod:
-    """The period the options name; OptionError for a contradictory or out-of-range one."""
+def period_of(args: argparse.Namespace, now: datetime) -> ReportPeriod | None:
+    """The period the options name, None for the days synced (neither --days nor --since); OptionError for a
+    contradictory or out-of-range one."""
     today = now.date()
     if args.until is not None and args.until > today:
         raise OptionError(f"--until {args.until} is after today ({today}, UTC): no job is created there yet")
@@ -79,7 +90,7 @@ def period_of(args: argparse.Namespace, now: datetime) -> ReportPeriod:
         raise OptionError("--since and --days both set the period's start: give one of them")
     last_day = args.until or today - timedelta(days=1)
     if args.since is None:
-        return period_ending(last_day, args.days or DEFAULT_DAYS)
+        return None if args.days is None else period_ending(last_day, args.days)
     if args.since > last_day:
         raise OptionError(f"--since {args.since} is after the period's last day {last_day}")
     try:

@@ -4,8 +4,10 @@ A day of the period counts as *synced* when every project the report covers has 
 (table ``dds_sync_ledger``). Otherwise it takes the state pipeline/coverage.py gives a day not synced, by its age:
 *gone* (the DDS API holds none of it any more), *at risk* (the API starts forgetting it within AT_RISK_DAYS),
 *failed* (the last attempt of one of the projects failed) or *missing* (never attempted, or not completed): the
-rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Days before ``DDS_START_DATE`` (no
-partitions of the pipeline) and days not over yet are not counted.
+rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Today, when the period holds it and the
+ledger has a row of it (an intraday sync stored part of it), is *in progress*: never complete before it has
+ended, never missing. Days before ``DDS_START_DATE`` (no partitions of the pipeline) and later days not over
+yet are not counted.
 """
 
 from collections import Counter
@@ -26,7 +28,12 @@ from pipeline.coverage import (
 from pipeline.sqlfiles import read_sql
 from pipeline.warehouse.store import Warehouse
 
-__all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "MISSING", "RETENTION_DAYS", "STATES", "SYNCED"]
+__all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "IN_PROGRESS", "MISSING", "REPORT_STATES", "RETENTION_DAYS",
+           "STATES", "SYNCED"]
+# The state dds_jobs_coverage gives today while the intraday syncs store it (issue 22): this exact value.
+IN_PROGRESS = "in_progress"
+# The states a report counts, in its order (once each, should pipeline/coverage.py come to list in_progress too).
+REPORT_STATES = tuple(dict.fromkeys((*STATES, IN_PROGRESS)))
 # Projects read from the ledger when none is configured: more would not fit a report anyway.
 MAX_LEDGER_PROJECTS = 100
 
@@ -43,11 +50,11 @@ class Coverage:
     def counts(self) -> dict[str, int]:
         """Days per state, every state included."""
         found = Counter(self.states.values())
-        return {state: found.get(state, 0) for state in STATES}
+        return {state: found.get(state, 0) for state in REPORT_STATES}
 
     def not_synced(self) -> list[tuple[date, str]]:
-        """The counted days that are not synced, oldest first."""
-        return [(day, state) for day, state in sorted(self.states.items()) if state != SYNCED]
+        """The counted days that are not synced (nor in progress), oldest first."""
+        return [(day, state) for day, state in sorted(self.states.items()) if state not in (SYNCED, IN_PROGRESS)]
 
 
 def read_coverage(
@@ -59,21 +66,26 @@ def read_coverage(
     now: datetime,
 ) -> Coverage:
     """The coverage of ``first_day``..``last_day`` over ``projects`` (empty: every project of the ledger)."""
+    today = now.date()
     counted_first = max(first_day, start_date)
-    counted_last = min(last_day, now.date() - timedelta(days=1))
     if not projects:
         listed = warehouse.query(read_sql("report/sync_ledger_projects.sql"), top=MAX_LEDGER_PROJECTS)
         projects = tuple(listed["project_id"])
-    if counted_first > counted_last or not projects:
-        return Coverage(counted_first, counted_last, projects)
+    if counted_first > min(last_day, today) or not projects:
+        return Coverage(counted_first, min(last_day, today - timedelta(days=1)), projects)
     rows = warehouse.query(read_sql("report/sync_ledger_by_day.sql"), first_day=counted_first,
-                           last_day=counted_last, projects=list(projects))
+                           last_day=min(last_day, today), projects=list(projects))
     known = {as_date(row.day): (int(row.synced_projects), int(row.failing_projects)) for row in rows.itertuples()}
+    # Today is counted once a sync has stored part of it: as in progress, whatever else the ledger says of it.
+    counted_last = today if last_day >= today and today in known else min(last_day, today - timedelta(days=1))
+    if counted_first > counted_last:
+        return Coverage(counted_first, counted_last, projects)
     states = {}
     day = counted_first
     while day <= counted_last:
         synced, failing = known.get(day, (0, 0))
-        states[day] = day_state(day, now.date(), synced=synced >= len(projects), failed=failing > 0)
+        states[day] = IN_PROGRESS if day == today else day_state(day, today, synced=synced >= len(projects),
+                                                                   failed=failing > 0)
         day += timedelta(days=1)
     return Coverage(counted_first, counted_last, projects, states=states)
 

@@ -9,21 +9,30 @@ short also carries how many rows it left out.
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-
-import pandas as pd
+from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from pipeline.report.coverage import Coverage, as_date, read_coverage, state_label
 from pipeline.report.period import ReportPeriod
 from pipeline.sqlfiles import read_sql
 from pipeline.warehouse.store import Warehouse
 
+if TYPE_CHECKING:
+    # pandas is imported by the functions that compute a report: loading the Dagster definitions needs none of it.
+    import pandas as pd
+
 # The DDS task names of a backup (a snapshot, automatic or manual), as in sql/queries/failed_backups_by_instance.sql.
 BACKUP_TASK_NAMES = ("MongodbSnapshotBackup", "MongodbSnapshotEBackup")
 TOP_NAMES = 10
 TOP_INSTANCES = 15
+# Instances listed by the freshness of their last backup, those without a recent one first; more are counted.
+LISTED_INSTANCES = 50
+# A backup older than this is overdue: DDS makes automatic backups daily.
+BACKUP_DUE = timedelta(hours=24)
+# The freshness values of sql/report/backup_freshness_by_instance.sql.
+NO_BACKUP, BACKUP_OVERDUE, BACKED_UP = 0, 1, 2
 LISTED_ROWS = 20
-# Connections reading at once: the two passes over the period's jobs dominate a report's time.
+# Connections reading at once: the passes over the period's jobs dominate a report's time.
 PARALLEL_QUERIES = 2
 # The age bands of Running jobs: (column of sql/report/running_by_age.sql, label, its lower bound).
 AGE_BANDS = (
@@ -51,12 +60,35 @@ class ReportScope:
 class ListedRows:
     """At most a bounded number of rows of a list, and how many the whole list holds."""
 
-    rows: pd.DataFrame
+    rows: "pd.DataFrame"
     total: int
 
     @property
     def left_out(self) -> int:
         return self.total - len(self.rows)
+
+
+@dataclass(frozen=True)
+class BackupFreshness:
+    """Is every instance backed up? The instances with a job in the period (``rows``: project_id, instance_id,
+    instance_name, last_backup_at, backups, failed, freshness, since), the ones without a successful backup in the
+    period (NO_BACKUP) first, then those whose last is older than BACKUP_DUE at ``as_of`` (BACKUP_OVERDUE), then
+    the rest (BACKED_UP), the oldest last backup first; ``since`` is ``as_of`` minus the last backup."""
+
+    listed: ListedRows
+    without_backup: int
+    overdue: int
+    as_of: datetime
+
+    def summary(self) -> str:
+        """One line: how many instances are backed up within BACKUP_DUE, and how many are not."""
+        total = self.listed.total
+        if not total:
+            return "no instance had a job in the period"
+        recent = total - self.without_backup - self.overdue
+        hours = int(BACKUP_DUE.total_seconds() // 3600)
+        return (f"{recent:,} of {total:,} within {hours} h; {self.without_backup:,} without a backup in the period, "
+                f"{self.overdue:,} not within {hours} h")
 
 
 @dataclass(frozen=True)
@@ -68,7 +100,10 @@ class ReportFigures:
     scope: ReportScope
     generated_at: datetime
     # day, status, jobs: one row per day and status with jobs.
-    jobs_by_day: pd.DataFrame
+    jobs_by_day: "pd.DataFrame"
+    # day, jobs, failed, backups, failed_backups: one row per day with jobs.
+    failures_by_day: "pd.DataFrame"
+    backup_freshness: BackupFreshness
     # name, jobs, failed, jobs_first_half, failed_first_half (total: names with a failed job).
     failures_by_name: ListedRows
     # name, completed_jobs, p50_seconds, p90_seconds (total: names with a completed job).
@@ -100,6 +135,7 @@ class ReportFigures:
         return {
             "period": str(self.period),
             "projects": self.scope.label,
+            "instances backed up": self.backup_freshness.summary(),
             "jobs": f"{self.jobs:,}",
             "failed jobs": f"{failed:,}{rate}",
             "Running now": f"{self.running.total:,}",
@@ -110,6 +146,8 @@ class ReportFigures:
 
 def collect_figures(warehouse: Warehouse, period: ReportPeriod, scope: ReportScope, now: datetime) -> ReportFigures:
     """All of a report's figures, read from ``warehouse`` for ``period`` and ``scope``; ages measured at ``now``."""
+    import pandas as pd
+
     where = {
         "first_day": period.first_day,
         "last_day": period.last_day,
@@ -127,6 +165,9 @@ def collect_figures(warehouse: Warehouse, period: ReportPeriod, scope: ReportSco
     queries = {
         "duration_percentiles_by_name.sql": {**where, "top": TOP_NAMES},
         "jobs_by_day_status_name.sql": where,
+        # The third pass over every job of the period (by instance), started before the light queries.
+        "backup_freshness_by_instance.sql": {**backups, "top": LISTED_INSTANCES,
+                                             "day_ago": backups_as_of(period, now) - BACKUP_DUE},
         "backups_by_instance.sql": {**backups, "top": TOP_INSTANCES},
         "failed_backups.sql": {**backups, "top": LISTED_ROWS},
         "running_jobs.sql": {**until, "top": LISTED_ROWS},
@@ -152,6 +193,8 @@ def collect_figures(warehouse: Warehouse, period: ReportPeriod, scope: ReportSco
         scope=scope,
         generated_at=now,
         jobs_by_day=by_day_status_name.groupby(["day", "status"], as_index=False)["jobs"].sum(),
+        failures_by_day=failures_by_day(by_day_status_name),
+        backup_freshness=_freshness(results["backup_freshness_by_instance.sql"], backups_as_of(period, now)),
         failures_by_name=failures_by_name(by_day_status_name, period.half_day),
         durations_by_name=_listed(results["duration_percentiles_by_name.sql"], "names"),
         backups_by_instance=ListedRows(by_instance.rows.drop(columns="all_backups"), by_instance.total),
@@ -163,9 +206,30 @@ def collect_figures(warehouse: Warehouse, period: ReportPeriod, scope: ReportSco
     )
 
 
-def failures_by_name(by_day_status_name: pd.DataFrame, half_day: date) -> ListedRows:
-    """The TOP_NAMES task names with the most failed jobs (fewest jobs first on a tie, then by name), from the
-    jobs counted per day, status and name; the first half of the period is the days before ``half_day``."""
+def backups_as_of(period: ReportPeriod, now: datetime) -> datetime:
+    """When the age of the last backups is measured: now, or the end of the period's last day when it is over."""
+    end = datetime.combine(period.last_day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    return min(now, end)
+
+
+def failures_by_day(by_day_status_name: "pd.DataFrame") -> "pd.DataFrame":
+    """Jobs and failed jobs, all of them and the backups, per day with jobs, from the jobs counted per day, status
+    and name."""
+    failed = by_day_status_name["status"] == "Failed"
+    backup = by_day_status_name["name"].isin(BACKUP_TASK_NAMES)
+    counts = by_day_status_name.assign(
+        failed=by_day_status_name["jobs"].where(failed, 0),
+        backups=by_day_status_name["jobs"].where(backup, 0),
+        failed_backups=by_day_status_name["jobs"].where(failed & backup, 0),
+    )
+    columns = ["jobs", "failed", "backups", "failed_backups"]
+    return counts.groupby("day", as_index=False)[columns].sum().astype({c: "int64" for c in columns})
+
+
+def failures_by_name(by_day_status_name: "pd.DataFrame", half_day: date) -> ListedRows:
+    """The TOP_NAMES task names with the highest failure rate (failed of all jobs; the most failed jobs first on a
+    tie, then by name) among those with a failed job, from the jobs counted per day, status and name; the first
+    half of the period is the days before ``half_day``."""
     counts = by_day_status_name.assign(
         failed=by_day_status_name["jobs"].where(by_day_status_name["status"] == "Failed", 0),
         first_half=by_day_status_name["day"] < half_day,
@@ -173,11 +237,24 @@ def failures_by_name(by_day_status_name: pd.DataFrame, half_day: date) -> Listed
     counts = counts.assign(jobs_first_half=counts["jobs"].where(counts["first_half"], 0),
                            failed_first_half=counts["failed"].where(counts["first_half"], 0))
     by_name = counts.groupby("name", as_index=False)[["jobs", "failed", "jobs_first_half", "failed_first_half"]].sum()
-    failing = by_name[by_name["failed"] > 0].sort_values(["failed", "jobs", "name"], ascending=[False, True, True])
+    failing = by_name[by_name["failed"] > 0]
+    failing = failing.assign(rate=failing["failed"] / failing["jobs"]).sort_values(
+        ["rate", "failed", "name"], ascending=[False, False, True]).drop(columns="rate")
     return ListedRows(failing.head(TOP_NAMES).reset_index(drop=True), len(failing))
 
 
-def _listed(rows: pd.DataFrame, total_column: str) -> ListedRows:
+def _freshness(rows: "pd.DataFrame", as_of: datetime) -> BackupFreshness:
+    import pandas as pd
+
+    without_backup = int(rows["without_backup"].iloc[0]) if len(rows) else 0
+    overdue = int(rows["stale"].iloc[0]) if len(rows) else 0
+    listed = _listed(rows.drop(columns=["without_backup", "stale"]), "instances")
+    listed.rows["last_backup_at"] = _utc(listed.rows["last_backup_at"])
+    listed.rows["since"] = pd.Timestamp(as_of) - listed.rows["last_backup_at"]
+    return BackupFreshness(listed, without_backup, overdue, as_of)
+
+
+def _listed(rows: "pd.DataFrame", total_column: str) -> ListedRows:
     """The rows of a bounded query whose ``total_column`` repeats the size of the whole list on every row."""
     total = int(rows[total_column].iloc[0]) if len(rows) else 0
     rows = rows.drop(columns=total_column)
@@ -186,9 +263,11 @@ def _listed(rows: pd.DataFrame, total_column: str) -> ListedRows:
     return ListedRows(rows.astype({c: "int64" for c in counts}), total)
 
 
-_COUNT_COLUMNS = {"completed_jobs", "backups", "completed", "failed", "all_backups"}
+_COUNT_COLUMNS = {"completed_jobs", "backups", "completed", "failed", "all_backups", "freshness"}
 
 
-def _utc(values: pd.Series) -> pd.Series:
+def _utc(values: "pd.Series") -> "pd.Series":
+    import pandas as pd
+
     # SQLite returns timestamps as their UTC text, PostgreSQL as aware datetimes.
     return pd.to_datetime(values, utc=True, format="ISO8601")

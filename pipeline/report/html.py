@@ -8,8 +8,15 @@ from html import escape
 import pandas as pd
 
 from pipeline.report import charts
-from pipeline.report.coverage import AT_RISK_DAYS, RETENTION_DAYS, STATES, state_label
-from pipeline.report.figures import ListedRows, ReportFigures
+from pipeline.report.coverage import AT_RISK_DAYS, IN_PROGRESS, REPORT_STATES, RETENTION_DAYS, state_label
+from pipeline.report.figures import (
+    BACKUP_DUE,
+    BACKUP_OVERDUE,
+    BACKUP_TASK_NAMES,
+    NO_BACKUP,
+    ListedRows,
+    ReportFigures,
+)
 
 # Days listed by name under the coverage chart; more are counted.
 LISTED_DAYS = 31
@@ -24,6 +31,9 @@ table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
 th, td { border-bottom: 1px solid #d8dee4; padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 details { margin: 4px 0 8px; } summary { cursor: pointer; color: #0969da; }
+tr.no-backup td { background: #fbe3e1; } tr.overdue td { background: #fdf0d5; }
+tr.no-backup td.mark { color: #a4231b; font-weight: 600; } tr.overdue td.mark { color: #8a5a00; font-weight: 600; }
+td.mark { white-space: nowrap; }
 """
 
 
@@ -68,6 +78,50 @@ def _section(anchor: str, heading: str, content: Content) -> str:
     return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{shown}</section>'
 
 
+# How each freshness of sql/report/backup_freshness_by_instance.sql is marked: its row's class and its words.
+_HOURS_DUE = int(BACKUP_DUE.total_seconds() // 3600)
+_FRESHNESS_MARKS = {NO_BACKUP: ("no-backup", "\u2717 none in the period"),
+                    BACKUP_OVERDUE: ("overdue", f"! none within {_HOURS_DUE} h")}
+_BACKED_UP_MARK = ("backed-up", f"\u2713 within {_HOURS_DUE} h")
+
+
+def _backup_freshness(figures: ReportFigures) -> Content:
+    freshness = figures.backup_freshness
+    listed = freshness.listed
+    if listed.rows.empty:
+        return "No instance had a job in this period, so none is known to the report."
+    several = listed.rows["project_id"].nunique() > 1
+    marks = [_FRESHNESS_MARKS.get(row.freshness, _BACKED_UP_MARK) for row in listed.rows.itertuples()]
+    rows = [(mark,) + ((row.project_id,) if several else ()) + (
+        row.instance_name or "", row.instance_id, _when(row.last_backup_at) or "none",
+        "-" if pd.isna(row.since) else _age(row.since), _count(row.backups), _count(row.failed))
+        for (_, mark), row in zip(marks, listed.rows.itertuples())]
+    columns = (("backed up",) + (("project",) if several else ()) + (
+        "instance", "instance id", "last successful backup (UTC)", "since", "backups", "failed"))
+    names = " or ".join(BACKUP_TASK_NAMES)
+    ended = ", the end of the period" if freshness.as_of < figures.generated_at else ""
+    body = (f'<p id="backup-summary">{escape(freshness.summary())}. A successful backup is a job {escape(names)} '
+            f"that Completed; its time is when it ended. Ages at {freshness.as_of:%Y-%m-%d %H:%M} UTC{ended}; "
+            "every instance with a job in the period is listed, the ones without a recent backup first.</p>\n"
+            + _table("backup-freshness-table", columns, rows, numeric_from=len(columns) - 2,
+                     row_classes=[css for css, _ in marks], first_class="mark")
+            + _more(listed, "instances, each backed up more recently"))
+    return None, body
+
+
+def _failure_trend(figures: ReportFigures) -> Content:
+    by_day = figures.failures_by_day
+    if by_day.empty:
+        return "No jobs were created in this period."
+    rows = [(day.isoformat(), _count(jobs), _count(failed), _rate(failed, jobs), _count(backups),
+             _count(failed_backups), _rate(failed_backups, backups))
+            for day, jobs, failed, backups, failed_backups in by_day[
+                ["day", "jobs", "failed", "backups", "failed_backups"]].itertuples(index=False)]
+    columns = ("UTC day", "jobs", "failed", "failed %", "backups", "failed backups", "backups failed %")
+    body = _details(_table("failure-trend-table", columns, rows, numeric_from=1))
+    return charts.failure_trend_svg(by_day, figures.period), body
+
+
 def _jobs_per_day(figures: ReportFigures) -> Content:
     jobs = figures.jobs_by_day
     if jobs.empty:
@@ -85,13 +139,16 @@ def _failures(figures: ReportFigures) -> Content:
     if failures.rows.empty:
         return "No job failed in this period." if figures.jobs else "No jobs, so no failures, in this period."
     half = figures.period.half_day
-    rows = [
-        (row.name, _count(row.jobs), _count(row.failed), _rate(row.failed, row.jobs),
-         _rate(row.failed_first_half, row.jobs_first_half), _rate(row.failed - row.failed_first_half,
-                                                                  row.jobs - row.jobs_first_half))
-        for row in failures.rows.itertuples()
-    ]
-    columns = ("task name", "jobs", "failed", "failed %", f"failed % before {half}", f"failed % from {half}")
+    rows = [(row.name, _count(row.jobs), _count(row.failed), _rate(row.failed, row.jobs))
+            for row in failures.rows.itertuples()]
+    columns = ("task name", "jobs", "failed", "failed %")
+    # The rate in each half of the period, only where every name listed has jobs in both: a value or no column.
+    halves = failures.rows["jobs_first_half"]
+    if ((halves > 0) & (failures.rows["jobs"] > halves)).all():
+        rows = [shown + (_rate(row.failed_first_half, row.jobs_first_half),
+                         _rate(row.failed - row.failed_first_half, row.jobs - row.jobs_first_half))
+                for shown, row in zip(rows, failures.rows.itertuples())]
+        columns += (f"failed % before {half}", f"failed % from {half}")
     body = _table("failure-rate-table", columns, rows, numeric_from=1) + _more(failures, "task names with failures")
     return charts.failure_rate_svg(failures, figures.period), body
 
@@ -157,9 +214,14 @@ def _coverage(figures: ReportFigures) -> Content:
     body = (f"<p>Over the project(s) {escape(', '.join(coverage.projects))}: a day is synced when each has a "
             f"complete sync of it. A day that is not is gone when older than {RETENTION_DAYS + 1} days (the DDS API "
             f"holds none of it any more), at risk from {RETENTION_DAYS - AT_RISK_DAYS} days old (the API starts "
-            f"forgetting it within {AT_RISK_DAYS} days), failed when its last attempt failed, missing otherwise."
-            "</p>\n"
-            + _table("coverage-table", ("state", "days"), [(state_label(s), _count(counts[s])) for s in STATES], numeric_from=1))
+            f"forgetting it within {AT_RISK_DAYS} days), failed when its last attempt failed, missing otherwise. "
+            "Today is in progress once a sync has stored part of it: it is complete only after it has ended.</p>\n"
+            + _table("coverage-table", ("state", "days"),
+                     [(state_label(s), _count(counts[s])) for s in REPORT_STATES], numeric_from=1))
+    in_progress = [day for day, state in coverage.states.items() if state == IN_PROGRESS]
+    if in_progress:
+        body += (f'<p id="in-progress">{in_progress[0].isoformat()} (today, UTC) is in progress: its jobs so far '
+                 "are stored, the day is synced whole by the first sync after it ends.</p>\n")
     if missing:
         left_out = len(missing) - LISTED_DAYS
         more = f'<p class="note">and {left_out:,} more days</p>\n' if left_out > 0 else ""
@@ -170,6 +232,8 @@ def _coverage(figures: ReportFigures) -> Content:
 
 
 _SECTIONS = (
+    ("backup-freshness", "Is every instance backed up? Time since the last successful backup", _backup_freshness),
+    ("failure-trend", "Failure rate per day", _failure_trend),
     ("jobs-per-day", "Jobs per day by status", _jobs_per_day),
     ("failure-rate", "Failure rate by task name", _failures),
     ("durations", "Duration by task name: median (p50) and slow tail (p90)", _durations),
@@ -184,15 +248,20 @@ def _image(svg: str, alt: str) -> str:
     return f'<img class="chart" alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
 
 
-def _table(anchor: str, columns: tuple[str, ...], rows: list[tuple], numeric_from: int | None = None) -> str:
-    """A table; the columns from ``numeric_from`` on are numbers, aligned right."""
+def _table(anchor: str, columns: tuple[str, ...], rows: list[tuple], numeric_from: int | None = None,
+           row_classes: list[str] | None = None, first_class: str | None = None) -> str:
+    """A table; the columns from ``numeric_from`` on are numbers, aligned right; ``row_classes`` are the rows'
+    CSS classes, ``first_class`` the class of each row's first cell."""
     def cell(tag: str, index: int, value: object) -> str:
         numeric = numeric_from is not None and index >= numeric_from
-        attributes = ' class="n"' if numeric else ""
+        css = "n" if numeric else first_class if index == 0 and tag == "td" else None
+        attributes = f' class="{css}"' if css else ""
         return f"<{tag}{attributes}>{escape(str(value))}</{tag}>"
 
     head = "".join(cell("th", i, c) for i, c in enumerate(columns))
-    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>\n" for row in rows)
+    classes = row_classes or [""] * len(rows)
+    body = "".join((f'<tr class="{css}">' if css else "<tr>") + "".join(cell("td", i, v) for i, v in enumerate(row))
+                   + "</tr>\n" for css, row in zip(classes, rows))
     return f'<table id="{anchor}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n'
 
 

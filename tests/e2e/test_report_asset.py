@@ -17,6 +17,7 @@ from pipeline.dds.report_asset import REPORT_ASSET
 from pipeline.dds.resources import WarehouseResource
 from pipeline.definitions import build_definitions
 from pipeline.jobs.normalize import normalize_jobs
+from pipeline.report.coverage import as_date
 from pipeline.settings import Settings
 from pipeline.testing import synthetic_records
 from pipeline.warehouse.store import Warehouse
@@ -42,6 +43,13 @@ def stored_jobs(url: str, first_day, last_day) -> int:
     return int(count)
 
 
+def ledger_first_day(url: str):
+    warehouse = Warehouse(url)
+    first = warehouse.query("SELECT MIN(created_date) AS first_day FROM dds_sync_ledger")["first_day"].iloc[0]
+    warehouse.dispose()
+    return as_date(first)
+
+
 def test_the_daily_schedule_syncs_and_then_rebuilds_the_report_from_what_it_stored(tmp_path, monkeypatch):
     tick = datetime.combine(datetime.now(timezone.utc).date(), time(0, 15), tzinfo=timezone.utc)
     with pipeline_under_test(tmp_path, monkeypatch) as d:
@@ -65,8 +73,13 @@ def test_the_daily_schedule_syncs_and_then_rebuilds_the_report_from_what_it_stor
         after = latest_report(d.instance)
 
     assert after["run_id"] == result.run_id != before["run_id"]
-    first_day, last_day = yesterday() - timedelta(days=29), yesterday()
+    # The days synced: after the first sync, its five days up to yesterday (missing), not 30 days with weeks of
+    # blank days before them; after the tick, every day it synced or caught up on (the ledger's first day on).
+    assert (before["first_day"], before["last_day"]) == ((yesterday() - timedelta(days=6)).isoformat(),
+                                                         yesterday().isoformat())
+    first_day, last_day = ledger_first_day(d.settings.warehouse_url), yesterday()
     assert (after["first_day"], after["last_day"]) == (first_day.isoformat(), last_day.isoformat())
+    assert isinstance(after["instances_without_backup"], int) and isinstance(after["instances_backup_overdue"], int)
     # The run's own sync (yesterday) is in it: the figures are the warehouse's after the sync.
     stored = stored_jobs(d.settings.warehouse_url, first_day, last_day)
     assert after["jobs"] == stored > before["jobs"]

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import BIN
-from tests.support.report_helpers import ReportPage, known_jobs, load
+from tests.support.report_helpers import SYNCED, ReportPage, known_jobs, load, write_ledger
 
 
 def dds_tasks(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -49,14 +49,21 @@ def test_a_period_and_a_project_give_their_report_at_the_default_path(data_dir, 
     assert f"  jobs: {len(in_period):,}" in done.stdout
 
 
-def test_by_default_the_last_30_days_up_to_yesterday_and_out_names_the_file_or_its_folder(sqlite_data_dir, tmp_path):
-    data_dir = sqlite_data_dir
+def test_by_default_the_days_synced_up_to_yesterday_and_out_names_the_file_or_its_folder(tmp_path):
+    # A fresh install that has synced five days, the last two days ago: the report covers those days and the days
+    # since (yesterday, missing), not weeks of blank days before them.
+    data_dir = tmp_path / "data"
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
-    done = dds_tasks("--out", str(tmp_path), env=env_for(data_dir))
+    warehouse = load(f"sqlite:///{data_dir / 'warehouse.db'}", known_jobs().head(0))
+    write_ledger(warehouse, {("p1", yesterday - timedelta(days=n)): SYNCED for n in range(1, 6)})
+    warehouse.dispose()
+    done = dds_tasks("--out", str(tmp_path), env=env_for(data_dir, DDS_PROJECT_ID="p1"))
     assert done.returncode == 0, done.stderr
     page = ReportPage((tmp_path / f"dds-jobs-report-{yesterday}.html").read_text(encoding="utf-8"))
-    first = yesterday - timedelta(days=29)
-    assert dict(page.body("headline"))["period"] == f"{first} to {yesterday} (30 UTC days)"
+    first = yesterday - timedelta(days=5)
+    assert dict(page.body("headline"))["period"] == f"{first} to {yesterday} (6 UTC days)"
+    assert dict(page.body("coverage-table"))["synced"] == "5" and page.body("not-synced-table") == [
+        [yesterday.isoformat(), "missing"]]
     named = tmp_path / "sub" / "my report.html"
     assert dds_tasks("--days", "7", "--out", str(named), env=env_for(data_dir)).returncode == 0
     assert dict(ReportPage(named.read_text(encoding="utf-8")).body("headline"))["period"].endswith("(7 UTC days)")

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 import pandas as pd
 import pytest
 
-from pipeline.report.coverage import AT_RISK, FAILED, GONE, MISSING
+from pipeline.report.coverage import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING
 from pipeline.report.figures import ReportScope, collect_figures
 from pipeline.report.period import ReportPeriod
 from tests.support.report_helpers import (
@@ -15,6 +15,7 @@ from tests.support.report_helpers import (
     PERIOD,
     SYNCED,
     Expected,
+    backup_jobs,
     known_jobs,
     load,
     write_ledger,
@@ -53,8 +54,30 @@ def test_every_figure_equals_the_same_figure_computed_from_the_rows(warehouse_ur
         shown = listed.rows.drop(columns=["age"], errors="ignore")
         frame_equal(shown, rows[list(shown.columns)])
     assert figures.backups == len(expected.backups())
+    frame_equal(figures.failures_by_day, expected.failures_by_day())
+    freshness, instances = expected.backup_freshness()
+    listed = figures.backup_freshness.listed
+    assert listed.total == instances and figures.backup_freshness.as_of == NOW
+    frame_equal(listed.rows.drop(columns="since"), freshness[list(listed.rows.columns.drop("since"))])
+    assert (listed.rows["since"].dropna() == pd.Timestamp(NOW) - listed.rows["last_backup_at"].dropna()).all()
+    assert figures.backup_freshness.without_backup == (freshness["freshness"] == 0).sum()
+    assert figures.backup_freshness.overdue == (freshness["freshness"] == 1).sum()
     assert figures.running_by_age == expected.running_by_age()
     assert (figures.running.rows["age"] == pd.Timestamp(NOW) - figures.running.rows["created_at"]).all()
+
+
+def test_every_instance_is_listed_without_a_backup_first_then_overdue_then_the_oldest_backup(warehouse_url):
+    # Four instances at 11-30 23:50 (NOW): one whose only backup of the period failed (an older one succeeded before
+    # it), one with no backup job at all, one backed up two days before, one an hour before.
+    warehouse = load(warehouse_url, backup_jobs())
+    figures = collect_figures(warehouse, PERIOD, scope("p1"), NOW)
+    warehouse.dispose()
+    freshness = figures.backup_freshness
+    assert list(freshness.listed.rows["instance_name"]) == ["never-ok", "no-backup-job", "two-days", "fresh"]
+    assert list(freshness.listed.rows["freshness"]) == [0, 0, 1, 2]
+    assert (freshness.without_backup, freshness.overdue, freshness.listed.total) == (2, 1, 4)
+    assert list(freshness.listed.rows["failed"]) == [1, 0, 0, 0]
+    assert freshness.listed.rows["since"].iloc[3] == pd.Timedelta(hours=1)  # ended_at, not created_at
 
 
 def test_the_lists_are_cut_and_say_how_many_they_left_out(sqlite_url):
@@ -103,9 +126,26 @@ def test_the_coverage_of_each_day_comes_from_the_sync_ledger(warehouse_url):
         (day(11, 7), AT_RISK), (day(11, 8), MISSING), (day(11, 10), FAILED), (day(11, 15), MISSING),
         (day(11, 20), MISSING), (day(11, 25), MISSING), (day(11, 26), FAILED),
     ]
-    assert both.counts() == {"synced": len(counted) - 11, FAILED: 2, MISSING: 4, AT_RISK: 3, GONE: 2}
+    assert both.counts() == {"synced": len(counted) - 11, FAILED: 2, MISSING: 4, AT_RISK: 3, GONE: 2, IN_PROGRESS: 0}
     assert (both.first_day, both.last_day) == (start, period.last_day)
     assert only_p2.not_synced() == [(day(11, 25), MISSING), (day(11, 26), FAILED)]
+
+
+def test_today_with_a_ledger_row_is_in_progress_not_missing(warehouse_url):
+    now = datetime(2026, 11, 30, 14, 0, tzinfo=timezone.utc)
+    period = ReportPeriod(date(2026, 11, 27), date(2026, 11, 30))
+    warehouse = load(warehouse_url, known_jobs())
+    # An intraday sync has stored part of today: attempted, never complete before the day ends.
+    write_ledger(warehouse, {("p1", date(2026, 11, d)): SYNCED for d in (27, 28, 29)}
+                 | {("p1", date(2026, 11, 30)): ATTEMPTED})
+    coverage = collect_figures(warehouse, period, ReportScope(None, "all", ("p1",), START), now).coverage
+    without_today = collect_figures(warehouse, period, ReportScope(None, "all", ("p2",), START), now).coverage
+    warehouse.dispose()
+    assert coverage.states == {date(2026, 11, 27): "synced", date(2026, 11, 28): "synced",
+                               date(2026, 11, 29): "synced", date(2026, 11, 30): IN_PROGRESS}
+    assert coverage.not_synced() == [] and coverage.counts()[IN_PROGRESS] == 1
+    # No sync has stored any of today for p2: today is not counted (as before the intraday syncs).
+    assert date(2026, 11, 30) not in without_today.states and without_today.last_day == date(2026, 11, 29)
 
 
 def test_with_an_empty_ledger_every_day_is_missing_or_at_risk(warehouse_url):
@@ -113,7 +153,7 @@ def test_with_an_empty_ledger_every_day_is_missing_or_at_risk(warehouse_url):
     coverage = collect_figures(warehouse, PERIOD, scope(), NOW).coverage
     warehouse.dispose()
     # NOW is 11-30: 11-01 to 11-07 are 23 to 29 days old.
-    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0}
+    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0, IN_PROGRESS: 0}
 
 
 def test_with_no_project_configured_the_ledger_names_the_projects(sqlite_url):

@@ -3,12 +3,19 @@ on SQLite, PostgreSQL and MariaDB), references nothing outside itself, its chart
 when a period is empty or without failures. Rendered by headless Chromium: tests/e2e/test_report_in_browser.py."""
 
 import re
+import subprocess
+import sys
 from datetime import date
 
 import pytest
 
+import pandas as pd
+
 from pipeline.report.period import ReportPeriod
+from tests.support.dagster_helpers import env_without_secrets
+from tests.support.paths import ROOT
 from tests.support.report_helpers import (
+    NOW,
     Expected,
     ReportPage,
     decoded_chart,
@@ -21,6 +28,11 @@ def count(value: float) -> str:
     return f"{int(value):,}"
 
 
+def age(delta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
+
+
 def test_the_tables_show_every_figure(warehouse_url, tmp_path):
     jobs = known_jobs()
     html = report_html(warehouse_url, tmp_path, jobs)
@@ -28,6 +40,20 @@ def test_the_tables_show_every_figure(warehouse_url, tmp_path):
     expected = Expected(jobs)
 
     headline = dict(page.body("headline"))
+    freshness, instances = expected.backup_freshness()
+    without, overdue = (freshness["freshness"] == 0).sum(), (freshness["freshness"] == 1).sum()
+    assert headline["instances backed up"] == (f"{instances - without - overdue} of {instances} within 24 h; "
+                                               f"{without} without a backup in the period, {overdue} not within 24 h")
+    marks = {0: "\u2717 none in the period", 1: "! none within 24 h", 2: "\u2713 within 24 h"}
+    assert page.body("backup-freshness-table") == [
+        [marks[r.freshness], r.project_id, r.instance_name, r.instance_id,
+         "none" if pd.isna(r.last_backup_at) else r.last_backup_at.strftime("%Y-%m-%d %H:%M"),
+         "-" if pd.isna(r.last_backup_at) else age(NOW - r.last_backup_at), count(r.backups), count(r.failed)]
+        for r in freshness.itertuples()]
+    assert page.body("failure-trend-table") == [
+        [r.day.isoformat(), count(r.jobs), count(r.failed), f"{100 * r.failed / r.jobs:.1f}%", count(r.backups),
+         count(r.failed_backups), f"{100 * r.failed_backups / r.backups:.1f}%" if r.backups else "-"]
+        for r in expected.failures_by_day().itertuples()]
     failed = (expected.in_period["status"] == "Failed").sum()
     assert headline["jobs"] == count(len(expected.in_period))
     assert headline["failed jobs"] == f"{count(failed)} ({100 * failed / len(expected.in_period):.1f}% of jobs)"
@@ -72,7 +98,8 @@ def test_the_page_references_nothing_outside_itself_and_every_chart_decodes(sqli
     assert not page.tags & {"script", "link", "iframe", "object", "embed", "base", "frame", "audio", "video"}
     assert all(reference.startswith("data:") for reference in page.references), page.references
     assert not re.search(r"https?://|@import|url\(", html, re.I)
-    assert len(page.images) == 6  # jobs per day, failure rate, durations, backups, Running ages, coverage
+    # failures per day, jobs per day, failure rate, durations, backups, Running ages, coverage
+    assert len(page.images) == 7
     for source in page.images:
         svg = decoded_chart(source)
         assert float(svg.get("width").removesuffix("pt")) > 0 and svg.find("{*}g") is not None
@@ -101,9 +128,28 @@ def test_a_period_without_failures_says_so(warehouse_url, tmp_path):
     assert "No job failed in this period." in page_html and "no-failed-backups" in page.ids
     assert "failure-rate-table" not in page.tables and "failed-backups-table" not in page.tables
     assert dict(page.body("headline"))["failed jobs"] == "0 (0.0% of jobs)"
-    assert len(page.images) == 5  # every chart but the failure rate's
+    assert len(page.images) == 6  # every chart but the failure rate's
     for source in page.images:
         decoded_chart(source)
+
+
+def test_the_rate_by_half_of_the_period_shows_a_value_or_is_not_shown(sqlite_url, tmp_path):
+    # 91 days from 09-01: the first half (up to 10-15) holds no job, so there is no rate to show for it.
+    long = ReportPeriod(date(2026, 9, 1), date(2026, 11, 30))
+    header = ReportPage(report_html(sqlite_url, tmp_path / "long", period=long)).tables["failure-rate-table"][0]
+    assert header == ["task name", "jobs", "failed", "failed %"]
+    november = ReportPage(report_html(sqlite_url.replace(".db", "-nov.db"), tmp_path / "nov"))
+    assert november.tables["failure-rate-table"][0][4:] == ["failed % before 2026-11-16", "failed % from 2026-11-16"]
+    assert all(cell != "-" for row in november.body("failure-rate-table") for cell in row)
+
+
+def test_today_stored_in_part_is_in_progress_in_the_coverage_not_missing(warehouse_url, tmp_path):
+    html = report_html(warehouse_url, tmp_path, today_in_progress=True)
+    page = ReportPage(html)
+    assert dict(page.body("coverage-table"))["in progress"] == "1"
+    assert page.body("not-synced-table") == [["2026-11-12", "failed"]]  # 11-30 is not listed as missing
+    assert "2026-11-30 (today, UTC) is in progress" in html
+    assert dict(page.body("headline"))["days"] == "28 synced, 1 failed, 1 in progress"
 
 
 @pytest.mark.postgres
@@ -113,3 +159,13 @@ def test_the_page_names_the_warehouse_without_its_password(postgres_url, tmp_pat
     html = report_html(url, tmp_path)
     assert "not-for-reports" not in html
     assert "postgresql+psycopg://postgres:***@127.0.0.1" in html
+
+
+def test_loading_the_definitions_loads_no_matplotlib():
+    # Issue 23: loading the definitions is fast; the charts' library is loaded by the first report only.
+    code = ("import sys, pipeline.definitions, pipeline.dds.report_asset, pipeline.report.synced_days; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env_without_secrets(), "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

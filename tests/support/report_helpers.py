@@ -17,7 +17,9 @@ from pipeline.jobs.normalize import normalize_jobs
 from pipeline.report.build import write_report
 from pipeline.report.figures import (
     AGE_BANDS,
+    BACKUP_DUE,
     BACKUP_TASK_NAMES,
+    LISTED_INSTANCES,
     LISTED_ROWS,
     TOP_INSTANCES,
     TOP_NAMES,
@@ -80,6 +82,31 @@ def known_jobs(seed: int = 7, failures: bool = True) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def backup_jobs(project: str = "p1") -> pd.DataFrame:
+    """Four instances of ``project`` as of NOW (11-30 23:50), in the order the report lists them:
+    ``never-ok`` (inst-a: its backup of the period failed, one before the period succeeded), ``no-backup-job``
+    (inst-b: a restart, no backup), ``two-days`` (inst-c: backed up 11-28, overdue), ``fresh`` (inst-d: a backup
+    created 11-30 20:00 that ended 22:50, an hour before NOW)."""
+    def job(job_id, name, status, instance, instance_name, created, ended):
+        return {"id": job_id, "name": name, "instance_id": instance, "instance_name": instance_name,
+                "status": status, "progress": "", "fail_reason": "snapshot failed" if status == "Failed" else "",
+                "created_at": created, "ended_at": ended}
+
+    records = [
+        job("b1", "MongodbSnapshotBackup", "Completed", "inst-a", "never-ok", "2026-10-25T01:00:00+0000",
+            "2026-10-25T01:30:00+0000"),
+        job("b2", "MongodbSnapshotBackup", "Failed", "inst-a", "never-ok", "2026-11-29T10:00:00+0000",
+            "2026-11-29T10:20:00+0000"),
+        job("b3", "RestartInstance", "Completed", "inst-b", "no-backup-job", "2026-11-20T08:00:00+0000",
+            "2026-11-20T08:05:00+0000"),
+        job("b4", "MongodbSnapshotEBackup", "Completed", "inst-c", "two-days", "2026-11-28T20:00:00+0000",
+            "2026-11-28T21:00:00+0000"),
+        job("b5", "MongodbSnapshotBackup", "Completed", "inst-d", "fresh", "2026-11-30T20:00:00+0000",
+            "2026-11-30T22:50:00+0000"),
+    ]
+    return normalize_jobs(records, project, seen_at=NOW).frame
+
+
 def load(url: str, jobs: pd.DataFrame) -> Warehouse:
     warehouse = Warehouse(url)
     warehouse.ensure_schema()
@@ -118,8 +145,40 @@ class Expected:
         by_name = jobs.groupby("name").agg(jobs=("id", "size"), failed=("failed", "sum"),
                                            jobs_first_half=("first", "sum"),
                                            failed_first_half=("failed_first", "sum")).reset_index()
-        by_name = by_name[by_name["failed"] > 0].sort_values(["failed", "jobs", "name"], ascending=[False, True, True])
-        return _top(by_name, TOP_NAMES)
+        by_name = by_name[by_name["failed"] > 0]
+        by_name = by_name.assign(rate=by_name["failed"] / by_name["jobs"]).sort_values(
+            ["rate", "failed", "name"], ascending=[False, False, True])
+        return _top(by_name.drop(columns="rate"), TOP_NAMES)
+
+    def failures_by_day(self) -> pd.DataFrame:
+        jobs = self.in_period.assign(failed=self.in_period["status"] == "Failed",
+                                     backup=self.in_period["name"].isin(BACKUP_TASK_NAMES))
+        jobs = jobs.assign(failed_backup=jobs["failed"] & jobs["backup"])
+        return jobs.groupby("created_date").agg(jobs=("id", "size"), failed=("failed", "sum"),
+                                                backups=("backup", "sum"),
+                                                failed_backups=("failed_backup", "sum")).reset_index().rename(
+            columns={"created_date": "day"})
+
+    def as_of(self) -> datetime:
+        """When the report measures the age of the last backups: NOW, or the end of the period when it is over."""
+        return min(self.now, datetime.combine(self.period.last_day + timedelta(days=1), time(), tzinfo=timezone.utc))
+
+    def backup_freshness(self) -> tuple[pd.DataFrame, int]:
+        """Every instance with a job in the period, its last Completed backup's end: those without one first (0),
+        then those without one within 24 h (1), then the others (2), the oldest last backup first."""
+        jobs = self.in_period
+        done = jobs[jobs["name"].isin(BACKUP_TASK_NAMES) & (jobs["status"] == "Completed")]
+        last = done.assign(at=done["ended_at"].fillna(done["created_at"])).groupby(
+            ["project_id", "instance_id"])["at"].max().rename("last_backup_at")
+        backups = jobs.assign(backup=jobs["name"].isin(BACKUP_TASK_NAMES),
+                              failed=jobs["name"].isin(BACKUP_TASK_NAMES) & (jobs["status"] == "Failed"))
+        table = backups.groupby(["project_id", "instance_id"]).agg(
+            instance_name=("instance_name", "max"), backups=("backup", "sum"), failed=("failed", "sum"))
+        table = table.join(last).reset_index()
+        day_ago = pd.Timestamp(self.as_of() - BACKUP_DUE)
+        table["freshness"] = [0 if pd.isna(at) else 1 if at < day_ago else 2 for at in table["last_backup_at"]]
+        table = table.sort_values(["freshness", "last_backup_at", "project_id", "instance_id"])
+        return _top(table, LISTED_INSTANCES)
 
     def durations_by_name(self) -> tuple[pd.DataFrame, int]:
         done = self.in_period[(self.in_period["status"] == "Completed") & self.in_period["duration_seconds"].notna()]
@@ -195,13 +254,17 @@ def write_ledger(warehouse: Warehouse, days: dict[tuple[str, date], str]) -> Non
 SCOPE = ReportScope(None, "all projects", ("p1", "p2"), date(2026, 10, 1))
 
 
-def report_html(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True) -> str:
+def report_html(url: str, tmp_path: Path, jobs=None, period: ReportPeriod = PERIOD, ledger: bool = True,
+                today_in_progress: bool = False) -> str:
     """The HTML of the report over ``period`` for SCOPE, from a warehouse at ``url`` loaded with ``jobs`` (default:
-    known_jobs()) and, with ``ledger``, the sync ledger of November's days (11-12 failed, the others synced)."""
+    known_jobs()) and, with ``ledger``, the sync ledger of November's days (11-12 failed, the others synced), and
+    with ``today_in_progress`` a row of 11-30 (NOW's day) attempted, as an intraday sync leaves it."""
     warehouse = load(url, known_jobs() if jobs is None else jobs)
     if ledger:
         write_ledger(warehouse, {(p, date(2026, 11, d)): "failed" if d == 12 else "synced"
                                  for p in ("p1", "p2") for d in range(1, 30)})
+    if today_in_progress:
+        write_ledger(warehouse, {(p, NOW.date()): ATTEMPTED for p in ("p1", "p2")})
     written = write_report(warehouse, period, SCOPE, str(tmp_path / "report.html"), NOW)
     warehouse.dispose()
     return Path(written.location).read_text(encoding="utf-8")
