@@ -12,6 +12,7 @@ import pytest
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.jobs.escape import unescape_text
+from pipeline.jobs.normalize import normalize_jobs
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.snapshots.store import ParquetStore
 from pipeline.sync import snapshot_days, sync_days
@@ -154,3 +155,16 @@ def test_a_job_moved_to_another_day_leaves_no_copy_in_its_old_days_parquet(wareh
     assert others.num_rows == refreshed[day_a].rows and (others.num_rows > 0) == bool(jobs_per_day)
     # Nothing is lost: a day emptied so keeps its previous file in the quarantine.
     assert bool(refreshed[day_a].moved_aside) == (not jobs_per_day)
+
+
+def test_a_frame_holding_a_nul_is_refused_by_postgresql_not_stripped(postgres_url):
+    # Stripped, "a\0" would become "a" there: two jobs one key. Rows from normalize_jobs never hold a NUL.
+    warehouse = Warehouse(postgres_url)
+    try:
+        frame = normalize_jobs([api_record("a", at(DAYS[0], 9)), api_record("b", at(DAYS[0], 9))], "p", NOW).frame
+        frame.loc[1, "id"] = "a\x00"
+        with pytest.raises(ValueError, match="^column 'id' holds a NUL character, which PostgreSQL text cannot"):
+            warehouse.upsert(frame)
+        assert warehouse.count_by_day([DAYS[0]]) == {DAYS[0]: 0}
+    finally:
+        warehouse.dispose()
