@@ -40,11 +40,14 @@ def unescape_text(text: str) -> str:
 
 def escaped_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An object array of strings and None with every string escaped, and where a value changed."""
+    # Almost no text needs it: one search of all the values joined (by a character neither a NUL, a backslash nor
+    # an x, so no match spans two values) tells so in a tenth of the time of a search per value.
+    joined = "\x01".join(filter(None, values))
+    if NUL not in joined and _INTRODUCER not in joined:
+        return values, np.zeros(len(values), dtype=bool)
     text = pa.array(values, type=pa.string())
     changed = pc.fill_null(pc.or_(pc.match_substring(text, NUL), pc.match_substring(text, _INTRODUCER)), False)
     changed = changed.to_numpy(zero_copy_only=False)
-    if not changed.any():
-        return values, changed
     values = values.copy()
     values[changed] = [escape_text(value) for value in values[changed]]
     return values, changed
