@@ -36,6 +36,8 @@ from pipeline.warehouse.store import Warehouse
 RETENTION_MARGIN = timedelta(minutes=10)
 
 FULL, PARTIAL, GONE = "full", "partial", "gone"
+# Why a day left without jobs by a sync is emptied (snapshot_days).
+MOVED_OUT = "every job of the day moved to another day (the API now gives another created_at)"
 # Records normalized at a time while a window is fetched: bounds the memory of the API's dicts (~800 bytes each).
 NORMALIZE_BATCH = 20_000
 # Text columns whose values repeat on every page: task names, instances, statuses, failure messages.
@@ -67,7 +69,8 @@ class DaySync:
 
     ``anomalies``: jobs whose record was kept raw (a field unreadable, missing, or unknown to us);
     ``unknown_fields``: fields the day's records did not give (missing, null, not a string or unreadable), each
-    of which kept its stored value."""
+    of which kept its stored value. ``api_jobs`` counts every job, whatever its fields; ``by_status`` the jobs of
+    each status sent, and ``missing_status`` those sent without one (null, missing or not a string)."""
 
     day: date
     coverage: str
@@ -76,6 +79,7 @@ class DaySync:
     anomalies: int = 0
     unknown_fields: int = 0
     stored_jobs: int = 0
+    missing_status: int = 0
 
     def metadata(self) -> dict[str, object]:
         """The day's own figures, for its partition's materialization (Dagster plots them over the days)."""
@@ -90,6 +94,7 @@ class DaySync:
             "anomalies": self.anomalies,
             "unknown_fields": self.unknown_fields,
             "stored_jobs": self.stored_jobs,
+            "missing_status": self.missing_status,
             **statuses,
         }
 
@@ -100,7 +105,10 @@ class SyncResult:
 
     ``unknown_fields``: per API field, the records of the days that did not give it (the stored value was kept).
     ``finished_changed``: stored finished jobs (Completed, Failed) whose finished state a complete record changed,
-    and ``finished_sample`` one of them, for the run log."""
+    and ``finished_sample`` one of them, for the run log. ``text_escaped``: text values stored with their NULs
+    escaped (pipeline/jobs/escape.py). ``moved_out_of``: days whose stored jobs the API now says were created on
+    another day (the synced days among them); their Parquet snapshots hold stale copies until snapshot_days is
+    given them."""
 
     days: dict[date, DaySync]
     window: TimeWindow | None
@@ -114,6 +122,8 @@ class SyncResult:
     unknown_fields: dict[str, int] = field(default_factory=dict)
     finished_changed: int = 0
     finished_sample: str = ""
+    text_escaped: int = 0
+    moved_out_of: list[date] = field(default_factory=list)
 
     @property
     def gone_days(self) -> list[date]:
@@ -134,6 +144,7 @@ class SyncResult:
             "rejected": self.rejected,
             **{f"unknown_{name}": count for name, count in sorted(self.unknown_fields.items())},
             "finished_changed": self.finished_changed,
+            "text_escaped": self.text_escaped,
             "sync_seconds": round(self.seconds, 3),
             **{f"fetch_{name}": fetch[name] for name in ("slices", "pages", "requests", "jobs", "seconds", "rate_per_s",
                                                           "concurrency_min", "concurrency_max") if name in fetch},
@@ -214,6 +225,7 @@ def _sync_recorded(
         normalized = _fetch_normalized(client, result.window, result.stats, now, region, on_page)
         result.rejected = len(normalized.rejected)
         result.problems = list(normalized.anomaly_samples)
+        result.text_escaped = normalized.text_escaped
         frame, unknown = normalized.frame, normalized.unknown_mask()
         in_days = _in_days(frame, days)
         if not in_days.all():
@@ -221,11 +233,12 @@ def _sync_recorded(
         _count_unknown_per_day(result, frame, unknown)
         # The one reduction of the batch: a job met twice (pages overlapped) becomes one row.
         frame, unknown = latest_states(frame, unknown)
-        _count_per_day(result, frame)
+        _count_per_day(result, frame, unknown)
         counts = warehouse.upsert(frame, unknown, then=partial(record_sync, attempt=attempt,
                                                                jobs_by_day=_ledger_jobs(result, now)))
         result.inserted, result.updated = counts.inserted, counts.updated
         result.finished_changed, result.finished_sample = counts.finished_changed, counts.finished_sample
+        result.moved_out_of = sorted(counts.moved_out_of)
     else:
         with warehouse.transaction() as connection:
             record_sync(connection, attempt, _ledger_jobs(result, now))
@@ -296,6 +309,7 @@ def _fetch_normalized(
     return NormalizedJobs(
         frame=frame,
         anomalies=sum(b.anomalies for b in batches),
+        text_escaped=sum(b.text_escaped for b in batches),
         rejected=rejected,
         anomaly_samples=[line for b in batches for line in b.anomaly_samples][:MAX_SAMPLES],
         unknown=unknown,
@@ -333,28 +347,42 @@ def _count_unknown_per_day(result: SyncResult, frame: pd.DataFrame, unknown: np.
         result.days[day].unknown_fields = int(count)
 
 
-def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
+def _count_per_day(result: SyncResult, frame: pd.DataFrame, unknown: np.ndarray) -> None:
+    """Each day's jobs (one row each: the frame is reduced), per status sent; ``unknown``: the rows' masks."""
     if frame.empty:
         return
-    for (day, status), count in frame.groupby(["created_date", "status"], observed=True).size().items():
+    # Every job counts, whatever its fields: grouping by status alone would leave out the jobs sent without one.
+    days = frame["created_date"]
+    for day, count in days.value_counts().items():
+        result.days[day].api_jobs = int(count)
+    without_status = (unknown & FIELD_BITS["status"]) != 0
+    for day, count in days[without_status].value_counts().items():
+        result.days[day].missing_status = int(count)
+    sent = frame.loc[~without_status, ["created_date", "status"]] if without_status.any() else frame
+    for (day, status), count in sent.groupby(["created_date", "status"], observed=True).size().items():
         result.days[day].by_status[str(status)] = int(count)
-    for day, day_sync in result.days.items():
-        day_sync.api_jobs = sum(day_sync.by_status.values())
     if "raw_record" in frame.columns:
         for day, count in frame["raw_record"].notna().groupby(frame["created_date"], observed=True).sum().items():
             result.days[day].anomalies = int(count)
 
 
-def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:
+def snapshot_days(
+    warehouse: Warehouse, store: ParquetStore, days: Sequence[date], moved_out_of: Sequence[date] = ()
+) -> dict[date, DayRefresh]:
     """Write the warehouse's latest state of ``days`` to the Parquet snapshots, healing each day whose files are
     unreadable or disagree with the warehouse (pipeline/snapshots/heal.py); what was done per day.
 
-    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one).
+    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one), and is
+    never emptied, unless it is one of ``moved_out_of`` (SyncResult.moved_out_of: a sync moved its jobs to other
+    days), which are refreshed too: such a day left without jobs is emptied, its files kept in the quarantine.
     """
-    counts = warehouse.count_by_day(days)
+    wanted = sorted(set(days).union(moved_out_of))
+    counts = warehouse.count_by_day(wanted)
     looked_at = [day for day, count in counts.items() if count or store.has_files(day)]
+    emptied = {day for day in moved_out_of if not counts[day]}
     done: dict[date, DayRefresh] = {}
     for batch in warehouse.day_batches(looked_at, ROWS_AT_ONCE):
+        rewrite = {day: MOVED_OUT for day in batch if day in emptied}
         # As Arrow from end to end: the rows go from the database's values to Parquet without pandas objects.
-        done.update(refresh_days(store, batch, warehouse.read_days_table))
-    return {day: done.get(day, DayRefresh(day)) for day in days}
+        done.update(refresh_days(store, batch, warehouse.read_days_table, rewrite))
+    return {day: done.get(day, DayRefresh(day)) for day in wanted}

@@ -202,7 +202,8 @@ def _sync_targets(
         # Each target loads in its own transaction: one that fails (credentials, throttling, a region down)
         # leaves the others' loads in place, and is retried alone.
         try:
-            results[target.name if target else None] = _sync_one(context, dds_api, warehouse, target, days)
+            results[target.name if target else None] = result = _sync_one(context, dds_api, warehouse, target, days)
+            _refresh_moved_out_of(context, warehouse, parquet, result)
         except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
             if len(plan) == 1:
                 raise
@@ -221,6 +222,18 @@ def _sync_targets(
             metadata={"failed_targets": MetadataValue.json(failures)},
         )
     return MaterializeResult(check_results=[_count_check(results)])
+
+
+def _refresh_moved_out_of(
+    context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource, result: SyncResult
+) -> None:
+    """Drop the stale copies the Parquet days the sync moved jobs out of hold (their created_at changed), at once:
+    the Parquet step refreshes only the run's days, and no later sync would find these moves again."""
+    if not result.moved_out_of:
+        return
+    for day, done in snapshot_days(warehouse.get(), parquet.get(), [], result.moved_out_of).items():
+        context.log.info(f"Parquet day {day_key(day)} refreshed: jobs stored on it now have another created_at day "
+                         f"({done.rows:,} rows left{', previous files kept in the quarantine' if done.healed else ''})")
 
 
 def _write_snapshots(

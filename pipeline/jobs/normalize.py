@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.jobs.escape import escaped_values
 from pipeline.jobs.precedence import FIELD_BITS, INCOMPLETE, UNKNOWN_FIELDS, no_unknowns
 from pipeline.jobs.schema import (
     ARROW_SCHEMA,
@@ -40,6 +41,10 @@ KNOWN_FIELDS = (
 # The API's own form, e.g. 2022-09-05T06:24:14+0800; Arrow parses it (and Z, +08:00) fast, pandas the rest.
 _API_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 _OFFSET_AT_END = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$")
+# A date followed by a time of day (2026-12-01T10, 20261201 10...): what a value without one lacks.
+_TIME_OF_DAY = re.compile(r"^\s*\d{4}-?\d\d-?\d\d[Tt ]\d")
+# The text fields as sent, stored with their NULs escaped (pipeline/jobs/escape.py).
+ESCAPED_FIELDS = ("id", "name", "instance_id", "instance_name", "status", "fail_reason")
 _ALL_FIELDS = itemgetter(*KNOWN_FIELDS)
 MAX_SAMPLES = 20
 _SAMPLE_CHARS = 60
@@ -54,7 +59,8 @@ class NormalizedJobs:
     could not be read as documented or with fields unknown to us (their ``raw_record`` is kept). ``rejected``: the
     records without a usable id or created_at, as sent. ``anomaly_samples``: one line per kind of problem met
     (rejections included), for the log. ``unknown``: each row's unknown mask (precedence.py); None when every row
-    gives every field.
+    gives every field. ``text_escaped``: the values of accepted records stored escaped (a NUL in them, or the
+    escape's own ``\\x``: pipeline/jobs/escape.py).
     """
 
     frame: pd.DataFrame
@@ -62,6 +68,7 @@ class NormalizedJobs:
     rejected: list[dict] = field(default_factory=list)
     anomaly_samples: list[str] = field(default_factory=list)
     unknown: np.ndarray | None = None
+    text_escaped: int = 0
 
     def unknown_mask(self) -> np.ndarray:
         return no_unknowns(len(self.frame)) if self.unknown is None else self.unknown
@@ -147,6 +154,8 @@ def normalize_jobs(
     findings.flag(negative, "ended_at", raw["ended_at"], "is before created_at; duration left NULL")
     duration[negative] = np.nan
     progress = _progress(text["progress"], odd["progress"], findings)
+    text["id"] = ids
+    text_escaped = _escaped(text, findings)
     findings.flag(_with_unknown_fields(objects, raw_complete), "record", None, "has fields unknown to this version")
     unknown = findings.unknown
     unknown[unknown != 0] |= INCOMPLETE
@@ -155,7 +164,7 @@ def normalize_jobs(
     seen = pd.DatetimeIndex([seen_at]).tz_convert("UTC").as_unit("us").repeat(n)
     columns = {
         "project_id": np.full(n, project_id, dtype=object),
-        "id": ids,
+        "id": text["id"],
         **{name: text[name] for name in ("name", "instance_id", "instance_name", "status")},
         "progress_pct": progress,
         "fail_reason": np.where(_blank(text["fail_reason"]), None, text["fail_reason"]),
@@ -182,7 +191,21 @@ def normalize_jobs(
         rejected=[records[i] for i in np.flatnonzero(findings.rejected)],
         anomaly_samples=findings.samples,
         unknown=unknown if unknown.any() else None,
+        text_escaped=text_escaped,
     )
+
+
+def _escaped(text: dict[str, np.ndarray], findings: _Findings) -> int:
+    """Escape the NULs of the ESCAPED_FIELDS of ``text`` in place (their records keep their raw_record); how many
+    values of accepted records changed."""
+    changed_values = 0
+    for name in ESCAPED_FIELDS:
+        sent = text[name]
+        text[name], changed = escaped_values(sent)
+        findings.flag(changed, name, sent, "holds a NUL character (or the text \\x); stored escaped, NUL as "
+                      "\\x00 (docs/warehouse.md)")
+        changed_values += int((changed & ~findings.rejected).sum())
+    return changed_values
 
 
 def _check_arguments(records: object, project_id: object, seen_at: object, region: object) -> None:
@@ -250,8 +273,10 @@ def _timestamps(
     arrow_text = pa.array(text, type=pa.string())
     blank = pc.fill_null(pc.equal(arrow_text, ""), True)
     present = ~blank.to_numpy(zero_copy_only=False)
-    instants, without_offset = _instants(text, pc.if_else(blank, None, arrow_text))
-    findings.flag(without_offset, name, values, "has no UTC offset; read as UTC")
+    instants, without_time, without_offset = _instants(text, pc.if_else(blank, None, arrow_text))
+    # The API's form carries a time and an offset: anything else is a guess, kept with its record.
+    findings.flag(without_time, name, values, "has no time of day; read as midnight UTC")
+    findings.flag(without_offset & ~without_time, name, values, "has no UTC offset; read as UTC")
     return instants, ~present, present & instants.isna().to_numpy()
 
 
@@ -260,14 +285,15 @@ def _not_ended(status: np.ndarray, odd: np.ndarray) -> np.ndarray:
     return pd.notna(status) & ~odd & ~pd.Series(status, dtype=object).isin(TERMINAL_STATUSES).to_numpy()
 
 
-def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarray]:
-    """The instants of the ``present`` values (text, null where blank), NaT where unreadable; and where a value was
-    read without a UTC offset."""
+def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """The instants of the ``present`` values (text, null where blank), NaT where unreadable; where a value was read
+    without a time of day (a date only), and where without a UTC offset."""
+    without_time = np.zeros(len(text), dtype=bool)
     without_offset = np.zeros(len(text), dtype=bool)
     try:
         # Every value in an ISO 8601 form with an offset, as the API sends them: one cast, a quarter of strptime's
         # time. A value without offset or naming an impossible date fails the whole cast and is read below.
-        return series_from_arrow(present.cast(ARROW_SCHEMA.field("created_at").type)), without_offset
+        return series_from_arrow(present.cast(ARROW_SCHEMA.field("created_at").type)), without_time, without_offset
     except pa.ArrowInvalid:
         pass
     parsed = pc.strptime(present, format=_API_TIME_FORMAT, unit="us", error_is_null=True)
@@ -283,8 +309,11 @@ def _instants(text: np.ndarray, present: pa.Array) -> tuple[pd.Series, np.ndarra
     if len(other_form):
         others = pd.to_datetime(text[other_form], format="ISO8601", utc=True, errors="coerce", cache=False)
         instants.iloc[other_form] = others.as_unit("us")
-        without_offset[other_form] = others.notna() & [_OFFSET_AT_END.search(v) is None for v in text[other_form]]
-    return instants.astype(PANDAS_DTYPES["created_at"]), without_offset
+        read_so = others.notna()
+        # A date alone ends in digits an offset could end in (2026-12-01): without a time there is no offset.
+        without_time[other_form] = read_so & [_TIME_OF_DAY.match(v) is None for v in text[other_form]]
+        without_offset[other_form] = read_so & [_OFFSET_AT_END.search(v) is None for v in text[other_form]]
+    return instants.astype(PANDAS_DTYPES["created_at"]), without_time, without_offset
 
 
 def _is_calendar_date(text: str) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.jobs.escape import escape_text, unescape_text
 from pipeline.jobs.normalize import normalize_jobs
 from pipeline.jobs.precedence import FIELD_BITS, INCOMPLETE, latest_states
 from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
@@ -81,6 +82,58 @@ def test_a_timestamp_without_offset_is_read_as_utc_and_counted():
     assert row["created_at"] == pd.Timestamp(CREATED)
     assert result.anomalies == 1 and json.loads(row["raw_record"]) == record
     assert "created_at has no UTC offset" in result.anomaly_samples[0] and "'a'" in result.anomaly_samples[0]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("2026-11-01", "has no time of day; read as midnight UTC"),
+    ("20261101", "has no time of day; read as midnight UTC"),
+    ("2026-11", "has no time of day; read as midnight UTC"),
+    ("2026-11-01T00:00", "has no UTC offset; read as UTC"),
+])
+@pytest.mark.parametrize("field", ["created_at", "ended_at"])
+def test_a_timestamp_without_time_or_offset_is_a_guess_counted_with_the_job_id(text, problem, field):
+    before_midnight = datetime(2026, 10, 31, 23, tzinfo=timezone.utc)
+    record = {**api_record("job-7", before_midnight, ended_at=before_midnight + timedelta(hours=2)), field: text}
+    result = normalize([record, api_record("fine", CREATED)])
+    row = result.frame.set_index("id").loc["job-7"]
+    assert row[field] == pd.Timestamp("2026-11-01T00:00:00Z")
+    assert result.anomalies == 1 and json.loads(row["raw_record"]) == record
+    assert result.anomaly_samples == [f"{field} {problem}: 1 record(s) kept; first: job 'job-7', {field}={text!r}"]
+
+
+_ids_with_nuls = st.text(st.sampled_from(["a", "\\", "x", "0", "5", "c", "\x00"]), max_size=12)
+
+
+@given(st.text(), st.text())
+def test_property_the_nul_escape_is_reversible_holds_no_nul_and_keeps_distinct_texts_apart(text, other):
+    assert unescape_text(escape_text(text)) == text
+    assert "\x00" not in escape_text(text)
+    assert (escape_text(text) == escape_text(other)) == (text == other)
+
+
+@given(_ids_with_nuls, _ids_with_nuls)
+def test_property_the_escape_keeps_ids_made_of_its_own_characters_apart(text, other):
+    # Texts made only of NULs, backslashes and the characters of the escapes: where a careless escape collides.
+    assert unescape_text(escape_text(text)) == text
+    assert (escape_text(text) == escape_text(other)) == (text == other)
+
+
+@pytest.mark.parametrize("text", ["C:\\data\\new", "ends with \\", "a\\nb", "plain", "重启实例"])
+def test_text_without_a_nul_or_the_escape_is_stored_as_sent(text):
+    assert escape_text(text) == text
+
+
+def test_ids_differing_only_by_a_nul_stay_distinct_and_keep_their_records():
+    records = [api_record(job_id, CREATED, name="Re\x00start") for job_id in ("a", "a\x00", "a\\x00")]
+    result = normalize(records)
+    frame = result.frame
+    assert frame["id"].tolist() == ["a", "a\\x00", "a\\x5cx00"]
+    assert frame["name"].tolist() == ["Re\\x00start"] * 3
+    assert [unescape_text(job_id) for job_id in frame["id"]] == [r["id"] for r in records]
+    # 3 names and 2 ids escaped; each changed record keeps its original, whose JSON holds no NUL character.
+    assert result.text_escaped == 5 and result.anomalies == 3
+    assert [json.loads(raw) for raw in frame["raw_record"]] == records
+    assert not any("\x00" in raw for raw in frame["raw_record"])
 
 
 @pytest.mark.parametrize("progress, expected", [("60%", 60.0), ("0%", 0.0), ("100%", 100.0), ("12.5%", 12.5)])
@@ -284,4 +337,4 @@ def test_property_every_id_accounted_for_and_instants_round_trip(generated):
         # Every generated record lacks fields (instance_id): the first finished state stays, as later incomplete
         # records never change it; the other fields are the latest state's.
         finished = terminal[0] if terminal else expected
-        assert row["status"] == finished["status"] and row["name"] == expected["name"]
+        assert row["status"] == finished["status"] and row["name"] == escape_text(expected["name"])

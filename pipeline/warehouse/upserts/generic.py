@@ -51,16 +51,18 @@ def upsert_generic(connection: sa.Connection, frame: pd.DataFrame, unknown: np.n
         pd.MultiIndex.from_frame(stored[list(KEY_COLUMNS)])
     )
     new, seen_again = frame[~is_stored], frame[is_stored]
-    finished = (0, "")
+    finished, left = (0, ""), frozenset()
     if len(seen_again):
         # Each stored row followed by its incoming one, which wins ties as ON CONFLICT's >= does.
         latest, _ = latest_states(pd.concat([stored, seen_again], ignore_index=True),
                                   np.concatenate([no_unknowns(len(stored)), unknown[is_stored]]))
         finished = finished_changes(stored, latest)  # every key is stored: latest holds stored's keys, in order
+        moved = (stored["created_date"] != latest["created_date"]).to_numpy(dtype=bool, na_value=False)
+        left = frozenset(stored["created_date"][moved].tolist())
         connection.execute(_UPDATE, _parameters(latest, connection.dialect, _STORED_KEYS))
     if len(new):
         connection.execute(DDS_JOBS.insert(), _parameters(new, connection.dialect))
-    return UpsertCounts(len(new), len(seen_again), *finished)
+    return UpsertCounts(len(new), len(seen_again), *finished, moved_out_of=left)
 
 
 def upsert_generic_retrying(

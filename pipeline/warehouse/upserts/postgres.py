@@ -70,6 +70,12 @@ WITH upserted AS (
 )
 SELECT count(*) FROM upserted
 """
+# The days of the stored rows the staging rows would move to another day (UpsertCounts.moved_out_of). Run after the
+# first pass: a row it wrote in place kept its day (created_date is indexed), so only the others are found.
+_DAYS_LEFT = f"""
+    SELECT DISTINCT t.created_date FROM {STAGING_TABLE} s JOIN {TABLE_NAME} t USING ({_KEYS})
+    WHERE t.created_date <> s.created_date
+"""
 # The sort into key order above spills to disk past the default 4 MB (about 20,000 rows); in memory it is three
 # times faster. Local to the load's transaction.
 _SORT_MEMORY = "SET LOCAL work_mem = '256MB'"
@@ -107,6 +113,9 @@ def upsert_postgres(connection: sa.Connection, frame: pd.DataFrame, unknown: np.
         cursor.execute(_CREATE_STAGING)
         _copy(cursor, STAGING_TABLE, f"{_COLUMN_LIST}, {UNKNOWN_COLUMN}", postgres_binary(frame, unknown))
         inserted, updated = cursor.execute(_UPSERT_IN_PLACE).fetchone()
+        left = frozenset()
+        if inserted + updated < len(frame):
+            left = frozenset(day for (day,) in cursor.execute(_DAYS_LEFT).fetchall())
         if inserted + updated < int((unknown == 0).sum()):
             skipped = pd.DataFrame(cursor.execute(_SKIPPED_KEYS).fetchall(), columns=list(KEY_COLUMNS))
             with finished_changes_counted(lambda sql, parameters: cursor.execute(sql, parameters).fetchall(), "%s",
@@ -116,7 +125,7 @@ def upsert_postgres(connection: sa.Connection, frame: pd.DataFrame, unknown: np.
             lacking = cursor.execute(_upsert_from_staging(f"{UNKNOWN_COLUMN} = {mask}", on_conflict_clause(
                 unknown=mask))).fetchone()
             inserted, updated = inserted + lacking[0], updated + lacking[1]
-    return UpsertCounts(inserted, updated, finished.count, finished.sample)
+    return UpsertCounts(inserted, updated, finished.count, finished.sample, left)
 
 
 def _empty_and_locked(cursor) -> bool:
@@ -136,12 +145,17 @@ def _copy(cursor, table: str, columns: str, data: pa.Buffer) -> None:
 
 
 def postgres_binary(frame: pd.DataFrame, unknown: np.ndarray | None = None) -> pa.Buffer:
-    """The frame's rows in key order as one PostgreSQL binary COPY stream, NUL characters removed from text
-    (PostgreSQL text cannot hold them); ``unknown``: the rows' unknown masks, as a last smallint column."""
+    """The frame's rows in key order as one PostgreSQL binary COPY stream; ``unknown``: the rows' unknown masks, as
+    a last smallint column. ValueError for a text holding a NUL character, which PostgreSQL text cannot hold (the
+    sync escapes them in the frame, pipeline/jobs/escape.py: stripped here, two ids would become one)."""
     table = frame_to_arrow(frame).combine_chunks()
     if unknown is not None:
         table = table.append_column(UNKNOWN_COLUMN, pa.array(unknown.astype(np.int16)))
     table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in KEY_COLUMNS]))
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\x00")).as_py():
+            raise ValueError(f"column {name!r} holds a NUL character, which PostgreSQL text cannot store: escape "
+                             "it first (pipeline.jobs.escape.escape_text, as normalize_jobs does)")
     fields = [_fields(column.combine_chunks()) for column in table.columns]
     rows = pc.binary_join_element_wise(_fixed_width(np.full(table.num_rows, len(fields), ">i2")), *fields, _NO_BYTES)
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=4 * rows.offset)
@@ -152,7 +166,7 @@ def postgres_binary(frame: pd.DataFrame, unknown: np.ndarray | None = None) -> p
 def _fields(column: pa.Array) -> pa.Array:
     """Each value of ``column`` as a field of a binary COPY tuple: its length, then its bytes."""
     if pa.types.is_string(column.type):
-        text = pc.replace_substring(column, "\x00", "").cast(pa.binary())
+        text = column.cast(pa.binary())
         lengths = pc.binary_length(text).fill_null(-1).to_numpy().astype(">i4")
         return pc.binary_join_element_wise(_fixed_width(lengths), text.fill_null(b""), _NO_BYTES)
     if pa.types.is_timestamp(column.type):

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import date
 from itertools import repeat
 
 import numpy as np
@@ -54,12 +55,15 @@ class UpsertCounts:
     """Rows of one upsert: ``inserted`` keys were new to the table, ``updated`` keys were already stored (their
     last_seen_at advanced, and their state replaced unless the incoming one was stale). ``finished_changed``:
     stored finished jobs (terminal status) whose finished state (FINISHED_COLUMNS) a complete record changed;
-    ``finished_sample`` describes one of them."""
+    ``finished_sample`` describes one of them. ``moved_out_of``: the days stored jobs were on where their incoming
+    row names another day, which the upsert may have moved them out of (a stale incoming state moves nothing: such a
+    day is then named although it kept the job)."""
 
     inserted: int
     updated: int
     finished_changed: int = 0
     finished_sample: str = field(default="", compare=False)
+    moved_out_of: frozenset[date] = field(default=frozenset(), compare=False)
 
 
 @dataclass
@@ -139,6 +143,23 @@ def finished_changes_counted(
     tally.add(finished_changes(before, before[list(KEY_COLUMNS)].merge(after, on=list(KEY_COLUMNS), how="left")))
 
 
+def days_left(read: Callable[[str, tuple], list[tuple]], placeholder: str, rows: pd.DataFrame) -> set[date]:
+    """The days the stored rows of the jobs of ``rows`` (incoming, conformed) are on where ``rows`` names another
+    day (UpsertCounts.moved_out_of); ``read`` runs a query in the load's transaction."""
+    left = set()
+    for project_id, jobs in rows.groupby(KEY_COLUMNS[0], sort=False):
+        incoming = dict(zip(jobs[KEY_COLUMNS[1]].tolist(), map(str, jobs["created_date"].tolist())))
+        ids = list(incoming)
+        for start in range(0, len(ids), KEYS_PER_LOOKUP):
+            part = ids[start : start + KEYS_PER_LOOKUP]
+            statement = (f"SELECT id, created_date FROM {TABLE_NAME} WHERE project_id = {placeholder}"
+                         f" AND id IN ({', '.join([placeholder] * len(part))})")
+            for job_id, day in read(statement, (project_id, *part)):
+                if str(day) != incoming[job_id]:  # SQLite gives the day as its text, other databases as a date
+                    left.add(day if isinstance(day, date) else date.fromisoformat(day))
+    return left
+
+
 def _finished_states(read, placeholder: str, keys: pd.DataFrame, terminal_only: bool, lock: bool = False):
     rows = []
     for project_id, ids in keys.groupby(KEY_COLUMNS[0], sort=True)[KEY_COLUMNS[1]]:
@@ -167,6 +188,7 @@ def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame, unknown: np.nd
     order = frame["created_at"].argsort(kind="stable").to_numpy()
     cursor = connection.connection.driver_connection.cursor()
     finished = FinishedTally()
+    left: set[date] = set()
     try:
         # A new row gets a rowid above every rowid the table held (SQLite's rule for tables without
         # AUTOINCREMENT), and the write lock is held: the rows past the largest rowid of before the load are the
@@ -184,13 +206,13 @@ def upsert_sqlite(connection: sa.Connection, frame: pd.DataFrame, unknown: np.nd
                     rows = SqliteRows.of(chunk)
                     cursor.executemany(rows.statement(), rows.values())
                 else:
-                    _upsert_sqlite_chunk(cursor, chunk, unknown[positions], finished)
+                    left |= _upsert_sqlite_chunk(cursor, chunk, unknown[positions], finished)
         inserted = cursor.execute(f"SELECT count(*) FROM {TABLE_NAME} WHERE rowid > ?", (last_rowid,)).fetchone()[0]
     finally:
         cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.execute("PRAGMA shrink_memory")
         cursor.close()
-    return UpsertCounts(inserted, len(frame) - inserted, finished.count, finished.sample)
+    return UpsertCounts(inserted, len(frame) - inserted, finished.count, finished.sample, frozenset(left))
 
 
 @contextmanager
@@ -208,7 +230,7 @@ def secondary_indexes_built_after(connection: sa.Connection) -> Iterator[None]:
 
 def _upsert_sqlite_chunk(
     cursor: sqlite3.Cursor, chunk: pd.DataFrame, unknown: np.ndarray, finished: FinishedTally
-) -> None:
+) -> set[date]:
     """Upsert the rows of ``chunk`` into a table that holds rows already, counting the finished states changed.
 
     Most rows of a re-sync change nothing the indexes hold: the same status, instance and day, seen again later.
@@ -218,16 +240,21 @@ def _upsert_sqlite_chunk(
     rows are then found (their last_seen_at is not this sync's) and given the full clause. Half the time of a
     30,000-row re-sync went to those index entries and rules. A chunk whose project or last_seen_at differs between
     rows takes the full clause at once. Rows lacking fields take the clause of their unknown mask; they never
-    change a finished state (the rule keeps it)."""
+    change a finished state (the rule keeps it). Returns the days jobs may have moved out of (UpsertCounts).
+
+    A row written in place keeps its day (created_date is indexed): only the others can move a job."""
     rows = SqliteRows.of(chunk)
     values = list(rows.values())
+    read = lambda sql, parameters: cursor.execute(sql, parameters).fetchall()  # noqa: E731
+    left = days_left(read, "?", chunk.loc[unknown != 0]) if unknown.any() else set()
     for mask in np.unique(unknown[unknown != 0]).tolist():
         cursor.executemany(rows.statement(on_conflict_clause(unknown=mask)), _of(values, unknown == mask))
     full = _not_written_in_place(cursor, rows, chunk, unknown == 0, values)
     if full.any():
-        with finished_changes_counted(lambda sql, parameters: cursor.execute(sql, parameters).fetchall(), "?",
-                                      chunk.loc[full], finished):
+        left |= days_left(read, "?", chunk.loc[full])
+        with finished_changes_counted(read, "?", chunk.loc[full], finished):
             cursor.executemany(rows.statement(on_conflict_clause()), _of(values, full))
+    return left
 
 
 def _of(values: list[tuple], wanted: np.ndarray) -> list[tuple]:
