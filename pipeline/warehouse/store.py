@@ -40,7 +40,7 @@ from pipeline.warehouse.ledger import ensure_ledger_table
 from pipeline.warehouse.upserts.generic import upsert_generic_retrying
 from pipeline.warehouse.upserts.postgres import upsert_postgres
 from pipeline.warehouse.upserts.sqlite import UpsertCounts, upsert_sqlite
-from pipeline.warehouse.views import recreate_views, recreate_views_where_possible
+from pipeline.warehouse.views import update_views, update_views_where_possible
 
 # Serializes schema changes of concurrent runs on PostgreSQL (CREATE ... IF NOT EXISTS alone can still race).
 _SCHEMA_LOCK_KEY = 0x0DD5_0B5
@@ -84,8 +84,8 @@ class Warehouse:
         self._engine.dispose()
 
     def ensure_schema(self) -> None:
-        """Create the table and its indexes when missing, and the sync ledger (ledger.py), and (re)create the
-        analyst views of sql/views/."""
+        """Create the table and its indexes when missing, and the sync ledger (ledger.py), and create or replace
+        the analyst views of sql/views/ whose definition changed (views.py)."""
         if self.dialect not in _UPSERTS:
             self._ensure_schema_portably()
             return
@@ -97,7 +97,7 @@ class Warehouse:
                 connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             _check_stored_columns(connection)
             ensure_ledger_table(connection)
-            recreate_views(connection)
+            update_views(connection)
         self._schema_ready = True
 
     def upsert(self, frame: pd.DataFrame, unknown: np.ndarray | None = None,
@@ -252,7 +252,7 @@ class Warehouse:
                     index.create(connection)
             _check_stored_columns(connection)
             ensure_ledger_table(connection)
-        recreate_views_where_possible(self._engine)
+        update_views_where_possible(self._engine)
         self._schema_ready = True
 
     def _ensure_schema_once(self) -> None:
