@@ -195,8 +195,7 @@ def _lock_timeout(connection: sa.Connection) -> Iterator[None]:
 
 def _is_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
     # PostgreSQL: SQLSTATE 55P03 (lock_not_available); MySQL and MariaDB: error 1205 (lock wait timeout).
-    code = getattr(exc.orig, "sqlstate", None) or (exc.orig.args[0] if exc.orig.args else None)
-    return code in ("55P03", 1205)
+    return getattr(exc.orig, "sqlstate", None) == "55P03" or (exc.orig.args[:1] == (1205,))
 
 
 def _warn_busy(view: View, dialect: str) -> None:
