@@ -34,11 +34,6 @@ LOCK_WAITS = {
 }
 
 
-@pytest.fixture(params=["postgres_url", "mariadb_url"], ids=["postgresql", "mariadb"])
-def server_url(request):
-    return request.getfixturevalue(request.param)
-
-
 @pytest.fixture
 def simulator():
     with DdsSimulator(config(seed=21, jobs_per_day=40), port=0) as sim:
@@ -115,47 +110,47 @@ def view_columns(url: str) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-def test_a_reader_transaction_left_open_neither_stalls_the_sync_nor_blocks_another_reader(server_url, simulator):
-    assert run_sync(server_url, simulator) > 0  # the first run creates the views
-    with reader_in_transaction(server_url), ThreadPoolExecutor(1) as pool:
-        running = pool.submit(run_sync, server_url, simulator)
-        when_sync_waits_or_ends(server_url, running)
-        assert second_reader_sees(server_url) > 0
+def test_a_reader_transaction_left_open_neither_stalls_the_sync_nor_blocks_another_reader(server_warehouse_url, simulator):
+    assert run_sync(server_warehouse_url, simulator) > 0  # the first run creates the views
+    with reader_in_transaction(server_warehouse_url), ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_sync, server_warehouse_url, simulator)
+        when_sync_waits_or_ends(server_warehouse_url, running)
+        assert second_reader_sees(server_warehouse_url) > 0
         assert running.result(timeout=60) == 0  # the pytest timeout bounds it too, should it hang
 
 
 @pytest.mark.timeout(120)
 def test_a_changed_view_is_applied_by_the_next_run_and_a_busy_one_by_the_run_after(
-        server_url, simulator, views_dir, caplog):
-    run_sync(server_url, simulator)
+        server_warehouse_url, simulator, views_dir, caplog):
+    run_sync(server_warehouse_url, simulator)
     view_file = views_dir / f"{VIEW}.sql"
     select = view_file.read_text(encoding="utf-8")
     view_file.write_text(select.replace("COUNT(*) AS jobs", "COUNT(*) AS jobs,\n    MIN(created_at) AS first_created_at"))
-    run_sync(server_url, simulator)
-    assert view_columns(server_url)[-1] == "first_created_at"
+    run_sync(server_warehouse_url, simulator)
+    assert view_columns(server_warehouse_url)[-1] == "first_created_at"
 
     view_file.write_text(select.replace("COUNT(*) AS jobs", "COUNT(*) AS jobs,\n    MAX(created_at) AS last_created_at"))
-    with reader_in_transaction(server_url), caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
-        run_sync(server_url, simulator)  # finishes although the view is busy
-        assert second_reader_sees(server_url, "first_created_at") > 0  # left as it was
+    with reader_in_transaction(server_warehouse_url), caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
+        run_sync(server_warehouse_url, simulator)  # finishes although the view is busy
+        assert second_reader_sees(server_warehouse_url, "first_created_at") > 0  # left as it was
     [warning] = [r.getMessage() for r in caplog.records if r.name == "pipeline.warehouse.views"]
     assert warning.startswith(f"view {VIEW} not replaced: a reader's open transaction")
-    assert view_columns(server_url)[-1] == "first_created_at"
+    assert view_columns(server_warehouse_url)[-1] == "first_created_at"
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
-        run_sync(server_url, simulator)
-    assert view_columns(server_url)[-1] == "last_created_at"
+        run_sync(server_warehouse_url, simulator)
+    assert view_columns(server_warehouse_url)[-1] == "last_created_at"
     assert not [r for r in caplog.records if r.name == "pipeline.warehouse.views"]
-    assert second_reader_sees(server_url, "last_created_at") > 0
+    assert second_reader_sees(server_warehouse_url, "last_created_at") > 0
 
 
 @pytest.mark.timeout(120)
-def test_a_view_dropped_by_hand_is_created_again_by_the_next_run(server_url, simulator):
-    run_sync(server_url, simulator)
-    engine = sa.create_engine(server_url)
+def test_a_view_dropped_by_hand_is_created_again_by_the_next_run(server_warehouse_url, simulator):
+    run_sync(server_warehouse_url, simulator)
+    engine = sa.create_engine(server_warehouse_url)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"DROP VIEW {VIEW}")
     engine.dispose()
-    run_sync(server_url, simulator)
-    assert second_reader_sees(server_url) > 0
+    run_sync(server_warehouse_url, simulator)
+    assert second_reader_sees(server_warehouse_url) > 0

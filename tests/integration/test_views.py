@@ -6,7 +6,9 @@ from functools import partial
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from pipeline.coverage import day_state
 from pipeline.jobs.normalize import normalize_jobs
 from pipeline.sqlfiles import SQL_DIR
 from pipeline.testing import api_record, synthetic_records
@@ -122,3 +124,32 @@ def test_running_longer_than_finds_the_stuck_job(warehouse):
     found = warehouse.query(sql, created_before=T0 + timedelta(minutes=1))
     assert "stuck" in set(found["id"])
     assert "stuck" not in set(warehouse.query(sql, created_before=T0)["id"])
+
+
+# Session time zones far from UTC: together, at any hour, one of them is already or still on another day than UTC
+# (+08:00 from 16:00 UTC, +13:00 from 11:00 UTC, -12:00 until 12:00 UTC).
+SESSION_ZONES = ["+08:00", "+13:00", "-12:00"]
+
+
+@pytest.mark.parametrize("zone", SESSION_ZONES)
+def test_coverage_counts_ages_from_the_utc_day_whatever_the_session_time_zone(server_warehouse_url, zone):
+    store = Warehouse(server_warehouse_url)
+    utc_today = datetime.now(timezone.utc).date()
+    days = [utc_today - timedelta(days=n) for n in (0, 1, 2, 23, 31)]
+    with store.transaction() as connection:
+        record_sync(connection, Attempt("proj-tz", datetime.now(timezone.utc)), {day: None for day in days})
+    store.dispose()
+    engine = sa.create_engine(server_warehouse_url)
+    try:
+        with engine.connect() as reader:
+            if engine.dialect.name == "postgresql":
+                reader.exec_driver_sql(f"SET TIME ZONE INTERVAL '{zone}' HOUR TO MINUTE")
+            else:
+                reader.exec_driver_sql(f"SET time_zone = '{zone}'")
+            rows = reader.exec_driver_sql("SELECT created_date, age_days, state FROM dds_jobs_coverage").all()
+    finally:
+        engine.dispose()
+    after = datetime.now(timezone.utc).date()  # the query may straddle UTC midnight: either day is right then
+    ages = {day: (int(age), state) for day, age, state in rows}
+    assert ages in [{day: ((today - day).days, day_state(day, today, synced=False, failed=False)) for day in days}
+                    for today in {utc_today, after}]
