@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from pipeline.jobs.schema import MYSQL_FAMILY, Kind, sql_type
 from pipeline.sqlfiles import SQL_DIR
-from pipeline.warehouse.engine import POSTGRESQL, SQLITE, create_table_when_missing
+from pipeline.warehouse.engine import POSTGRESQL, create_table_when_missing
 
 VIEWS_DIR = SQL_DIR / "views"
 VIEW_DEFINITIONS_TABLE = "dds_view_definitions"
@@ -127,7 +127,8 @@ def update_views_where_possible(engine: sa.Engine) -> list[str]:
 def _changed_views(connection: sa.Connection) -> list[View]:
     """The views whose file differs from the definition last applied, or that the database does not hold."""
     dialect = connection.dialect.name
-    applied = dict(connection.execute(sa.select(VIEW_DEFINITIONS.c.view_name, VIEW_DEFINITIONS.c.definition_sha256)).all())
+    columns = VIEW_DEFINITIONS.c
+    applied = dict(connection.execute(sa.select(columns.view_name, columns.definition_sha256)).all())
     # The catalog is read without taking a lock on any view: a busy view is only touched when it changed.
     present = set(sa.inspect(connection).get_view_names())
     return [view for view in load_views()

@@ -8,18 +8,15 @@ import time as clock
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from pipeline.api.auth import TokenAuth
-from pipeline.api.client import DdsTaskCenterClient
 from pipeline.simulator import DdsSimulator
-from pipeline.sync import sync_days
-from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.views import VIEWS_DIR
-from tests.support.simulator_http import NOW, TOKEN, config
+from tests.support.simulator_http import NOW, config
+from tests.support.sync_helpers import run_sync
 
 DAYS = [NOW.date() - timedelta(days=n) for n in (3, 2, 1)]
 VIEW = "dds_jobs_daily_status"
@@ -30,8 +27,14 @@ READER_TIMEOUT_SECONDS = 20
 LOCK_WAITS = {
     "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                   "AND datname = current_database()",
-    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE 'Waiting for%%lock%%'",
+    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+             "AND STATE LIKE 'Waiting for%%lock%%'",
 }
+
+
+@pytest.fixture
+def url(server_warehouse_url):
+    return server_warehouse_url
 
 
 @pytest.fixture
@@ -49,14 +52,9 @@ def views_dir(tmp_path, monkeypatch):
     return copy
 
 
-def run_sync(url: str, simulator: DdsSimulator) -> int:
-    """One run: a warehouse of its own (its schema made ready as a run's is) syncing DAYS; the jobs it inserted."""
-    warehouse = Warehouse(url)
-    try:
-        with DdsTaskCenterClient(simulator.url, simulator.project_id, TokenAuth(TOKEN)) as client:
-            return sync_days(client, warehouse, DAYS, now=NOW).inserted
-    finally:
-        warehouse.dispose()
+def synced(url: str, simulator: DdsSimulator) -> int:
+    """One run syncing DAYS; the jobs it inserted."""
+    return run_sync(url, simulator, DAYS, NOW)
 
 
 @contextmanager
@@ -110,47 +108,47 @@ def view_columns(url: str) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-def test_a_reader_transaction_left_open_neither_stalls_the_sync_nor_blocks_another_reader(server_warehouse_url, simulator):
-    assert run_sync(server_warehouse_url, simulator) > 0  # the first run creates the views
-    with reader_in_transaction(server_warehouse_url), ThreadPoolExecutor(1) as pool:
-        running = pool.submit(run_sync, server_warehouse_url, simulator)
-        when_sync_waits_or_ends(server_warehouse_url, running)
-        assert second_reader_sees(server_warehouse_url) > 0
+def test_a_reader_transaction_left_open_neither_stalls_the_sync_nor_blocks_another_reader(url, simulator):
+    assert synced(url, simulator) > 0  # the first run creates the views
+    with reader_in_transaction(url), ThreadPoolExecutor(1) as pool:
+        running = pool.submit(synced, url, simulator)
+        when_sync_waits_or_ends(url, running)
+        assert second_reader_sees(url) > 0
         assert running.result(timeout=60) == 0  # the pytest timeout bounds it too, should it hang
 
 
 @pytest.mark.timeout(120)
 def test_a_changed_view_is_applied_by_the_next_run_and_a_busy_one_by_the_run_after(
-        server_warehouse_url, simulator, views_dir, caplog):
-    run_sync(server_warehouse_url, simulator)
+        url, simulator, views_dir, caplog):
+    synced(url, simulator)
     view_file = views_dir / f"{VIEW}.sql"
     select = view_file.read_text(encoding="utf-8")
-    view_file.write_text(select.replace("COUNT(*) AS jobs", "COUNT(*) AS jobs,\n    MIN(created_at) AS first_created_at"))
-    run_sync(server_warehouse_url, simulator)
-    assert view_columns(server_warehouse_url)[-1] == "first_created_at"
+    view_file.write_text(select.replace("COUNT(*) AS jobs", "COUNT(*) AS jobs, MIN(created_at) AS first_created_at"))
+    synced(url, simulator)
+    assert view_columns(url)[-1] == "first_created_at"
 
-    view_file.write_text(select.replace("COUNT(*) AS jobs", "COUNT(*) AS jobs,\n    MAX(created_at) AS last_created_at"))
-    with reader_in_transaction(server_warehouse_url), caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
-        run_sync(server_warehouse_url, simulator)  # finishes although the view is busy
-        assert second_reader_sees(server_warehouse_url, "first_created_at") > 0  # left as it was
+    view_file.write_text(select.replace("COUNT(*) AS jobs", "COUNT(*) AS jobs, MAX(created_at) AS last_created_at"))
+    with reader_in_transaction(url), caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
+        synced(url, simulator)  # finishes although the view is busy
+        assert second_reader_sees(url, "first_created_at") > 0  # left as it was
     [warning] = [r.getMessage() for r in caplog.records if r.name == "pipeline.warehouse.views"]
     assert warning.startswith(f"view {VIEW} not replaced: a reader's open transaction")
-    assert view_columns(server_warehouse_url)[-1] == "first_created_at"
+    assert view_columns(url)[-1] == "first_created_at"
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="pipeline.warehouse.views"):
-        run_sync(server_warehouse_url, simulator)
-    assert view_columns(server_warehouse_url)[-1] == "last_created_at"
+        synced(url, simulator)
+    assert view_columns(url)[-1] == "last_created_at"
     assert not [r for r in caplog.records if r.name == "pipeline.warehouse.views"]
-    assert second_reader_sees(server_warehouse_url, "last_created_at") > 0
+    assert second_reader_sees(url, "last_created_at") > 0
 
 
 @pytest.mark.timeout(120)
-def test_a_view_dropped_by_hand_is_created_again_by_the_next_run(server_warehouse_url, simulator):
-    run_sync(server_warehouse_url, simulator)
-    engine = sa.create_engine(server_warehouse_url)
+def test_a_view_dropped_by_hand_is_created_again_by_the_next_run(url, simulator):
+    synced(url, simulator)
+    engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"DROP VIEW {VIEW}")
     engine.dispose()
-    run_sync(server_warehouse_url, simulator)
-    assert second_reader_sees(server_warehouse_url) > 0
+    synced(url, simulator)
+    assert second_reader_sees(url) > 0

@@ -152,7 +152,8 @@ def test_coverage_counts_ages_from_the_utc_day_whatever_the_session_time_zone(se
 def test_counts_and_sums_read_back_as_numbers_on_every_database(warehouse):
     # A SUM of integers is a DECIMAL on MariaDB and a numeric on PostgreSQL (a Decimal from their drivers), which
     # pandas cannot compute on and Dagster's metadata shows as text.
-    view = warehouse.query("SELECT jobs, failed_jobs, finished_jobs, avg_duration_seconds FROM dds_jobs_duration_by_name")
+    view = warehouse.query(
+        "SELECT jobs, failed_jobs, finished_jobs, avg_duration_seconds FROM dds_jobs_duration_by_name")
     assert {column: str(dtype) for column, dtype in view.dtypes.items()} == {
         "jobs": "int64", "failed_jobs": "int64", "finished_jobs": "int64", "avg_duration_seconds": "float64"}
     sums = warehouse.query("SELECT status, SUM(jobs) AS jobs, SUM(jobs) / 2.0 AS halves, SUM(CASE WHEN status = 'x' "
