@@ -113,6 +113,8 @@ def update_views_where_possible(engine: sa.Engine) -> list[str]:
         try:
             with engine.begin() as connection, _lock_timeout(connection):
                 _apply(connection, view)
+        except sa.exc.IntegrityError:
+            applied.append(view.name)  # a concurrent run recorded the same definition first
         except sa.exc.DBAPIError as exc:
             if _is_lock_timeout(exc):
                 _warn_busy(view, engine.dialect.name)
