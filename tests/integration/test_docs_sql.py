@@ -51,12 +51,10 @@ def _without_comments(sql: str) -> str:
 STATEMENTS = analyst_statements()
 
 
-@pytest.fixture(scope="module")
-def synced_urls(request, tmp_path_factory) -> dict[str, str]:
-    """The same jobs synced into SQLite, PostgreSQL and MariaDB, each by a run of its own."""
-    urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('docs-sql') / 'warehouse.db'}",
-            "postgresql": request.getfixturevalue("postgres_server_url"),
-            "mariadb": request.getfixturevalue("mariadb_server_url")}
+@pytest.fixture
+def synced_urls(sqlite_url, postgres_url, mariadb_url) -> dict[str, str]:
+    """The same jobs synced into SQLite, PostgreSQL and MariaDB (each emptied first), each by a run of its own."""
+    urls = {"sqlite": sqlite_url, "postgresql": postgres_url, "mariadb": mariadb_url}
     with DdsSimulator(config(now=NOW, seed=10, jobs_per_day=60), port=0) as simulator:
         inserted = {database: run_sync(url, simulator, DAYS, NOW) for database, url in urls.items()}
     assert len(set(inserted.values())) == 1 and inserted["sqlite"] > 0
@@ -103,8 +101,6 @@ def test_the_documents_give_analyst_sql_to_check():
     assert len(STATEMENTS) >= 8, STATEMENTS
 
 
-@pytest.mark.postgres
-@pytest.mark.mariadb
 @pytest.mark.parametrize("statement", [statement for _, statement in STATEMENTS],
                          ids=[where for where, _ in STATEMENTS])
 def test_the_statement_runs_as_written_and_answers_the_same_on_every_database(synced_urls, statement):
