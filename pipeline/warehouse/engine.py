@@ -105,3 +105,16 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
 def _begin_sqlite_transaction(connection: sa.Connection) -> None:
     writes = connection.get_execution_options().get(WRITE, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def create_table_when_missing(connection: sa.Connection, table: sa.Table) -> None:
+    """Create ``table`` when missing (within the caller's transaction); a table a concurrent run created first is
+    taken as it is."""
+    if connection.dialect.name in (SQLITE, POSTGRESQL, *MYSQL_FAMILY):
+        connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
+        return
+    try:
+        table.create(connection, checkfirst=True)
+    except sa.exc.DBAPIError:
+        if not sa.inspect(connection).has_table(table.name):
+            raise

@@ -9,6 +9,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ from pipeline.warehouse.ledger import ensure_ledger_table
 from pipeline.warehouse.upserts.generic import upsert_generic_retrying
 from pipeline.warehouse.upserts.postgres import upsert_postgres
 from pipeline.warehouse.upserts.sqlite import UpsertCounts, upsert_sqlite
-from pipeline.warehouse.views import recreate_views, recreate_views_where_possible
+from pipeline.warehouse.views import update_views, update_views_where_possible
 
 # Serializes schema changes of concurrent runs on PostgreSQL (CREATE ... IF NOT EXISTS alone can still race).
 _SCHEMA_LOCK_KEY = 0x0DD5_0B5
@@ -84,8 +85,8 @@ class Warehouse:
         self._engine.dispose()
 
     def ensure_schema(self) -> None:
-        """Create the table and its indexes when missing, and the sync ledger (ledger.py), and (re)create the
-        analyst views of sql/views/."""
+        """Create the table and its indexes when missing, and the sync ledger (ledger.py), and create or replace
+        the analyst views of sql/views/ whose definition changed (views.py)."""
         if self.dialect not in _UPSERTS:
             self._ensure_schema_portably()
             return
@@ -97,7 +98,7 @@ class Warehouse:
                 connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             _check_stored_columns(connection)
             ensure_ledger_table(connection)
-            recreate_views(connection)
+            update_views(connection)
         self._schema_ready = True
 
     def upsert(self, frame: pd.DataFrame, unknown: np.ndarray | None = None,
@@ -222,6 +223,8 @@ class Warehouse:
 
         Dates and datetimes bind as such on both databases (naive datetimes are read as UTC); a list or tuple
         binds an ``IN :name`` list. The statement runs in a transaction that is rolled back: it changes nothing.
+        Numbers come back as numbers on every database: a column of Decimals (a SUM on PostgreSQL or MariaDB) as
+        int64 when they are all whole, else float64.
         """
         if not isinstance(sql, str) or not sql.strip():
             raise ValueError("query needs a non-empty SQL string")
@@ -235,7 +238,7 @@ class Warehouse:
                 raise ValueError("query runs statements that return rows (SELECT ...); nothing was changed")
             columns = list(result.keys())
             rows = result.all()
-        return pd.DataFrame.from_records(rows, columns=columns)
+        return _plain_numbers(pd.DataFrame.from_records(rows, columns=columns))
 
     def _ensure_schema_portably(self) -> None:
         """ensure_schema on the other databases, in statements every one has (no IF NOT EXISTS: MySQL has none
@@ -252,7 +255,7 @@ class Warehouse:
                     index.create(connection)
             _check_stored_columns(connection)
             ensure_ledger_table(connection)
-        recreate_views_where_possible(self._engine)
+        update_views_where_possible(self._engine)
         self._schema_ready = True
 
     def _ensure_schema_once(self) -> None:
@@ -302,6 +305,19 @@ def _count_where(condition: sa.ColumnElement[bool], dialect: str) -> sa.ColumnEl
     if dialect in (SQLITE, POSTGRESQL):
         return sa.func.count().filter(condition)
     return sa.func.count(sa.case((condition, 1)))
+
+
+def _plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its columns of Decimals (PostgreSQL's numeric, MariaDB's DECIMAL: a SUM of integers there) as
+    int64 when every value is a whole number, else float64: what SQLite gives for the same SQL, and what pandas and
+    Dagster's metadata compute on and show as numbers."""
+    for position, (_, values) in enumerate(frame.items()):
+        present = values.dropna()
+        if values.dtype != object or present.empty or not all(isinstance(v, Decimal) for v in present):
+            continue
+        whole = len(present) == len(values) and all(v == v.to_integral_value() for v in present)
+        frame.isetitem(position, values.astype("int64" if whole else "float64"))
+    return frame
 
 
 def _bind(name: str, value: object) -> sa.BindParameter:

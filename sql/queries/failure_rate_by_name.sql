@@ -2,8 +2,8 @@
 SELECT
     name,
     COUNT(*) AS jobs,
-    SUM(CASE WHEN status = 'Failed' THEN 1 ELSE 0 END) AS failed,
-    ROUND(100.0 * SUM(CASE WHEN status = 'Failed' THEN 1 ELSE 0 END) / COUNT(*), 1) AS failed_pct
+    COUNT(CASE WHEN status = 'Failed' THEN 1 END) AS failed,
+    ROUND(100.0 * COUNT(CASE WHEN status = 'Failed' THEN 1 END) / COUNT(*), 1) AS failed_pct
 FROM dds_jobs
 WHERE created_date BETWEEN :first_day AND :last_day
 GROUP BY name

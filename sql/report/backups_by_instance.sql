@@ -6,8 +6,8 @@ SELECT
     COALESCE(instance_id, '(none)') AS instance_id,
     MAX(instance_name) AS instance_name,
     COUNT(*) AS backups,
-    SUM(CASE WHEN status = 'Completed' THEN 1 ELSE 0 END) AS completed,
-    SUM(CASE WHEN status = 'Failed' THEN 1 ELSE 0 END) AS failed,
+    COUNT(CASE WHEN status = 'Completed' THEN 1 END) AS completed,
+    COUNT(CASE WHEN status = 'Failed' THEN 1 END) AS failed,
     COUNT(*) OVER () AS instances,
     SUM(COUNT(*)) OVER () AS all_backups
 FROM dds_jobs

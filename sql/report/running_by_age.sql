@@ -1,11 +1,11 @@
 -- The jobs Running at their latest sync, created on or before last_day, by age at now: one row of counts.
 -- Each bound is the creation instant of that age (a job created after hour_ago is less than an hour old).
 SELECT
-    SUM(CASE WHEN created_at > :hour_ago THEN 1 ELSE 0 END) AS under_1_hour,
-    SUM(CASE WHEN created_at <= :hour_ago AND created_at > :six_hours_ago THEN 1 ELSE 0 END) AS hours_1_to_6,
-    SUM(CASE WHEN created_at <= :six_hours_ago AND created_at > :day_ago THEN 1 ELSE 0 END) AS hours_6_to_24,
-    SUM(CASE WHEN created_at <= :day_ago AND created_at > :week_ago THEN 1 ELSE 0 END) AS days_1_to_7,
-    SUM(CASE WHEN created_at <= :week_ago THEN 1 ELSE 0 END) AS over_7_days
+    COUNT(CASE WHEN created_at > :hour_ago THEN 1 END) AS under_1_hour,
+    COUNT(CASE WHEN created_at <= :hour_ago AND created_at > :six_hours_ago THEN 1 END) AS hours_1_to_6,
+    COUNT(CASE WHEN created_at <= :six_hours_ago AND created_at > :day_ago THEN 1 END) AS hours_6_to_24,
+    COUNT(CASE WHEN created_at <= :day_ago AND created_at > :week_ago THEN 1 END) AS days_1_to_7,
+    COUNT(CASE WHEN created_at <= :week_ago THEN 1 END) AS over_7_days
 FROM dds_jobs
 WHERE status = 'Running'
   AND created_date <= :last_day

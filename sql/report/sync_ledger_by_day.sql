@@ -5,7 +5,7 @@
 SELECT
     created_date AS day,
     COUNT(last_complete_at) AS synced_projects,
-    SUM(CASE WHEN last_complete_at IS NULL AND last_error IS NOT NULL THEN 1 ELSE 0 END) AS failing_projects
+    COUNT(CASE WHEN last_complete_at IS NULL AND last_error IS NOT NULL THEN 1 END) AS failing_projects
 FROM dds_sync_ledger
 WHERE created_date BETWEEN :first_day AND :last_day
   AND project_id IN :projects

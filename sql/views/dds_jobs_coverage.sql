@@ -6,8 +6,8 @@
 --   missing  not synced, attempted without error (e.g. before the day was over)
 -- Days no sync ever attempted have no ledger row and are not listed here; pipeline/coverage.py adds them (missing,
 -- at_risk or gone, by the same rule as its day_state) for the schedule's catch-up and the no_days_at_risk check.
--- age_days is today minus created_date (1: yesterday). Today is the database's CURRENT_DATE: UTC on SQLite, the
--- session's time zone on PostgreSQL and MariaDB.
+-- age_days is today minus created_date (1: yesterday). Today is the UTC day whatever the session's time zone:
+-- pipeline/warehouse/views.py writes CURRENT_DATE as each database's UTC date.
 -- Portable SQL (SQLite, PostgreSQL, MariaDB): the three share no date difference, so each date becomes a day number
 -- computed from its text YYYY-MM-DD with integer arithmetic, (a - a % b) / b being a whole division on all three:
 -- 365 days a year plus the leap days (every 4th year but not the 100th unless the 400th), with the year begun in

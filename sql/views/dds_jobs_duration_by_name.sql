@@ -4,7 +4,7 @@ SELECT
     project_id,
     name,
     COUNT(*) AS jobs,
-    SUM(CASE WHEN status = 'Failed' THEN 1 ELSE 0 END) AS failed_jobs,
+    COUNT(CASE WHEN status = 'Failed' THEN 1 END) AS failed_jobs,
     COUNT(duration_seconds) AS finished_jobs,
     AVG(duration_seconds) AS avg_duration_seconds,
     MIN(duration_seconds) AS min_duration_seconds,

@@ -19,6 +19,12 @@ def sim():
         yield simulator
 
 
+@pytest.fixture(params=["postgres_url", "mariadb_url"], ids=["postgresql", "mariadb"])
+def server_warehouse_url(request):
+    """PostgreSQL's and then MariaDB's URL: the warehouses on a server, whose sessions have locks and time zones."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
 def mariadb(mariadb_url):
     """The warehouse on MariaDB (the generic upsert path), for what only MariaDB has to show."""

@@ -6,7 +6,9 @@ from functools import partial
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from pipeline.coverage import day_state
 from pipeline.jobs.normalize import normalize_jobs
 from pipeline.sqlfiles import SQL_DIR
 from pipeline.testing import api_record, synthetic_records
@@ -47,12 +49,6 @@ def warehouse(warehouse_url):
 
 
 @pytest.fixture
-def fast_path_warehouse(fast_path_warehouse_url):
-    """The same on SQLite and PostgreSQL only: on MariaDB a SUM is a DECIMAL, which PyMySQL gives as a Decimal."""
-    yield from synced_week(fast_path_warehouse_url)
-
-
-@pytest.fixture
 def jobs(warehouse) -> pd.DataFrame:
     return warehouse.query("SELECT * FROM dds_jobs")
 
@@ -78,9 +74,9 @@ def test_failed_lists_every_failed_job_with_its_reason(warehouse, jobs):
     assert dict(zip(view["id"], view["fail_reason"])) == dict(zip(failed["id"], failed["fail_reason"]))
 
 
-def test_duration_by_name_summarises_each_task_kind(fast_path_warehouse):
-    jobs = fast_path_warehouse.query("SELECT * FROM dds_jobs")
-    view = fast_path_warehouse.query("SELECT * FROM dds_jobs_duration_by_name").set_index("name")
+def test_duration_by_name_summarises_each_task_kind(warehouse):
+    jobs = warehouse.query("SELECT * FROM dds_jobs")
+    view = warehouse.query("SELECT * FROM dds_jobs_duration_by_name").set_index("name")
     for name, group in jobs.groupby("name"):
         row = view.loc[name]
         assert row["jobs"] == len(group) and row["failed_jobs"] == (group["status"] == "Failed").sum()
@@ -122,3 +118,46 @@ def test_running_longer_than_finds_the_stuck_job(warehouse):
     found = warehouse.query(sql, created_before=T0 + timedelta(minutes=1))
     assert "stuck" in set(found["id"])
     assert "stuck" not in set(warehouse.query(sql, created_before=T0)["id"])
+
+
+# Session time zones far from UTC: together, at any hour, one of them is already or still on another day than UTC
+# (+08:00 from 16:00 UTC, +13:00 from 11:00 UTC, -12:00 until 12:00 UTC).
+SESSION_ZONES = ["+08:00", "+13:00", "-12:00"]
+
+
+@pytest.mark.parametrize("zone", SESSION_ZONES)
+def test_coverage_counts_ages_from_the_utc_day_whatever_the_session_time_zone(server_warehouse_url, zone):
+    store = Warehouse(server_warehouse_url)
+    utc_today = datetime.now(timezone.utc).date()
+    days = [utc_today - timedelta(days=n) for n in (0, 1, 2, 23, 31)]
+    with store.transaction() as connection:
+        record_sync(connection, Attempt("proj-tz", datetime.now(timezone.utc)), {day: None for day in days})
+    store.dispose()
+    engine = sa.create_engine(server_warehouse_url)
+    try:
+        with engine.connect() as reader:
+            if engine.dialect.name == "postgresql":
+                reader.exec_driver_sql(f"SET TIME ZONE INTERVAL '{zone}' HOUR TO MINUTE")
+            else:
+                reader.exec_driver_sql(f"SET time_zone = '{zone}'")
+            rows = reader.exec_driver_sql("SELECT created_date, age_days, state FROM dds_jobs_coverage").all()
+    finally:
+        engine.dispose()
+    after = datetime.now(timezone.utc).date()  # the query may straddle UTC midnight: either day is right then
+    ages = {day: (int(age), state) for day, age, state in rows}
+    assert ages in [{day: ((today - day).days, day_state(day, today, synced=False, failed=False)) for day in days}
+                    for today in {utc_today, after}]
+
+
+def test_counts_and_sums_read_back_as_numbers_on_every_database(warehouse):
+    # A SUM of integers is a DECIMAL on MariaDB and a numeric on PostgreSQL (a Decimal from their drivers), which
+    # pandas cannot compute on and Dagster's metadata shows as text.
+    view = warehouse.query(
+        "SELECT jobs, failed_jobs, finished_jobs, avg_duration_seconds FROM dds_jobs_duration_by_name")
+    assert {column: str(dtype) for column, dtype in view.dtypes.items()} == {
+        "jobs": "int64", "failed_jobs": "int64", "finished_jobs": "int64", "avg_duration_seconds": "float64"}
+    sums = warehouse.query("SELECT status, SUM(jobs) AS jobs, SUM(jobs) / 2.0 AS halves, SUM(CASE WHEN status = 'x' "
+                           "THEN jobs END) AS none_counted FROM dds_jobs_daily_status GROUP BY status")
+    assert str(sums["jobs"].dtype) == "int64" and sums["jobs"].sum() == len(warehouse.query("SELECT id FROM dds_jobs"))
+    assert str(sums["halves"].dtype) == "float64" and (sums["halves"] * 2 == sums["jobs"]).all()
+    assert sums["none_counted"].isna().all()
