@@ -25,7 +25,7 @@ from pipeline.report.period import ReportPeriod
 
 STATUS_COLOURS = {"Completed": "#3a8a4f", "Failed": "#c7382f", "Running": "#2f6db3"}
 OTHER_COLOURS = ("#8c6bb1", "#d08c2e", "#6f7b85", "#4fa3a5", "#b3688f")
-STATE_COLOURS = dict(zip(STATES, ("#3a8a4f", "#c7382f", "#b9bfc6", "#e39b23", "#4a4a4a")))
+STATE_COLOURS = dict(zip(STATES, ("#3a8a4f", "#c7382f", "#b9bfc6", "#e39b23", "#4a4a4a", "#8fc79e")))
 # Statuses drawn on their own; any beyond are summed as "other" (the API may send new ones).
 MAX_STATUSES = 6
 WIDTH_INCHES = 9.0

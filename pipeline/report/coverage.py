@@ -4,8 +4,9 @@ A day of the period counts as *synced* when every project the report covers has 
 (table ``dds_sync_ledger``). Otherwise it takes the state pipeline/coverage.py gives a day not synced, by its age:
 *gone* (the DDS API holds none of it any more), *at risk* (the API starts forgetting it within AT_RISK_DAYS),
 *failed* (the last attempt of one of the projects failed) or *missing* (never attempted, or not completed): the
-rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Days before ``DDS_START_DATE`` (no
-partitions of the pipeline) and days not over yet are not counted.
+rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Today is *in progress* (the intraday ticks
+store its jobs so far; the first run after midnight completes it), never missing. Days before ``DDS_START_DATE``
+(no partitions of the pipeline) and days after today are not counted.
 """
 
 from collections import Counter
@@ -17,6 +18,7 @@ from pipeline.coverage import (
     AT_RISK_DAYS,
     FAILED,
     GONE,
+    IN_PROGRESS,
     MISSING,
     RETENTION_DAYS,
     STATES,
@@ -26,7 +28,7 @@ from pipeline.coverage import (
 from pipeline.sqlfiles import read_sql
 from pipeline.warehouse.store import Warehouse
 
-__all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "MISSING", "RETENTION_DAYS", "STATES", "SYNCED"]
+__all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "IN_PROGRESS", "MISSING", "RETENTION_DAYS", "STATES", "SYNCED"]
 # Projects read from the ledger when none is configured: more would not fit a report anyway.
 MAX_LEDGER_PROJECTS = 100
 
@@ -60,7 +62,7 @@ def read_coverage(
 ) -> Coverage:
     """The coverage of ``first_day``..``last_day`` over ``projects`` (empty: every project of the ledger)."""
     counted_first = max(first_day, start_date)
-    counted_last = min(last_day, now.date() - timedelta(days=1))
+    counted_last = min(last_day, now.date())
     if not projects:
         listed = warehouse.query(read_sql("report/sync_ledger_projects.sql"), top=MAX_LEDGER_PROJECTS)
         projects = tuple(listed["project_id"])
