@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 import pandas as pd
 import pytest
 
-from pipeline.report.coverage import AT_RISK, FAILED, GONE, MISSING
+from pipeline.report.coverage import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING
 from pipeline.report.figures import ReportScope, collect_figures
 from pipeline.report.period import ReportPeriod
 from tests.support.report_helpers import (
@@ -103,7 +103,7 @@ def test_the_coverage_of_each_day_comes_from_the_sync_ledger(warehouse_url):
         (day(11, 7), AT_RISK), (day(11, 8), MISSING), (day(11, 10), FAILED), (day(11, 15), MISSING),
         (day(11, 20), MISSING), (day(11, 25), MISSING), (day(11, 26), FAILED),
     ]
-    assert both.counts() == {"synced": len(counted) - 11, FAILED: 2, MISSING: 4, AT_RISK: 3, GONE: 2}
+    assert both.counts() == {"synced": len(counted) - 11, FAILED: 2, MISSING: 4, AT_RISK: 3, GONE: 2, IN_PROGRESS: 0}
     assert (both.first_day, both.last_day) == (start, period.last_day)
     assert only_p2.not_synced() == [(day(11, 25), MISSING), (day(11, 26), FAILED)]
 
@@ -112,8 +112,19 @@ def test_with_an_empty_ledger_every_day_is_missing_or_at_risk(warehouse_url):
     warehouse = load(warehouse_url, known_jobs())  # jobs stored, but no sync recorded in the ledger
     coverage = collect_figures(warehouse, PERIOD, scope(), NOW).coverage
     warehouse.dispose()
-    # NOW is 11-30: 11-01 to 11-07 are 23 to 29 days old.
-    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0}
+    # NOW is 11-30 (in progress): 11-01 to 11-07 are 23 to 29 days old.
+    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0, IN_PROGRESS: 1}
+
+
+def test_today_is_counted_in_progress_not_missing(sqlite_url):
+    warehouse = load(sqlite_url, known_jobs())
+    # Today's intraday sync attempted the day without completing it, as it must until midnight.
+    write_ledger(warehouse, {("p1", date(2026, 11, 29)): SYNCED, ("p1", date(2026, 11, 30)): ATTEMPTED})
+    now = datetime(2026, 11, 30, 14, 0, tzinfo=timezone.utc)
+    coverage = collect_figures(warehouse, ReportPeriod(date(2026, 11, 29), date(2026, 11, 30)),
+                               ReportScope("p1", "p1", ("p1",), date(2026, 11, 29)), now).coverage
+    warehouse.dispose()
+    assert coverage.states == {date(2026, 11, 29): "synced", date(2026, 11, 30): IN_PROGRESS}
 
 
 def test_with_no_project_configured_the_ledger_names_the_projects(sqlite_url):
