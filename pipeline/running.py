@@ -63,6 +63,11 @@ class RunningRefresh:
     lookups: list[Lookup] = field(default_factory=list)
     stats: FetchStats = field(default_factory=FetchStats)
 
+    def metadata(self) -> dict[str, object]:
+        """The refresh's figures for the run summary: the requests are beyond the sync's ``fetch_requests``."""
+        return {"running_looked_up": self.asked, "running_ended": self.ended,
+                "running_requests": self.stats.requests, "running_days_rewritten": len(self.days)}
+
     def summary_line(self) -> str:
         by_id = sum(1 for lookup in self.lookups if lookup.job_ids)
         return (f"{self.asked} job(s) Running at an earlier sync looked up again ({by_id} by id, "

@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from dagster import (
     AssetCheckResult,
@@ -40,11 +40,11 @@ from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
 from pipeline.dds.partitions import (
-    AS_OF_TAG,
     day_key,
     days_by_target,
     days_of,
     partition_key,
+    run_moment,
 )
 from pipeline.dds.resources import (
     DdsTaskCenterResource,
@@ -146,23 +146,6 @@ def _count_check(results: Mapping[str | None, SyncResult]) -> AssetCheckResult:
     )
 
 
-def run_moment(context: AssetExecutionContext) -> datetime:
-    """The moment the run's requests end at: its ``dds/as_of`` tag (the intraday tick's time), else now. A job
-    created after it is the next run's; a moment later than now is refused (a day would count as over too early)."""
-    now = datetime.now(timezone.utc)
-    tagged = context.run.tags.get(AS_OF_TAG)
-    if tagged is None:
-        return now
-    try:
-        moment = datetime.fromisoformat(tagged)
-    except ValueError:
-        raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} is not an ISO 8601 time such as "
-                          "2026-11-20T12:15:00+00:00") from None
-    if moment.tzinfo is None or moment > now:
-        raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} must be a UTC time (with its offset) not later than now")
-    return moment.astimezone(timezone.utc)
-
-
 def _sync_one(
     context: AssetExecutionContext,
     dds_api: DdsTaskCenterResource,
@@ -228,22 +211,26 @@ def _sync_targets(
     as_of = run_moment(context)
     results: dict[str | None, SyncResult] = {}
     refreshed: dict[Target | None, list[date]] = {}
+    refreshes: dict[str | None, dict[str, object]] = {}
     failures: dict[str, str] = {}
     for target, days in plan.items():
         # Each target loads in its own transaction: one that fails (credentials, throttling, a region down)
         # leaves the others' loads in place, and is retried alone.
         try:
-            results[target.name if target else None], refresh = _sync_one(
-                context, dds_api, warehouse, target, days, as_of)
-            if refresh is not None and refresh.days:
-                refreshed[target] = refresh.days
+            name = target.name if target else None
+            results[name], refresh = _sync_one(context, dds_api, warehouse, target, days, as_of)
+            if refresh is not None:
+                refreshes[name] = refresh.metadata()
+                if refresh.days:
+                    refreshed[target] = refresh.days
         except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
             if len(plan) == 1:
                 raise
             failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             context.log.error(f"target {target.name}: {failures[target.name]}")
     for name, result in results.items():
-        _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata()})
+        _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata(),
+                                                         **refreshes.get(name, {})})
     if refreshed:
         _record_refreshed_days(context, warehouse, parquet, refreshed)
     if failures:

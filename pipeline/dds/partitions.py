@@ -9,9 +9,10 @@ days are synced, failed and retried in runs of their own.
 """
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from dagster import (
+    AssetExecutionContext,
     DailyPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
@@ -104,3 +105,21 @@ def days_between(first: date, last: date) -> list[date]:
 
 def day_key(day: date | datetime) -> str:
     return day.strftime("%Y-%m-%d")
+
+
+def run_moment(context: AssetExecutionContext) -> datetime:
+    """The moment the run's requests end at: its ``dds/as_of`` tag (the intraday tick's time), else now. A job
+    created after it is the next run's. A moment later than now (a clock ahead of this one) is taken as now: a day
+    must never count as over before it is."""
+    now = datetime.now(timezone.utc)
+    tagged = context.run.tags.get(AS_OF_TAG)
+    if tagged is None:
+        return now
+    try:
+        moment = datetime.fromisoformat(tagged)
+    except ValueError:
+        raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} is not an ISO 8601 time such as "
+                          "2026-11-20T12:15:00+00:00") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} has no UTC offset, such as +00:00")
+    return min(moment.astimezone(timezone.utc), now)

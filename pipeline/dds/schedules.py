@@ -101,7 +101,11 @@ def build_daily_schedule(
     project_id: str | None = None,
 ) -> ScheduleDefinition:
     """The ``dds_jobs_daily`` schedule over ``daily``'s days, for the one project (``project_id``; None: a day counts
-    as synced when any project's sync completed it) or for each of ``targets``."""
+    as synced when any project's sync completed it) or for each of ``targets``.
+
+    The report is rebuilt once per tick, after yesterday's sync: the run of yesterday (with targets, one run of
+    yesterday of every target) materializes it after dds_jobs; the tick's other runs (catch-up, Running days) do
+    not, so that it is neither rebuilt per target nor before the day is complete."""
 
     @schedule(
         name="dds_jobs_daily",
