@@ -12,6 +12,7 @@ import pyarrow.dataset as ds
 from dagster import DagsterInstance, DagsterRunStatus, build_schedule_context
 
 from pipeline.coverage import IN_PROGRESS, SYNCED, day_coverage
+from pipeline.dds.coverage_check import coverage_result
 from pipeline.dds.partitions import AS_OF_TAG
 from pipeline.dds.resources import WarehouseResource
 from pipeline.dds.schedules import INTRADAY_TAG, REPORT_ASSET
@@ -206,6 +207,13 @@ def test_today_is_a_partition_the_dagster_cli_syncs_and_the_ledger_keeps_in_prog
             states = dict(zip(view["created_date"].astype(str), view["state"]))
             if datetime.now(timezone.utc).date() == today:
                 assert states[today.isoformat()] == IN_PROGRESS
+                # The no_days_at_risk check counts it in progress too, and does not fail on it.
+                warehouse = Warehouse(p.settings.warehouse_url)
+                coverage = {"p": day_coverage(warehouse, p.sim.project_id, today, today)}
+                warehouse.dispose()
+                verdict = coverage_result(coverage, today, today)
+                assert verdict.passed and verdict.metadata["days_in_progress"].value == 1
+                assert verdict.metadata["days_missing"].value == 0
 
 
 def test_a_bad_dds_intraday_minutes_stops_the_definitions_in_one_line_naming_it(tmp_path):
