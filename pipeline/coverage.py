@@ -8,10 +8,12 @@ A day's *state* on a given ``today`` (the UTC date), from the sync ledger (pipel
 - ``at_risk``: not synced, and the API starts forgetting the day within AT_RISK_DAYS, or has begun to (a day it holds
   only in part can no longer be synced whole);
 - ``failed``: not synced, and its last attempt failed;
-- ``missing``: not synced otherwise: never attempted, or attempted without completing it.
+- ``missing``: not synced otherwise: never attempted, or attempted without completing it;
+- ``in_progress``: today (age 0), which no sync can complete before it has ended: the intraday ticks store its jobs
+  so far, the first run after midnight completes it.
 
 The view dds_jobs_coverage applies the same rule in SQL to the days the ledger knows. A day no sync ever attempted
-has no ledger row, so the days between DDS_START_DATE and yesterday are listed here: for the daily schedule's
+has no ledger row, so the days between DDS_START_DATE and today are listed here: for the daily schedule's
 catch-up and for the no_days_at_risk check.
 """
 
@@ -25,7 +27,8 @@ from pipeline.warehouse.ledger import LedgerDay, ledger_rows
 from pipeline.warehouse.store import Warehouse
 
 SYNCED, FAILED, MISSING, AT_RISK, GONE = "synced", "failed", "missing", "at_risk", "gone"
-STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE)
+IN_PROGRESS = "in_progress"
+STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE, IN_PROGRESS)
 # The API answers for about a month: a day starts leaving it RETENTION_DAYS after it began, and has left a day later.
 RETENTION_DAYS = API_RETENTION.days
 # How long before that a day not synced is reported: time enough for an operator to act.
@@ -34,9 +37,11 @@ AT_RISK_DAYS = 7
 
 def day_state(day: date, today: date, *, synced: bool, failed: bool) -> str:
     """The state of ``day`` on ``today``: see the module's docstring (and sql/views/dds_jobs_coverage.sql)."""
+    age = (today - day).days
+    if age <= 0:
+        return IN_PROGRESS
     if synced:
         return SYNCED
-    age = (today - day).days
     if age > RETENTION_DAYS:
         return GONE
     if age >= RETENTION_DAYS - AT_RISK_DAYS:
@@ -55,8 +60,8 @@ class DayCoverage:
 
 
 def day_coverage(warehouse: Warehouse, project_id: str, first_day: date, today: date) -> list[DayCoverage]:
-    """The state of every day of ``project_id`` from ``first_day`` (DDS_START_DATE) to the day before ``today``."""
-    last_day = today - timedelta(days=1)
+    """The state of every day of ``project_id`` from ``first_day`` (DDS_START_DATE) to ``today`` (in progress)."""
+    last_day = today
     with warehouse.connect() as connection:
         known = {row.created_date: row for row in ledger_rows(connection, project_id, first_day, last_day)}
     return [_day(project_id, day, known.get(day), today) for day in _days(first_day, last_day)]

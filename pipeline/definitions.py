@@ -1,4 +1,4 @@
-"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedule and resources, assembled.
+"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedules and resources, assembled.
 
 Resources read the CONTRACT.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
 never its value. All steps run in one process: a run pays Python and Dagster start-up once.
@@ -23,7 +23,7 @@ from pipeline.dds.resources import (
     ParquetSnapshotResource,
     WarehouseResource,
 )
-from pipeline.dds.schedules import build_daily_schedule
+from pipeline.dds.schedules import build_daily_schedule, build_intraday_schedule, sync_freshness_policy
 from pipeline.memory import use_returning_allocator
 from pipeline.report.build import report_scope, reports_location
 from pipeline.settings import Settings, settings_at_load
@@ -60,14 +60,16 @@ def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
     projects = {target.name: target.project_id for target in settings.targets} or (
         {settings.project_id: settings.project_id} if settings.project_id else None)
+    intraday = build_intraday_schedule(settings.intraday_minutes, settings.targets)
     return Definitions(
-        assets=[*build_dds_assets(dds_partitions(settings), settings.targets),
+        assets=[*build_dds_assets(dds_partitions(settings), settings.targets,
+                                  sync_freshness_policy(settings.intraday_minutes)),
                 build_report_asset(report_scope(settings))],
         jobs=[dds_parquet_verify],
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
                       build_coverage_check(settings.start_date, projects)],
         schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets,
-                                        settings.project_id)],
+                                        settings.project_id), *([intraday] if intraday else [])],
         resources={
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),

@@ -40,6 +40,11 @@ DEFAULT_MAX_CONCURRENCY = 12
 # Retrying one request for more than an hour would hold a run (and the Dagster pool) for hours of an outage that the
 # next scheduled run's catch-up handles better.
 MAX_RETRY_BUDGET_SECONDS = 3600
+# Minutes between the intraday ticks (DDS_INTRADAY_MINUTES): a quarter of an hour tells of a failed backup within
+# minutes for a few requests a tick; 0 turns the ticks off, and a day (1440) is the longest interval that is still
+# "intraday".
+DEFAULT_INTRADAY_MINUTES = 15
+MAX_INTRADAY_MINUTES = 1440
 # A region's own endpoint names it: https://dds.{region}.myhuaweicloud.com (or .eu).
 _REGION_ENDPOINT = re.compile(r"https://dds\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)")
 
@@ -156,6 +161,8 @@ class Settings:
     credential_variables: frozenset[str] = frozenset()
     # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (DDS API, targets, IAM) allowed off loopback too.
     allow_insecure_http: bool = False
+    # Minutes between the intraday ticks that sync today (DDS_INTRADAY_MINUTES); 0: no intraday ticks.
+    intraday_minutes: int = DEFAULT_INTRADAY_MINUTES
     # Whether warehouse_url is DDS_WAREHOUSE_URL as set (then Dagster can record the variable's name, not its value).
     warehouse_url_from_env: bool = False
 
@@ -213,6 +220,9 @@ class Settings:
             ),
             ca_bundle=env.get("DDS_CA_BUNDLE", "").strip() or None,
             allow_insecure_http=insecure_http,
+            intraday_minutes=_int_setting(
+                env, "DDS_INTRADAY_MINUTES", DEFAULT_INTRADAY_MINUTES, 0, MAX_INTRADAY_MINUTES
+            ),
             credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
         )

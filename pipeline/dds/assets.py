@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 from dagster import (
     AssetCheckResult,
@@ -25,6 +25,7 @@ from dagster import (
     BackfillPolicy,
     BetaWarning,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -43,12 +44,14 @@ from pipeline.dds.partitions import (
     days_by_target,
     days_of,
     partition_key,
+    run_moment,
 )
 from pipeline.dds.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
     WarehouseResource,
 )
+from pipeline.running import RunningRefresh, refresh_running
 from pipeline.snapshots.store import ParquetStore
 from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 from pipeline.targets import Target
@@ -149,16 +152,24 @@ def _sync_one(
     warehouse: WarehouseResource,
     target: Target | None,
     days: list[date],
-) -> SyncResult:
-    """Sync one project's days (``target`` None: the project of DDS_PROJECT_ID) and record each day's figures."""
+    as_of: datetime,
+) -> tuple[SyncResult, RunningRefresh | None]:
+    """Sync one project's days (``target`` None: the project of DDS_PROJECT_ID) as of ``as_of`` and record each
+    day's figures. A run that syncs the day of ``as_of`` (today, so far) also looks up again the jobs of earlier
+    days that were Running at their latest sync (pipeline/running.py)."""
     client, auth_method = dds_api.client(target)
     named = f"target {target.name}: " if target else ""
     context.log.info(f"{named}DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
     if auth_method == "token":
         context.log.warning(STATIC_TOKEN_WARNING)
+    region = (target.region if target else dds_api.region) or None
+    refresh = None
     with client:
-        result = sync_days(client, warehouse.get(), days, region=(target.region if target else dds_api.region) or None,
-                           on_page=_PageProgress(context), run_id=context.run.run_id)
+        result = sync_days(client, warehouse.get(), days, now=as_of, region=region, on_page=_PageProgress(context),
+                           run_id=context.run.run_id)
+        if as_of.date() in days:
+            refresh = refresh_running(client, warehouse.get(), as_of, days, region=region)
+            context.log.info(f"{named}{refresh.summary_line()}")
     if result.gone_days:
         context.log.warning(
             f"{named}{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to "
@@ -174,7 +185,7 @@ def _sync_one(
     for day, day_sync in result.days.items():
         context.add_asset_metadata(day_sync.metadata(), partition_key=partition_key(day, target_name))
     context.log.info(f"{named}run summary: {result.summary_line()}")
-    return result
+    return result, refresh
 
 
 def _run_plan(context: AssetExecutionContext, targets: Mapping[str, Target]) -> dict[Target | None, list[date]]:
@@ -196,24 +207,36 @@ def _sync_targets(
     targets: Mapping[str, Target],
 ) -> MaterializeResult:
     plan = _run_plan(context, targets)
+    # One moment for every target of the run: a job created while the run pages is the next run's, for each.
+    as_of = run_moment(context)
     results: dict[str | None, SyncResult] = {}
+    refreshed: dict[Target | None, list[date]] = {}
+    refreshes: dict[str | None, dict[str, object]] = {}
     failures: dict[str, str] = {}
     for target, days in plan.items():
         # Each target loads in its own transaction: one that fails (credentials, throttling, a region down)
         # leaves the others' loads in place, and is retried alone.
         try:
-            results[target.name if target else None] = result = _sync_one(context, dds_api, warehouse, target, days)
-            _refresh_moved_out_of(context, warehouse, parquet, result)
+            name = target.name if target else None
+            results[name], refresh = _sync_one(context, dds_api, warehouse, target, days, as_of)
+            _refresh_moved_out_of(context, warehouse, parquet, results[name])
+            if refresh is not None:
+                refreshes[name] = refresh.metadata()
+                if refresh.days:
+                    refreshed[target] = refresh.days
         except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
             if len(plan) == 1:
                 raise
             failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             context.log.error(f"target {target.name}: {failures[target.name]}")
     for name, result in results.items():
-        _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata()})
+        _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata(),
+                                                         **refreshes.get(name, {})})
     throttling = throttling_warning(result.stats for result in results.values() if result.stats)
     if throttling:
         context.log.warning(throttling)
+    if refreshed:
+        _record_refreshed_days(context, warehouse, parquet, refreshed)
     if failures:
         _record_healthy_targets(context, warehouse, parquet, plan, results)
         raise Failure(
@@ -295,6 +318,22 @@ def _record_healthy_targets(
             context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
 
 
+def _record_refreshed_days(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    parquet: ParquetSnapshotResource,
+    refreshed: Mapping[Target | None, list[date]],
+) -> None:
+    """The earlier days whose Running jobs were looked up again lie outside the run's partitions: their Parquet
+    snapshots are rewritten here (the run's Parquet step writes only its own days), and both assets' partitions
+    of them recorded as materialized, so the UI and the snapshots show the jobs' final state."""
+    partitions, _ = _write_snapshots(context, warehouse, parquet.get(), refreshed)
+    for key, metadata in partitions:
+        context.log_event(AssetMaterialization(asset_key=context.asset_key, partition=key,
+                                               metadata={"refreshed_running_jobs": True}))
+        context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
+
+
 def _snapshot(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -312,9 +351,10 @@ def _snapshot(
 
 
 def build_dds_assets(
-    partitions_def: PartitionsDefinition, targets: Sequence[Target] = ()
+    partitions_def: PartitionsDefinition, targets: Sequence[Target] = (), freshness_policy: FreshnessPolicy | None = None
 ) -> tuple[AssetsDefinition, AssetsDefinition]:
-    """``dds_jobs`` and ``dds_jobs_parquet`` over ``partitions_def`` (days, or days x ``targets``)."""
+    """``dds_jobs`` and ``dds_jobs_parquet`` over ``partitions_def`` (days, or days x ``targets``); ``dds_jobs``
+    shows late in the UI when not stored within ``freshness_policy``."""
     by_name = {target.name: target for target in targets}
     # Any range of partitions as one run: one API window per target and run.
     shared = {"partitions_def": partitions_def, "backfill_policy": BackfillPolicy.single_run(), "group_name": "dds"}
@@ -323,6 +363,7 @@ def build_dds_assets(
         name="dds_jobs",
         pool=DDS_API_POOL,
         kinds={"sql"},
+        freshness_policy=freshness_policy,
         **shared,
         check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs",
                                     description="Stored jobs per day equal the distinct jobs the API returned")],

@@ -1,7 +1,7 @@
 """The asset check ``no_days_at_risk``: the sync coverage of the whole history, not only of the run's days.
 
-Every day of every project from DDS_START_DATE to yesterday gets its state from the sync ledger
-(pipeline/coverage.py). The check fails, at ERROR severity, naming the days that are not synced although the DDS API
+Every day of every project from DDS_START_DATE to today gets its state from the sync ledger
+(pipeline/coverage.py); today is in progress, never missing. The check fails, at ERROR severity, naming the days that are not synced although the DDS API
 starts forgetting them within AT_RISK_DAYS (or has begun to); days already gone are shown, not failed on: nothing
 can bring them back, and a check that stayed red for good would hide the next loss. Its metadata shows the
 coverage in the UI: days per state, and which days are not synced, as a table.
@@ -82,7 +82,7 @@ def coverage_result(
         description=description,
         metadata={
             "first_day": first_day.isoformat(),
-            "last_day": date.fromordinal(today.toordinal() - 1).isoformat(),
+            "last_day": today.isoformat(),
             **{f"days_{state}": count for state, count in totals.items()},
             "at_risk_days_by_project": MetadataValue.json(at_risk),
             "coverage": MetadataValue.md(coverage_markdown(coverage)),

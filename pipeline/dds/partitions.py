@@ -1,4 +1,7 @@
-"""Partitions: one per UTC calendar day of a job's ``created_at``, keyed ``YYYY-MM-DD``.
+"""Partitions: one per UTC calendar day of a job's ``created_at``, keyed ``YYYY-MM-DD``, today included.
+
+Today is a partition like any other: it holds the jobs created so far (the intraday schedule stores them), and the
+sync ledger never records it complete before it has ended.
 
 With several targets (``DDS_TARGETS_FILE``) a partition is a day of one target, keyed ``YYYY-MM-DD|target``
 (Dagster multi-partitions, dimensions ``date`` and ``target``): the UI shows days x targets, and each target's
@@ -6,9 +9,10 @@ days are synced, failed and retried in runs of their own.
 """
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from dagster import (
+    AssetExecutionContext,
     DailyPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
@@ -24,6 +28,9 @@ from pipeline.settings import ConfigError, Settings
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
+# The moment a run's requests end at (ISO 8601, UTC), fixed before the run starts: the intraday tick's time. A run
+# without it (launched by hand) fixes it when it starts. A job created after it is left to the next run.
+AS_OF_TAG = "dds/as_of"
 
 
 DATE_DIMENSION, TARGET_DIMENSION = "date", "target"
@@ -36,6 +43,12 @@ def range_tags(first: date, last: date, target: str | None = None) -> dict[str, 
     return {RANGE_START_TAG: partition_key(first, target), RANGE_END_TAG: partition_key(last, target)}
 
 
+def day_of_every_target_tags(day: date, target_names: Sequence[str]) -> dict[str, str]:
+    """Run tags asking for ``day`` of every one of ``target_names`` (in the order the partitions list them) as one
+    run: a range over the target dimension, which Dagster expands to the day x each target."""
+    return {RANGE_START_TAG: partition_key(day, target_names[0]), RANGE_END_TAG: partition_key(day, target_names[-1])}
+
+
 def partition_key(day: date, target: str | None = None) -> str:
     """A day's partition key: ``YYYY-MM-DD``, or ``YYYY-MM-DD|target`` with several targets."""
     if target is None:
@@ -44,8 +57,8 @@ def partition_key(day: date, target: str | None = None) -> str:
 
 
 def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
-    """Days from ``start_date`` up to yesterday (UTC): a day becomes a partition once it is over."""
-    return DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC", fmt="%Y-%m-%d")
+    """Days from ``start_date`` up to today (UTC): today's partition is in progress until midnight."""
+    return DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC", fmt="%Y-%m-%d", end_offset=1)
 
 
 def dds_partitions(settings: Settings) -> PartitionsDefinition:
@@ -92,3 +105,21 @@ def days_between(first: date, last: date) -> list[date]:
 
 def day_key(day: date | datetime) -> str:
     return day.strftime("%Y-%m-%d")
+
+
+def run_moment(context: AssetExecutionContext) -> datetime:
+    """The moment the run's requests end at: its ``dds/as_of`` tag (the intraday tick's time), else now. A job
+    created after it is the next run's. A moment later than now (a clock ahead of this one) is taken as now: a day
+    must never count as over before it is."""
+    now = datetime.now(timezone.utc)
+    tagged = context.run.tags.get(AS_OF_TAG)
+    if tagged is None:
+        return now
+    try:
+        moment = datetime.fromisoformat(tagged)
+    except ValueError:
+        raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} is not an ISO 8601 time such as "
+                          "2026-11-20T12:15:00+00:00") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} has no UTC offset, such as +00:00")
+    return min(moment.astimezone(timezone.utc), now)

@@ -4,9 +4,8 @@ A day of the period counts as *synced* when every project the report covers has 
 (table ``dds_sync_ledger``). Otherwise it takes the state pipeline/coverage.py gives a day not synced, by its age:
 *gone* (the DDS API holds none of it any more), *at risk* (the API starts forgetting it within AT_RISK_DAYS),
 *failed* (the last attempt of one of the projects failed) or *missing* (never attempted, or not completed): the
-rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Today, when the period holds it and the
-ledger has a row of it (an intraday sync stored part of it), is *in progress*: never complete before it has
-ended, never missing. Days before ``DDS_START_DATE`` (no partitions of the pipeline) and later days not over
+rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Today, when the period holds it, is *in
+progress*: never complete before it has ended, never missing. Days before ``DDS_START_DATE`` (no partitions of the pipeline) and later days not over
 yet are not counted.
 """
 
@@ -19,6 +18,7 @@ from pipeline.coverage import (
     AT_RISK_DAYS,
     FAILED,
     GONE,
+    IN_PROGRESS,
     MISSING,
     RETENTION_DAYS,
     STATES,
@@ -30,10 +30,8 @@ from pipeline.warehouse.store import Warehouse
 
 __all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "IN_PROGRESS", "MISSING", "REPORT_STATES", "RETENTION_DAYS",
            "STATES", "SYNCED"]
-# The state dds_jobs_coverage gives today while the intraday syncs store it (issue 22): this exact value.
-IN_PROGRESS = "in_progress"
-# The states a report counts, in its order (once each, should pipeline/coverage.py come to list in_progress too).
-REPORT_STATES = tuple(dict.fromkeys((*STATES, IN_PROGRESS)))
+# The states a report counts, in its order.
+REPORT_STATES = STATES
 # Projects read from the ledger when none is configured: more would not fit a report anyway.
 MAX_LEDGER_PROJECTS = 100
 
@@ -76,8 +74,8 @@ def read_coverage(
     rows = warehouse.query(read_sql("report/sync_ledger_by_day.sql"), first_day=counted_first,
                            last_day=min(last_day, today), projects=list(projects))
     known = {as_date(row.day): (int(row.synced_projects), int(row.failing_projects)) for row in rows.itertuples()}
-    # Today is counted once a sync has stored part of it: as in progress, whatever else the ledger says of it.
-    counted_last = today if last_day >= today and today in known else min(last_day, today - timedelta(days=1))
+    # Today, when the period holds it, is in progress whatever the ledger says of it: never complete, never missing.
+    counted_last = min(last_day, today)
     if counted_first > counted_last:
         return Coverage(counted_first, counted_last, projects)
     states = {}

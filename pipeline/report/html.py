@@ -215,7 +215,7 @@ def _coverage(figures: ReportFigures) -> Content:
             f"complete sync of it. A day that is not is gone when older than {RETENTION_DAYS + 1} days (the DDS API "
             f"holds none of it any more), at risk from {RETENTION_DAYS - AT_RISK_DAYS} days old (the API starts "
             f"forgetting it within {AT_RISK_DAYS} days), failed when its last attempt failed, missing otherwise. "
-            "Today is in progress once a sync has stored part of it: it is complete only after it has ended.</p>\n"
+            "Today is in progress: it is complete only after it has ended.</p>\n"
             + _table("coverage-table", ("state", "days"),
                      [(state_label(s), _count(counts[s])) for s in REPORT_STATES], numeric_from=1))
     in_progress = [day for day, state in coverage.states.items() if state == IN_PROGRESS]

@@ -3,7 +3,8 @@
 --   gone     not synced, and the API holds none of it any more (the day ended more than 30 days ago)
 --   at_risk  not synced, and the API starts forgetting the day within 7 days (age 23 to 30 days), or has begun to
 --   failed   not synced, and its last attempt failed (last_error says why)
---   missing  not synced, attempted without error (e.g. before the day was over)
+--   missing  not synced, attempted without error (e.g. a day the API held only in part)
+--   in_progress  today (age_days 0): no sync completes it before it has ended; the intraday ticks store its jobs so far
 -- Days no sync ever attempted have no ledger row and are not listed here; pipeline/coverage.py adds them (missing,
 -- at_risk or gone, by the same rule as its day_state) for the schedule's catch-up and the no_days_at_risk check.
 -- age_days is today minus created_date (1: yesterday). Today is the UTC day whatever the session's time zone:
@@ -17,6 +18,7 @@ SELECT
     created_date,
     region,
     CASE
+        WHEN age_days <= 0 THEN 'in_progress'
         WHEN last_complete_at IS NOT NULL THEN 'synced'
         WHEN age_days > 30 THEN 'gone'
         WHEN age_days >= 23 THEN 'at_risk'

@@ -82,6 +82,10 @@ TOMORROW = "{tomorrow}"
         ("DDS_RETRY_BUDGET_SECONDS", "5m"),
         ("DDS_RETRY_BUDGET_SECONDS", "0"),
         ("DDS_RETRY_BUDGET_SECONDS", "86400"),
+        ("DDS_INTRADAY_MINUTES", "15m"),
+        ("DDS_INTRADAY_MINUTES", "1.5"),
+        ("DDS_INTRADAY_MINUTES", "-1"),
+        ("DDS_INTRADAY_MINUTES", "1441"),
     ],
 )
 def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(tmp_path, variable, value):

@@ -25,10 +25,12 @@ from pipeline.dds.partitions import (
     partition_key,
 )
 from pipeline.dds.resources import WarehouseResource
+from pipeline.dds.schedules import REPORT_ASSET
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import retained_since
+from pipeline.warehouse.ledger import ledger_rows
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import TOKEN, env_without_secrets, yesterday
 from tests.support.paths import BIN, ROOT
@@ -80,6 +82,16 @@ class Deployment:
             limit=1,
         ).records
         return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
+
+
+def ledger_days(d: "Deployment", target: str) -> list[tuple[date, bool]]:
+    """(day, synced) of each day the sync ledger holds of the target's project."""
+    warehouse = Warehouse(d.settings.warehouse_url)
+    try:
+        with warehouse.connect() as connection:
+            return [(row.created_date, row.synced) for row in ledger_rows(connection, PROJECTS[target])]
+    finally:
+        warehouse.dispose()
 
 
 def _utc_day(text: str) -> date:
@@ -149,7 +161,9 @@ def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad
         assert regions == {PROJECTS[target]: [REGIONS[target]] for target in PROJECTS}
 
 
-def test_the_daily_schedule_asks_for_one_run_per_target_and_catches_up_the_one_that_failed(tmp_path, monkeypatch):
+def test_the_daily_schedule_asks_for_yesterday_of_every_target_in_one_run_and_catches_up_per_target(
+    tmp_path, monkeypatch
+):
     with deployment(tmp_path, monkeypatch) as d:
         defs = build_definitions(d.settings)
         schedule = defs.get_schedule_def("dds_jobs_daily")
@@ -168,28 +182,74 @@ def test_the_daily_schedule_asks_for_one_run_per_target_and_catches_up_the_one_t
         def days(target: str, *runs: tuple[date, date]) -> list[tuple[str, str]]:
             return [(str(partition_key(a, target)), str(partition_key(b, target))) for a, b in runs]
 
-        requests = evaluate()
-        assert [r.tags[TARGET_TAG] for r in requests] == list(PROJECTS)
-        assert [r.tags[REGION_TAG] for r in requests] == [REGIONS[t] for t in PROJECTS]
-        # Nothing is synced yet: each target asks, as one run, for every day the API still answers for.
-        oldest, last = retained_since(tick).date(), yesterday()
-        assert [asked(r) for r in requests] == [run for t in PROJECTS for run in days(t, (oldest, last))]
-        assert len({r.run_key for r in requests}) == 3
-        # Each request runs on its own: the bad target's failure leaves the other two runs green.
-        job = defs.resolve_implicit_global_asset_job_def()
-        outcomes = {r.tags[TARGET_TAG]: job.execute_in_process(instance=d.instance, partition_key=r.partition_key,
-                                                               tags=r.tags, raise_on_error=False).success
-                    for r in requests}
-        assert outcomes == {"sg-prod": True, "hk-prod": True, "eu-prod": False}
+        def per_target(requests) -> dict[str, list[tuple[str, str]]]:
+            found = {target: [] for target in PROJECTS}
+            for request in requests:
+                found[request.tags[TARGET_TAG]].append(asked(request))
+            return found
 
-        # The next tick: the synced targets ask for yesterday (and for the oldest day, held only in part, which no
-        # sync can complete); the failed target asks for its whole month again.
-        again = {r.tags[TARGET_TAG]: [] for r in requests}
-        for request in evaluate():
-            again[request.tags[TARGET_TAG]].append(asked(request))
-        assert again == {"sg-prod": days("sg-prod", (oldest, oldest), (last, last)),
-                         "hk-prod": days("hk-prod", (oldest, oldest), (last, last)),
-                         "eu-prod": days("eu-prod", (oldest, last))}
+        requests = evaluate()
+        *catch_up, every_target = requests
+        # Nothing is synced yet: each target asks, in a run of its own, for every earlier day the API still answers
+        # for; yesterday is one run of every target, the only one that rebuilds the report.
+        oldest, last = retained_since(tick).date(), yesterday()
+        assert per_target(catch_up) == {t: days(t, (oldest, last - timedelta(days=1))) for t in PROJECTS}
+        assert [r.tags[REGION_TAG] for r in catch_up] == [REGIONS[t] for t in PROJECTS]
+        assert asked(every_target) == (str(partition_key(last, "sg-prod")), str(partition_key(last, "eu-prod")))
+        assert [REPORT_ASSET in r.asset_selection for r in requests] == [False, False, False, True]
+        assert TARGET_TAG not in every_target.tags and len({r.run_key for r in requests}) == 4
+        # Each request runs on its own: the bad target's failure leaves the other targets' runs green.
+        job = defs.resolve_implicit_global_asset_job_def()
+        outcomes = [job.execute_in_process(instance=d.instance, partition_key=r.partition_key, tags=r.tags,
+                                           asset_selection=r.asset_selection, raise_on_error=False).success
+                    for r in requests]
+        assert outcomes == [True, True, False, False]
+        stored = d.stored()
+        for target in ("sg-prod", "hk-prod"):
+            rows = stored[stored["project_id"] == PROJECTS[target]]
+            assert sorted(rows["id"]) == d.expected_ids(target, oldest, last)
+
+        # The next tick: the synced targets ask for the oldest day(s) (held only in part by the API when the runs
+        # fetched them: no sync can complete them); the failed target asks for its whole month again; yesterday
+        # again for every target.
+        *catch_up, every_target = evaluate()
+        asked_now = per_target(catch_up)
+        for target in ("sg-prod", "hk-prod"):
+            [(first_asked, last_asked)] = asked_now[target]
+            assert first_asked == str(partition_key(oldest, target))
+            # The days asked for are those the ledger holds no complete sync of: one or two, at the API's edge.
+            unsynced = [day_ for day_, synced in ledger_days(d, target) if not synced and day_ < last]
+            assert last_asked == str(partition_key(max(unsynced), target)) and len(unsynced) <= 2
+        assert asked_now["eu-prod"] == days("eu-prod", (oldest, last - timedelta(days=1)))
+        assert asked(every_target) == (str(partition_key(last, "sg-prod")), str(partition_key(last, "eu-prod")))
+
+
+def test_the_intraday_tick_is_one_run_over_today_of_every_target(tmp_path, monkeypatch):
+    (tmp_path / "dagster_home").mkdir()
+    # A schedule that looks up runs needs an instance with a home (an ephemeral one has none).
+    with deployment(tmp_path, monkeypatch) as d, DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as home:
+        d.instance = home
+        d.sim.store.add_jobs(2, project_id=PROJECTS["hk-prod"])
+        defs = build_definitions(d.settings)
+        today = d.sim.store.now
+        with build_schedule_context(instance=d.instance, scheduled_execution_time=today,
+                                    repository_def=defs.get_repository_def()) as context:
+            [request] = defs.get_schedule_def("dds_jobs_intraday").evaluate_tick(context).run_requests
+        first, last = (str(partition_key(today.date(), name)) for name in ("sg-prod", "eu-prod"))
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (first, last)
+        assert REGION_TAG not in request.tags and REPORT_ASSET not in request.asset_selection
+        job = defs.resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(instance=d.instance, tags=request.tags, asset_selection=request.asset_selection,
+                                        raise_on_error=False)
+        # One run synced today so far of each target; the bad one failed alone.
+        assert "1 of 3 targets failed (eu-prod)" in next(
+            e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+        stored = d.stored()
+        for target in ("sg-prod", "hk-prod"):
+            rows = stored[(stored["project_id"] == PROJECTS[target])]
+            assert sorted(rows["id"]) == d.expected_ids(target, today.date(), today.date())
+            assert d.materialized("dds_jobs", today.date(), target) is not None
+        assert PROJECTS["eu-prod"] not in set(stored["project_id"])
 
 
 def test_the_contract_command_syncs_one_target_through_the_dagster_cli(tmp_path, monkeypatch):

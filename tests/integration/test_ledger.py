@@ -9,7 +9,7 @@ import pytest
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.retry import RetryPolicy
-from pipeline.coverage import AT_RISK, FAILED, GONE, MISSING, SYNCED, day_state
+from pipeline.coverage import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING, SYNCED, day_state
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import sync_days
 from pipeline.warehouse.ledger import (
@@ -126,12 +126,12 @@ def test_days_the_api_holds_in_part_or_no_longer_or_not_yet_whole_are_never_comp
     assert [rows[d].synced for d in (gone, partial, whole)] == [False, False, True]
     assert rows[gone].last_attempt_at == rows[partial].last_attempt_at == NOW
     assert rows[partial].jobs is None and rows[whole].jobs == result.days[whole].api_jobs
-    # Today is not over: its jobs are stored, but the day is not complete.
+    # Today is not over: its jobs are stored, but the day is not complete: it is in progress, not missing.
     sync(sim, warehouse, [YESTERDAY, TODAY])
     rows = ledger(warehouse)
     assert rows[YESTERDAY].synced and not rows[TODAY].synced
     states = view_states(warehouse)
-    assert (states[gone], states[partial], states[whole], states[TODAY]) == (GONE, AT_RISK, SYNCED, MISSING)
+    assert (states[gone], states[partial], states[whole], states[TODAY]) == (GONE, AT_RISK, SYNCED, IN_PROGRESS)
 
 
 def test_the_ledger_commits_with_the_rows_or_not_at_all(warehouse, sim, monkeypatch):

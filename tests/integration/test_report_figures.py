@@ -144,16 +144,27 @@ def test_today_with_a_ledger_row_is_in_progress_not_missing(warehouse_url):
     assert coverage.states == {date(2026, 11, 27): "synced", date(2026, 11, 28): "synced",
                                date(2026, 11, 29): "synced", date(2026, 11, 30): IN_PROGRESS}
     assert coverage.not_synced() == [] and coverage.counts()[IN_PROGRESS] == 1
-    # No sync has stored any of today for p2: today is not counted (as before the intraday syncs).
-    assert date(2026, 11, 30) not in without_today.states and without_today.last_day == date(2026, 11, 29)
+    # No sync has stored any of today for p2: today is in progress all the same, never missing.
+    assert without_today.states[date(2026, 11, 30)] == IN_PROGRESS and without_today.last_day == date(2026, 11, 30)
 
 
 def test_with_an_empty_ledger_every_day_is_missing_or_at_risk(warehouse_url):
     warehouse = load(warehouse_url, known_jobs())  # jobs stored, but no sync recorded in the ledger
     coverage = collect_figures(warehouse, PERIOD, scope(), NOW).coverage
     warehouse.dispose()
-    # NOW is 11-30: 11-01 to 11-07 are 23 to 29 days old.
-    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0, IN_PROGRESS: 0}
+    # NOW is 11-30 (in progress): 11-01 to 11-07 are 23 to 29 days old.
+    assert coverage.counts() == {"synced": 0, FAILED: 0, MISSING: 22, AT_RISK: 7, GONE: 0, IN_PROGRESS: 1}
+
+
+def test_today_is_counted_in_progress_not_missing(sqlite_url):
+    warehouse = load(sqlite_url, known_jobs())
+    # Today's intraday sync attempted the day without completing it, as it must until midnight.
+    write_ledger(warehouse, {("p1", date(2026, 11, 29)): SYNCED, ("p1", date(2026, 11, 30)): ATTEMPTED})
+    now = datetime(2026, 11, 30, 14, 0, tzinfo=timezone.utc)
+    coverage = collect_figures(warehouse, ReportPeriod(date(2026, 11, 29), date(2026, 11, 30)),
+                               ReportScope("p1", "p1", ("p1",), date(2026, 11, 29)), now).coverage
+    warehouse.dispose()
+    assert coverage.states == {date(2026, 11, 29): "synced", date(2026, 11, 30): IN_PROGRESS}
 
 
 def test_with_no_project_configured_the_ledger_names_the_projects(sqlite_url):

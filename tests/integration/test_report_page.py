@@ -59,7 +59,8 @@ def test_the_tables_show_every_figure(warehouse_url, tmp_path):
     assert headline["failed jobs"] == f"{count(failed)} ({100 * failed / len(expected.in_period):.1f}% of jobs)"
     assert headline["Running now"] == count(expected.running()[1])
     assert headline["backups"] == f"{count(len(expected.backups()))}, {count(expected.failed_backups()[1])} failed"
-    assert headline["days"] == "28 synced, 1 failed"  # the ledger: 11-12 failed; 11-01..11-29 counted (NOW: 11-30)
+    # The ledger: 11-12 failed; 11-01..11-30 counted, 11-30 (NOW's day) in progress.
+    assert headline["days"] == "28 synced, 1 failed, 1 in progress"
 
     by_day = expected.jobs_by_day().pivot_table(index="day", columns="status", values="jobs", fill_value=0)
     header, *rows = page.tables["jobs-per-day-table"]
@@ -89,7 +90,9 @@ def test_the_tables_show_every_figure(warehouse_url, tmp_path):
         [r.name, r.instance_name, r.created_at.strftime("%Y-%m-%d %H:%M")] for r in running.itertuples()]
     assert f"and {running_total - 20} more Running jobs ({running_total} in all)" in html
     assert page.body("running-age-table") == [[label, count(n)] for label, n in expected.running_by_age().items()]
+    # Today (NOW's day) is in progress, said beside the table, never listed as not synced.
     assert page.body("not-synced-table") == [["2026-11-12", "failed"]]
+    assert "2026-11-30 (today, UTC) is in progress" in html
 
 
 def test_the_page_references_nothing_outside_itself_and_every_chart_decodes(sqlite_url, tmp_path):
