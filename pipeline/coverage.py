@@ -15,14 +15,19 @@ has no ledger row, so the days between DDS_START_DATE and yesterday are listed h
 catch-up and for the no_days_at_risk check.
 """
 
+from __future__ import annotations
+
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from pipeline.api.windows import API_RETENTION
 from pipeline.warehouse.ledger import LedgerDay, ledger_rows
-from pipeline.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from pipeline.warehouse.store import Warehouse
 
 SYNCED, FAILED, MISSING, AT_RISK, GONE = "synced", "failed", "missing", "at_risk", "gone"
 STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE)

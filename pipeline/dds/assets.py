@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetCheckResult,
@@ -49,10 +50,12 @@ from pipeline.dds.resources import (
     ParquetSnapshotResource,
     WarehouseResource,
 )
-from pipeline.snapshots.store import ParquetStore
-from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 from pipeline.targets import Target
 from pipeline.values import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.snapshots.store import ParquetStore
+    from pipeline.sync import SyncResult
 
 # Single-run backfills are the point of these assets (one API window per run); Dagster still labels the
 # parameter beta, and repeating that on every load and run says nothing to our users.
@@ -125,11 +128,13 @@ class _PageProgress:
             )
 
 
-def _count_check(results: Mapping[str | None, SyncResult]) -> AssetCheckResult:
+def _count_check(results: Mapping[str | None, "SyncResult"]) -> AssetCheckResult:
     """Stored jobs of each fully retained day (of each target) equal the distinct jobs the API returned for it.
 
     Days the API holds only in part, or no longer, cannot be compared: the store rightly holds more.
     """
+    from pipeline.sync import FULL
+
     compared = {partition_key(d, target): s for target, result in results.items()
                 for d, s in result.days.items() if s.coverage == FULL}
     mismatched = {str(key): f"{s.stored_jobs} stored, {s.api_jobs} from API" for key, s in compared.items()
@@ -149,8 +154,12 @@ def _sync_one(
     warehouse: WarehouseResource,
     target: Target | None,
     days: list[date],
-) -> SyncResult:
+) -> "SyncResult":
     """Sync one project's days (``target`` None: the project of DDS_PROJECT_ID) and record each day's figures."""
+    # The sync is imported by the runs that call it: it loads pandas and Arrow, which loading the definitions
+    # (every `dg` command, every run's start) need not.
+    from pipeline.sync import sync_days
+
     client, auth_method = dds_api.client(target)
     named = f"target {target.name}: " if target else ""
     context.log.info(f"{named}DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
@@ -226,7 +235,7 @@ def _sync_targets(
 def _write_snapshots(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
-    store: ParquetStore,
+    store: "ParquetStore",
     plan: Mapping[Target | None, list[date]],
 ) -> tuple[list[tuple[str, dict[str, object]]], dict[date, int]]:
     """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows per day.
@@ -234,6 +243,8 @@ def _write_snapshots(
     A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
     day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
     """
+    from pipeline.sync import snapshot_days
+
     refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
     for day, done in refreshed.items():
         if done.healed:
@@ -264,7 +275,7 @@ def _record_healthy_targets(
     warehouse: WarehouseResource,
     parquet: ParquetSnapshotResource,
     plan: Mapping[Target | None, list[date]],
-    results: Mapping[str | None, SyncResult],
+    results: Mapping[str | None, "SyncResult"],
 ) -> None:
     """In a run where some targets failed: record the stored targets' days as materialized and write their Parquet
     snapshots here, since the run's Parquet step will not run after this one fails. The UI then shows only the

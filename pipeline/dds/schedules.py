@@ -31,7 +31,6 @@ from pipeline.dds.partitions import (
     range_tags,
 )
 from pipeline.dds.resources import WarehouseResource
-from pipeline.sync import GONE, coverage, retained_since
 from pipeline.targets import Target
 
 
@@ -40,6 +39,9 @@ def days_to_sync(
 ) -> list[tuple[date, date]]:
     """The runs of days the daily run asks for at ``now``: yesterday, and the days from ``first_day`` on that the API
     still answers for and that hold Running jobs or no complete sync (``unsynced``)."""
+    # Imported by the tick: pipeline.sync loads pandas and Arrow, which loading the definitions need not.
+    from pipeline.sync import GONE, coverage
+
     yesterday = now.date() - timedelta(days=1)
     resync = [d for d in (*running_days, *unsynced) if first_day <= d < yesterday and coverage(d, now) != GONE]
     return contiguous_runs([*resync, yesterday]) if yesterday >= first_day else contiguous_runs(resync)
@@ -79,6 +81,8 @@ def build_daily_schedule(
         + (f", for each of the {len(targets)} targets." if targets else "."),
     )
     def dds_jobs_daily(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
+        from pipeline.sync import retained_since
+
         now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
         first_day = daily.start.date()
         since = max(first_day, retained_since(now).date())

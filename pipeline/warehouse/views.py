@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from pipeline.jobs.schema import MYSQL_FAMILY
+from pipeline.jobs.columns import MYSQL_FAMILY
 from pipeline.sqlfiles import SQL_DIR
 
 VIEWS_DIR = SQL_DIR / "views"
