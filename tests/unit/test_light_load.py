@@ -9,21 +9,22 @@ import sys
 from tests.support.paths import ROOT
 
 RUN_ONLY = ("pandas", "numpy", "pyarrow", "matplotlib")
-PROBE = ("import sys, json; import pipeline.definitions as d; assert d.defs is not None; "
-         f"print(json.dumps(sorted(m for m in {RUN_ONLY!r} if m in sys.modules)))")
+LOADED = ("import sys, json; import pipeline.definitions as d; assert d.defs is not None; "
+          f"print(json.dumps(sorted(m for m in {RUN_ONLY!r} if m in sys.modules)))")
 
 
-def loaded_after_import(tmp_path, **env: str) -> list[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_"))}
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120,
+def last_line_of(code: str, tmp_path, **env: str) -> str:
+    """The last line ``code`` prints in a fresh interpreter, with the CONTRACT.md variables of ``env`` only."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_", "ARROW_"))}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**clean, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path),
                                "DDS_DATA_DIR": str(tmp_path / "data"), **env})
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
 
 
 def test_the_definitions_load_without_the_libraries_of_runs(tmp_path):
-    assert loaded_after_import(tmp_path) == []
+    assert json.loads(last_line_of(LOADED, tmp_path)) == []
     # Nothing was written either: the data folder appears at the first run.
     assert not (tmp_path / "data").exists()
 
@@ -31,16 +32,11 @@ def test_the_definitions_load_without_the_libraries_of_runs(tmp_path):
 def test_an_s3_root_and_a_targets_file_are_checked_without_them(tmp_path):
     targets = tmp_path / "targets.yaml"
     targets.write_text("targets:\n  - {name: sg-prod, region: ap-southeast-1, project_id: proj-sg}\n")
-    loaded = loaded_after_import(tmp_path, DDS_PARQUET_ROOT="s3://bucket/dds", DDS_TARGETS_FILE=str(targets),
-                                 DDS_S3_ENDPOINT="http://127.0.0.1:9000")
-    assert loaded == []
+    loaded = last_line_of(LOADED, tmp_path, DDS_PARQUET_ROOT="s3://bucket/dds", DDS_TARGETS_FILE=str(targets),
+                          DDS_S3_ENDPOINT="http://127.0.0.1:9000")
+    assert json.loads(loaded) == []
 
 
 def test_arrow_still_gets_the_returning_allocator(tmp_path):
-    probe = ("import pipeline.definitions, pyarrow as pa; print(pa.default_memory_pool().backend_name)")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "ARROW_", "DAGSTER_"))}
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**clean, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path),
-                               "DDS_DATA_DIR": str(tmp_path / "data")})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == "jemalloc"
+    probe = "import pipeline.definitions, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    assert last_line_of(probe, tmp_path) == "jemalloc"
