@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -80,8 +81,27 @@ def dagster_env(url: str, token: str, data_dir: Path, home: Path, concurrency: i
 
 def cli_sync(module: str, env: dict[str, str], days: list[date]) -> tuple[float, int]:
     """Wall seconds and peak RSS (MB) of the contract's CLI command over ``days``, in a process of its own."""
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select",
-               "dds_jobs,dds_jobs_parquet", "--partition-range", f"{days[0]:%Y-%m-%d}...{days[-1]:%Y-%m-%d}"]
+    run = timed_run(sync_command(module, days), env)
+    return run.seconds, run.peak_mb
+
+
+def sync_command(module: str, days: list[date]) -> list[str]:
+    """The contract's CLI sync of ``days`` (one run over the range) with the definitions of ``module``."""
+    return [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select",
+            "dds_jobs,dds_jobs_parquet", "--partition-range", f"{days[0]:%Y-%m-%d}...{days[-1]:%Y-%m-%d}"]
+
+
+@dataclass(frozen=True)
+class TimedRun:
+    """One command run to its end: wall seconds, CPU seconds (user + system, its children's included) and peak RSS."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_mb: int
+
+
+def timed_run(command: list[str], env: dict[str, str]) -> TimedRun:
+    """Run ``command`` from the project root; its figures, or RuntimeError with the end of its output."""
     with tempfile.TemporaryFile("w+") as output:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
@@ -90,5 +110,5 @@ def cli_sync(module: str, env: dict[str, str], days: list[date]) -> tuple[float,
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             output.seek(0)
-            raise RuntimeError(f"{module} run failed ({process.returncode}):\n{output.read()[-1500:]}")
-    return seconds, usage.ru_maxrss // 1024
+            raise RuntimeError(f"{' '.join(command[2:6])} failed ({process.returncode}):\n{output.read()[-1500:]}")
+    return TimedRun(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024)

@@ -17,16 +17,22 @@ has no ledger row, so the days between DDS_START_DATE and today are listed here:
 catch-up and for the no_days_at_risk check.
 """
 
+from __future__ import annotations
+
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from pipeline.api.windows import API_RETENTION
+from pipeline.api.windows import API_RETENTION, GONE
 from pipeline.warehouse.ledger import LedgerDay, ledger_rows
-from pipeline.warehouse.store import Warehouse
 
-SYNCED, FAILED, MISSING, AT_RISK, GONE = "synced", "failed", "missing", "at_risk", "gone"
+if TYPE_CHECKING:
+    from pipeline.warehouse.store import Warehouse
+
+# GONE: the API holds none of the day any more, as the API layer classes a day (held_by_api).
+SYNCED, FAILED, MISSING, AT_RISK = "synced", "failed", "missing", "at_risk"
 IN_PROGRESS = "in_progress"
 STATES = (SYNCED, FAILED, MISSING, AT_RISK, GONE, IN_PROGRESS)
 # The API answers for about a month: a day starts leaving it RETENTION_DAYS after it began, and has left a day later.

@@ -26,7 +26,7 @@ from pipeline.coverage import AT_RISK_DAYS, RETENTION_DAYS
 from pipeline.shellcommands import shell_path, venv_command
 from pipeline.simulator import DdsSimulator, SimulatorConfig, dataset
 from pipeline.simulator.auth import SimulatorAuthenticator
-from pipeline.sync import retained_since
+from pipeline.api.windows import retained_since
 from pipeline.warehouse.store import Warehouse
 
 if TYPE_CHECKING:

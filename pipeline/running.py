@@ -25,7 +25,7 @@ from pipeline.api.client import DdsTaskCenterClient, FetchStats
 from pipeline.api.errors import DdsApiError
 from pipeline.api.windows import TimeWindow
 from pipeline.jobs.normalize import normalize_jobs
-from pipeline.sync import retained_since
+from pipeline.api.windows import retained_since
 from pipeline.warehouse.store import Warehouse
 
 RUNNING = "Running"

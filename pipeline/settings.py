@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
-from pipeline.snapshots.store import check_parquet_root
+from pipeline.snapshots.s3 import check_parquet_root
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
 from pipeline.values import (
     INSECURE_HTTP_VARIABLE,

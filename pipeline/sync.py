@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
-from pipeline.api.windows import API_RETENTION, TimeWindow
+from pipeline.api.windows import FULL, GONE, TimeWindow, day_window, held_by_api, retained_since
 from pipeline.jobs.normalize import (
     MAX_SAMPLES,
     NormalizedJobs,
@@ -32,35 +32,12 @@ from pipeline.snapshots.store import ROWS_AT_ONCE, ParquetStore
 from pipeline.warehouse.ledger import Attempt, error_line, record_failure, record_sync
 from pipeline.warehouse.store import Warehouse
 
-# Stay clear of the retention edge: a window starting exactly at it may be refused or half-answered.
-RETENTION_MARGIN = timedelta(minutes=10)
-
-FULL, PARTIAL, GONE = "full", "partial", "gone"
 # Why a day left without jobs by a sync is emptied (snapshot_days).
 MOVED_OUT = "every job of the day moved to another day (the API now gives another created_at)"
 # Records normalized at a time while a window is fetched: bounds the memory of the API's dicts (~800 bytes each).
 NORMALIZE_BATCH = 20_000
 # Text columns whose values repeat on every page: task names, instances, statuses, failure messages.
 REPEATING_TEXT_COLUMNS = ("name", "instance_id", "instance_name", "status", "fail_reason")
-
-
-def day_window(day: date) -> TimeWindow:
-    """The half-open UTC window [day 00:00, next day 00:00) of a partition."""
-    return TimeWindow.for_days(day, day)
-
-
-def retained_since(now: datetime) -> datetime:
-    """The earliest ``created_at`` the API can still be asked about at ``now``."""
-    return now - API_RETENTION + RETENTION_MARGIN
-
-
-def coverage(day: date, now: datetime) -> str:
-    """How much of a day's jobs the source still holds: ``full``, ``partial`` (retention cuts the day) or ``gone``."""
-    window = day_window(day)
-    since = retained_since(now)
-    if window.end <= since:
-        return GONE
-    return FULL if window.start >= since else PARTIAL
 
 
 @dataclass
@@ -219,7 +196,7 @@ def _sync_recorded(
     """sync_days of sorted ``days``, recording a sync that succeeds in the ledger (in the load's transaction)."""
     region = attempt.region
     started = datetime.now(timezone.utc)
-    result = SyncResult({d: DaySync(d, coverage(d, now)) for d in days}, fetch_window(days, now), None)
+    result = SyncResult({d: DaySync(d, held_by_api(d, now)) for d in days}, fetch_window(days, now), None)
     if result.window is not None:
         result.stats = FetchStats()
         normalized = _fetch_normalized(client, result.window, result.stats, now, region, on_page)

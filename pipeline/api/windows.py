@@ -7,6 +7,10 @@ from datetime import date, datetime, time, timedelta, timezone
 MAX_API_SPAN = timedelta(days=30)
 # The provider answers for "within one month"; 30 days is what it reliably holds.
 API_RETENTION = timedelta(days=30)
+# Stay clear of the retention edge: a window starting exactly at it may be refused or half-answered.
+RETENTION_MARGIN = timedelta(minutes=10)
+# How much of a UTC day's jobs the API still holds (held_by_api): all, part (retention cuts the day), or none.
+FULL, PARTIAL, GONE = "full", "partial", "gone"
 
 
 def utc_now() -> datetime:
@@ -78,3 +82,22 @@ class TimeWindow:
 
     def __str__(self) -> str:
         return f"{_utc_text(self.start)}..{_utc_text(self.end)}"
+
+
+def day_window(day: date) -> TimeWindow:
+    """The half-open UTC window [day 00:00, next day 00:00) of a partition."""
+    return TimeWindow.for_days(day, day)
+
+
+def retained_since(now: datetime) -> datetime:
+    """The earliest ``created_at`` the API can still be asked about at ``now``."""
+    return now - API_RETENTION + RETENTION_MARGIN
+
+
+def held_by_api(day: date, now: datetime) -> str:
+    """How much of a day's jobs the API still holds at ``now``: FULL, PARTIAL (retention cuts the day) or GONE."""
+    window = day_window(day)
+    since = retained_since(now)
+    if window.end <= since:
+        return GONE
+    return FULL if window.start >= since else PARTIAL

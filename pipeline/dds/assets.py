@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetCheckResult,
@@ -36,6 +37,7 @@ from dagster import (
 )
 
 from pipeline.api.client import FetchStats, Page, throttling_warning
+from pipeline.api.windows import FULL
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
@@ -51,11 +53,13 @@ from pipeline.dds.resources import (
     ParquetSnapshotResource,
     WarehouseResource,
 )
-from pipeline.running import RunningRefresh, refresh_running
-from pipeline.snapshots.store import ParquetStore
-from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 from pipeline.targets import Target
 from pipeline.values import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.running import RunningRefresh
+    from pipeline.snapshots.store import ParquetStore
+    from pipeline.sync import SyncResult
 
 # Single-run backfills are the point of these assets (one API window per run); Dagster still labels the
 # parameter beta, and repeating that on every load and run says nothing to our users.
@@ -128,7 +132,7 @@ class _PageProgress:
             )
 
 
-def _count_check(results: Mapping[str | None, SyncResult]) -> AssetCheckResult:
+def _count_check(results: Mapping[str | None, "SyncResult"]) -> AssetCheckResult:
     """Stored jobs of each fully retained day (of each target) equal the distinct jobs the API returned for it.
 
     Days the API holds only in part, or no longer, cannot be compared: the store rightly holds more.
@@ -153,10 +157,15 @@ def _sync_one(
     target: Target | None,
     days: list[date],
     as_of: datetime,
-) -> tuple[SyncResult, RunningRefresh | None]:
+) -> "tuple[SyncResult, RunningRefresh | None]":
     """Sync one project's days (``target`` None: the project of DDS_PROJECT_ID) as of ``as_of`` and record each
     day's figures. A run that syncs the day of ``as_of`` (today, so far) also looks up again the jobs of earlier
     days that were Running at their latest sync (pipeline/running.py)."""
+    # The sync is imported by the runs that call it: it loads pandas and Arrow, which loading the definitions
+    # (every `dg` command, every run's start) need not.
+    from pipeline.running import refresh_running
+    from pipeline.sync import sync_days
+
     client, auth_method = dds_api.client(target)
     named = f"target {target.name}: " if target else ""
     context.log.info(f"{named}DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
@@ -248,10 +257,12 @@ def _sync_targets(
 
 
 def _refresh_moved_out_of(
-    context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource, result: SyncResult
+    context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource, result: "SyncResult"
 ) -> None:
     """Drop the stale copies the Parquet days the sync moved jobs out of hold (their created_at changed), at once:
     the Parquet step refreshes only the run's days, and no later sync would find these moves again."""
+    from pipeline.sync import snapshot_days
+
     if not result.moved_out_of:
         return
     for day, done in snapshot_days(warehouse.get(), parquet.get(), [], result.moved_out_of).items():
@@ -262,7 +273,7 @@ def _refresh_moved_out_of(
 def _write_snapshots(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
-    store: ParquetStore,
+    store: "ParquetStore",
     plan: Mapping[Target | None, list[date]],
 ) -> tuple[list[tuple[str, dict[str, object]]], dict[date, int]]:
     """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows per day.
@@ -270,6 +281,8 @@ def _write_snapshots(
     A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
     day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
     """
+    from pipeline.sync import snapshot_days
+
     refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
     for day, done in refreshed.items():
         if done.healed:
@@ -300,7 +313,7 @@ def _record_healthy_targets(
     warehouse: WarehouseResource,
     parquet: ParquetSnapshotResource,
     plan: Mapping[Target | None, list[date]],
-    results: Mapping[str | None, SyncResult],
+    results: Mapping[str | None, "SyncResult"],
 ) -> None:
     """In a run where some targets failed: record the stored targets' days as materialized and write their Parquet
     snapshots here, since the run's Parquet step will not run after this one fails. The UI then shows only the

@@ -5,8 +5,8 @@ launched alone it looks at the last CHECK_DAYS_ALONE days. It never scans the wh
 """
 
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -22,8 +22,10 @@ from pipeline.dds.partitions import (
     split_key,
 )
 from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
-from pipeline.snapshots.verify import OK, compare_days
 from pipeline.sqlfiles import read_sql
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Launched without a partition (from the UI's check list), a check covers the API's month and a day more.
 CHECK_DAYS_ALONE = 31
@@ -42,7 +44,7 @@ def checked_days(context: AssetCheckExecutionContext) -> tuple[date, date]:
     return today - timedelta(days=CHECK_DAYS_ALONE), today
 
 
-def _result(found: pd.DataFrame, first: date, last: date, what: str) -> AssetCheckResult:
+def _result(found: "pd.DataFrame", first: date, last: date, what: str) -> AssetCheckResult:
     return AssetCheckResult(
         passed=found.empty,
         metadata={
@@ -63,6 +65,9 @@ def _warehouse_check(context: AssetCheckExecutionContext, warehouse: WarehouseRe
 @asset_check(asset="dds_jobs", description="No (project_id, id) is stored twice among the run's days.")
 def no_duplicate_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     if warehouse.get().key_is_enforced():
+        # Imported when a check runs, as the warehouse's queries do: loading the definitions needs no pandas.
+        import pandas as pd
+
         # The database refuses a second row of a key: nothing to look for (the scan took 40 ms a month).
         result = _result(pd.DataFrame(), *checked_days(context), "duplicated_keys")
         return AssetCheckResult(passed=result.passed, metadata={
@@ -84,6 +89,8 @@ _STATE = ("project_id", "id", "created_date", "status")
 def parquet_matches_warehouse(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
 ) -> AssetCheckResult:
+    from pipeline.snapshots.verify import OK, compare_days
+
     first, last = checked_days(context)
     # The comparison of the whole-history verification (parquet_verify.py), over the run's days and state columns.
     verdicts = compare_days(warehouse.get(), parquet.get(), days_between(first, last), columns=_STATE).values()

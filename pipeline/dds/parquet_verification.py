@@ -10,6 +10,8 @@ A job rather than an asset check on ``dds_jobs_parquet``: a check of the asset r
 (the schedule's, a backfill's), and a whole-history verification is meant to run on demand.
 """
 
+from typing import TYPE_CHECKING
+
 from dagster import (
     AssetObservation,
     Config,
@@ -26,7 +28,9 @@ from pydantic import Field as ConfigField
 
 from pipeline.dds.assets import DDS_API_POOL, PARQUET_ASSET
 from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
-from pipeline.snapshots.verify import OK, VerifyReport, verify_parquet
+
+if TYPE_CHECKING:
+    from pipeline.snapshots.verify import VerifyReport
 
 VERIFY_JOB = "dds_parquet_verify"
 _VERIFY_OP = "verify_parquet_snapshots"
@@ -52,6 +56,9 @@ def verify_parquet_snapshots(
     warehouse: WarehouseResource,
     parquet: ParquetSnapshotResource,
 ) -> Output[None]:
+    # Imported by the run: the verification loads Arrow, which loading the definitions need not.
+    from pipeline.snapshots.verify import OK, verify_parquet
+
     report = verify_parquet(warehouse.get(), parquet.get(), repair=config.repair)
     for verdict in report.days:
         if verdict.status != OK:
@@ -68,7 +75,7 @@ def verify_parquet_snapshots(
     return Output(None, metadata=metadata)
 
 
-def _metadata(report: VerifyReport, repair: bool) -> dict[str, object]:
+def _metadata(report: "VerifyReport", repair: bool) -> dict[str, object]:
     return {
         "verified": MetadataValue.md(report.markdown()),
         **report.counts(),

@@ -6,6 +6,7 @@ or ``s3://bucket/prefix/reports`` next to the Parquet snapshots) and shows its p
 """
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -21,9 +22,11 @@ from pydantic import Field
 
 from pipeline.dds.resources import WarehouseResource
 from pipeline.report.build import report_file_name, write_report
-from pipeline.report.figures import ReportFigures, ReportScope
-from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, default_period
+from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, ReportScope, default_period
 from pipeline.report.synced_days import synced_period
+
+if TYPE_CHECKING:
+    from pipeline.report.figures import ReportFigures
 
 REPORT_ASSET = "dds_jobs_report"
 
@@ -43,7 +46,7 @@ class ReportConfig(Config):
                              f"synced, of the last {DEFAULT_DAYS})")
 
 
-def headline_markdown(figures: ReportFigures) -> str:
+def headline_markdown(figures: "ReportFigures") -> str:
     """The headline figures as a Markdown table, for the UI."""
     rows = "".join(f"| {name} | {value.replace('|', '/')} |\n" for name, value in figures.headline().items())
     return "| figure | value |\n|---|---|\n" + rows

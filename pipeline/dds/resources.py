@@ -6,6 +6,7 @@ endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name,
 """
 
 import os
+from typing import TYPE_CHECKING
 
 import requests
 from dagster import ConfigurableResource, InitResourceContext
@@ -29,10 +30,12 @@ from pipeline.settings import (
     masked_url,
     require_source,
 )
-from pipeline.snapshots.store import ParquetStore
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target
 from pipeline.values import check_concurrency
-from pipeline.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from pipeline.snapshots.store import ParquetStore
+    from pipeline.warehouse.store import Warehouse
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -148,7 +151,7 @@ class WarehouseResource(ConfigurableResource):
     """The SQL warehouse holding table ``dds_jobs`` (any SQLAlchemy URL; SQLite by default)."""
 
     url: str
-    _warehouse: Warehouse | None = PrivateAttr(default=None)
+    _warehouse: "Warehouse | None" = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Opened (its folder and table created) at first use: a run that fails on its settings writes nothing.
@@ -158,8 +161,11 @@ class WarehouseResource(ConfigurableResource):
         if self._warehouse is not None:
             self._warehouse.dispose()
 
-    def get(self) -> Warehouse:
+    def get(self) -> "Warehouse":
         if self._warehouse is None:
+            # Imported by the runs that use it: the store loads pandas and Arrow, which loading the definitions need not.
+            from pipeline.warehouse.store import Warehouse
+
             self._warehouse = Warehouse(self.url)
             self._warehouse.ensure_schema()
         return self._warehouse
@@ -175,5 +181,7 @@ class ParquetSnapshotResource(ConfigurableResource):
 
     root: str
 
-    def get(self) -> ParquetStore:
+    def get(self) -> "ParquetStore":
+        from pipeline.snapshots.store import ParquetStore
+
         return ParquetStore(self.root)

@@ -31,6 +31,7 @@ from dagster import (
     schedule,
 )
 
+from pipeline.api.windows import GONE, held_by_api, retained_since
 from pipeline.coverage import contiguous_runs, day_ranges, unsynced_days
 from pipeline.dds.partitions import (
     AS_OF_TAG,
@@ -42,7 +43,6 @@ from pipeline.dds.partitions import (
     range_tags,
 )
 from pipeline.dds.resources import WarehouseResource
-from pipeline.sync import GONE, coverage, retained_since
 from pipeline.targets import Target
 
 SYNC_ASSETS = (AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"))
@@ -71,7 +71,7 @@ def resync_days(now: datetime, running_days: Iterable[date], first_day: date, un
     """The days before yesterday, from ``first_day`` on, that the API still answers for at ``now`` and that hold
     Running jobs or no complete sync (``unsynced``)."""
     yesterday = now.date() - timedelta(days=1)
-    return [d for d in (*running_days, *unsynced) if first_day <= d < yesterday and coverage(d, now) != GONE]
+    return [d for d in (*running_days, *unsynced) if first_day <= d < yesterday and held_by_api(d, now) != GONE]
 
 
 def run_request(first: date, last: date, target: Target | None = None, tick: datetime | None = None,

@@ -4,18 +4,23 @@ A report is written whole or not at all: to a local folder through a temporary f
 object storage (``s3://bucket/prefix/...``) as one PutObject. A report of the same name is replaced.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.report.figures import ReportFigures, ReportScope, collect_figures
-from pipeline.report.period import ReportPeriod
+from pipeline.report.period import ReportPeriod, ReportScope
 from pipeline.settings import ConfigError, Settings
 from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
-from pipeline.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from pipeline.report.figures import ReportFigures
+    from pipeline.warehouse.store import Warehouse
 
 REPORTS_FOLDER = "reports"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -68,7 +73,9 @@ def write_report(
     now: datetime,
 ) -> WrittenReport:
     """Compute the figures, render the page and write it to ``destination`` (a file path or ``s3://`` URI)."""
-    # matplotlib, behind the page, is loaded by the first report, not by loading the Dagster definitions.
+    # Imported when a report is written: the figures and charts load pandas and matplotlib (0.5 s), which the
+    # definitions, loaded by every run, need not.
+    from pipeline.report.figures import collect_figures
     from pipeline.report.html import render_html
 
     figures = collect_figures(warehouse, period, scope, now)

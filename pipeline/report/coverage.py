@@ -12,6 +12,7 @@ yet are not counted.
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pipeline.coverage import (
     AT_RISK,
@@ -26,7 +27,9 @@ from pipeline.coverage import (
     day_state,
 )
 from pipeline.sqlfiles import read_sql
-from pipeline.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from pipeline.warehouse.store import Warehouse
 
 __all__ = ["AT_RISK", "AT_RISK_DAYS", "FAILED", "GONE", "IN_PROGRESS", "MISSING", "REPORT_STATES", "RETENTION_DAYS",
            "STATES", "SYNCED"]
@@ -56,7 +59,7 @@ class Coverage:
 
 
 def read_coverage(
-    warehouse: Warehouse,
+    warehouse: "Warehouse",
     first_day: date,
     last_day: date,
     projects: tuple[str, ...],

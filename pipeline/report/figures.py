@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from pipeline.report.coverage import Coverage, as_date, read_coverage, state_label
-from pipeline.report.period import ReportPeriod
+from pipeline.report.period import ReportPeriod, ReportScope  # noqa: F401 - ReportScope re-exported
 from pipeline.sqlfiles import read_sql
 from pipeline.warehouse.store import Warehouse
 
@@ -42,18 +42,6 @@ AGE_BANDS = (
     ("days_1_to_7", "1-7 days", timedelta(days=1)),
     ("over_7_days", "> 7 days", timedelta(days=7)),
 )
-
-
-@dataclass(frozen=True)
-class ReportScope:
-    """Whose jobs a report covers: one project's (``project_id``) or every project's (None), named ``label``;
-    ``coverage_projects`` are the projects whose sync coverage it shows (empty: every project of the ledger),
-    ``start_date`` the pipeline's first day (DDS_START_DATE)."""
-
-    project_id: str | None
-    label: str
-    coverage_projects: tuple[str, ...]
-    start_date: date
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""A report's period: consecutive UTC days of the jobs' ``created_at`` (stdlib only, so the CLI checks its options
-before loading pandas or matplotlib)."""
+"""A report's period (consecutive UTC days of the jobs' ``created_at``) and scope: stdlib only, so the CLI checks its
+options, and the definitions load, without pandas or matplotlib."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -43,3 +43,15 @@ def period_ending(last_day: date, days: int = DEFAULT_DAYS) -> ReportPeriod:
 def default_period(now: datetime, days: int = DEFAULT_DAYS) -> ReportPeriod:
     """The ``days`` UTC days up to yesterday: the days the daily sync has had the chance to complete."""
     return period_ending(now.date() - timedelta(days=1), days)
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """Whose jobs a report covers: one project's (``project_id``) or every project's (None), named ``label``;
+    ``coverage_projects`` are the projects whose sync coverage it shows (empty: every project of the ledger),
+    ``start_date`` the pipeline's first day (DDS_START_DATE)."""
+
+    project_id: str | None
+    label: str
+    coverage_projects: tuple[str, ...]
+    start_date: date

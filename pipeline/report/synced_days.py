@@ -7,15 +7,17 @@ synced in a month is itself the news.
 """
 
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pipeline.report.coverage import as_date
-from pipeline.report.figures import ReportScope
-from pipeline.report.period import DEFAULT_DAYS, ReportPeriod
+from pipeline.report.period import DEFAULT_DAYS, ReportPeriod, ReportScope
 from pipeline.sqlfiles import read_sql
-from pipeline.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from pipeline.warehouse.store import Warehouse
 
 
-def synced_period(warehouse: Warehouse, scope: ReportScope, now: datetime, until: date | None = None) -> ReportPeriod:
+def synced_period(warehouse: "Warehouse", scope: ReportScope, now: datetime, until: date | None = None) -> ReportPeriod:
     """The days of ``scope`` the warehouse holds, up to ``until`` (default: up to yesterday, or today when held)."""
     today = now.date()
     latest = until or today

@@ -18,9 +18,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 S3_SCHEME = "s3://"
 # Bucket names as S3 and OBS accept them: 3-63 lower-case letters, digits, dots and hyphens.
@@ -120,8 +122,11 @@ class S3Options:
             ca_bundle=ca_bundle,
         )
 
-    def filesystem(self) -> pafs.S3FileSystem:
+    def filesystem(self) -> "pafs.S3FileSystem":
         """A pyarrow S3FileSystem with these options; it makes no request until used."""
+        # Here, not at the module's import: the settings check S3 URIs when the definitions load, Arrow only at runs.
+        import pyarrow.fs as pafs
+
         endpoint = urlsplit(self.endpoint) if self.endpoint else None
         return pafs.S3FileSystem(
             access_key=self.access_key,
@@ -168,3 +173,17 @@ def _check_endpoint(name: str, value: str) -> str:
             f"{name}={value!r} has a path or query: give the endpoint only, the bucket goes in DDS_PARQUET_ROOT"
         )
     return value.rstrip("/")
+
+
+def check_parquet_root(root: str, env: Mapping[str, str] | None = None) -> None:
+    """ValueError naming what is wrong unless ``root`` is a local folder or an s3:// URI whose S3 settings
+    (from ``env``, default the process environment) are usable. No request is made, nothing is written."""
+    if is_s3_uri(root):
+        S3Location.parse(root)
+        S3Options.from_env(env)
+    elif "://" in root:
+        # Only the scheme is shown: the rest of a URI may hold credentials.
+        raise ValueError(
+            f"DDS_PARQUET_ROOT names a {root.split('://', 1)[0]}:// URI: only local folders and "
+            "s3://bucket/prefix (S3, OBS, MinIO) are supported"
+        )

@@ -62,7 +62,7 @@ from pipeline.snapshots.files import (
     read_day,
     visible_files,
 )
-from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
+from pipeline.snapshots.s3 import S3Location, S3Options, check_parquet_root, is_s3_uri
 
 __all__ = ["DAY_FILE", "DayFiles", "ParquetStore", "UnreadableDayError", "check_parquet_root"]
 
@@ -75,20 +75,6 @@ _FILES_AT_ONCE = 32
 _FILE_ORDER = (PARTITION_COLUMN, "created_at", "project_id", "id")
 FILE_SCHEMA = ARROW_SCHEMA.remove(ARROW_SCHEMA.get_field_index(PARTITION_COLUMN))
 _PARTITIONING = ds.partitioning(pa.schema([ARROW_SCHEMA.field(PARTITION_COLUMN)]), flavor="hive")
-
-
-def check_parquet_root(root: str, env: Mapping[str, str] | None = None) -> None:
-    """ValueError naming what is wrong unless ``root`` is a local folder or an s3:// URI whose S3 settings
-    (from ``env``, default the process environment) are usable. No request is made, nothing is written."""
-    if is_s3_uri(root):
-        S3Location.parse(root)
-        S3Options.from_env(env)
-    elif "://" in root:
-        # Only the scheme is shown: the rest of a URI may hold credentials.
-        raise ValueError(
-            f"DDS_PARQUET_ROOT names a {root.split('://', 1)[0]}:// URI: only local folders and "
-            "s3://bucket/prefix (S3, OBS, MinIO) are supported"
-        )
 
 
 class ParquetStore:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from pipeline.jobs.schema import Kind, sql_type
+from pipeline.jobs.columns import Kind, sql_type
 from pipeline.warehouse.engine import POSTGRESQL, SQLITE
 
 LEDGER_TABLE = "dds_sync_ledger"

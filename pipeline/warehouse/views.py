@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from pipeline.jobs.schema import MYSQL_FAMILY, Kind, sql_type
+from pipeline.jobs.columns import MYSQL_FAMILY, Kind, sql_type
 from pipeline.sqlfiles import SQL_DIR
 from pipeline.warehouse.engine import POSTGRESQL, create_table_when_missing
 

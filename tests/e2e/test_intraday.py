@@ -18,7 +18,7 @@ from pipeline.dds.resources import WarehouseResource
 from pipeline.dds.schedules import INTRADAY_TAG, REPORT_ASSET
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
-from pipeline.sync import day_window
+from pipeline.api.windows import day_window
 from pipeline.warehouse.ledger import ledger_rows
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import env_without_secrets, pipeline_env, pipeline_under_test, yesterday

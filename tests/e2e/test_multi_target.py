@@ -29,7 +29,7 @@ from pipeline.dds.schedules import REPORT_ASSET
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.sync import retained_since
+from pipeline.api.windows import retained_since
 from pipeline.warehouse.ledger import ledger_rows
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import TOKEN, env_without_secrets, yesterday

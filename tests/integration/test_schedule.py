@@ -9,7 +9,7 @@ from pipeline.dds.resources import WarehouseResource
 from pipeline.dds.schedules import build_daily_schedule
 from pipeline.jobs.normalize import normalize_jobs
 from pipeline.settings import DEFAULT_START_DATE
-from pipeline.sync import retained_since
+from pipeline.api.windows import retained_since
 from pipeline.warehouse.ledger import Attempt, record_failure, record_sync
 from pipeline.warehouse.store import Warehouse
 

@@ -1,0 +1,42 @@
+"""Loading the definitions (every `dg` command, every run's start) imports none of the libraries only runs use:
+pandas, numpy, pyarrow, matplotlib load inside the steps that need them (issue 23 item 10)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.support.paths import ROOT
+
+RUN_ONLY = ("pandas", "numpy", "pyarrow", "matplotlib")
+LOADED = ("import sys, json; import pipeline.definitions as d; assert d.defs is not None; "
+          f"print(json.dumps(sorted(m for m in {RUN_ONLY!r} if m in sys.modules)))")
+
+
+def last_line_of(code: str, tmp_path, **env: str) -> str:
+    """The last line ``code`` prints in a fresh interpreter, with the CONTRACT.md variables of ``env`` only."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_", "ARROW_"))}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**clean, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path),
+                               "DDS_DATA_DIR": str(tmp_path / "data"), **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_definitions_load_without_the_libraries_of_runs(tmp_path):
+    assert json.loads(last_line_of(LOADED, tmp_path)) == []
+    # Nothing was written either: the data folder appears at the first run.
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_s3_root_and_a_targets_file_are_checked_without_them(tmp_path):
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - {name: sg-prod, region: ap-southeast-1, project_id: proj-sg}\n")
+    loaded = last_line_of(LOADED, tmp_path, DDS_PARQUET_ROOT="s3://bucket/dds", DDS_TARGETS_FILE=str(targets),
+                          DDS_S3_ENDPOINT="http://127.0.0.1:9000")
+    assert json.loads(loaded) == []
+
+
+def test_arrow_still_gets_the_returning_allocator(tmp_path):
+    probe = "import pipeline.definitions, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    assert last_line_of(probe, tmp_path) == "jemalloc"
