@@ -73,7 +73,8 @@ def build_daily_schedule(
         cron_schedule="15 0 * * *",
         execution_timezone="UTC",
         # The report (unpartitioned, downstream of dds_jobs) is rebuilt in each run, after its sync.
-        target=[AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"), AssetKey("dds_jobs_report")],
+        target=[AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"), AssetKey("dds_jobs_report"),
+                AssetKey("dds_jobs_alerts")],
         description="00:15 UTC: yesterday's jobs, a re-sync of the retained days that still hold Running jobs, and "
         "every retained day without a complete sync (catch-up)"
         + (f", for each of the {len(targets)} targets." if targets else "."),
