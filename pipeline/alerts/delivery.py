@@ -74,6 +74,9 @@ def redact(text: str, url: str) -> str:
     host = masked_destination(url).partition("://")[2]
     secrets = {url, rest} | {part for part in re.split(r"[/?&=#:@,;]+", rest) if len(part) >= 3}
     secrets -= {host, scheme, *host.split(":")}
+    # The host stays readable even where a secret part is a piece of it (an e-mail address's domain).
+    shield = "\0host\0"
+    text = text.replace(host, shield)
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return " ".join(text.split())[:300]
+    return " ".join(text.replace(shield, host).split())[:300]
