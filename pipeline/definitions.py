@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from dagster import Definitions, EnvVar, in_process_executor
 
 from pipeline.api.credentials import ENV_VARIABLES
-from pipeline.dds.alerts_asset import AlertsResource, build_alerts_asset
+from pipeline.dds.alerts_asset import AlertsResource, build_alerts_after_failure, build_alerts_asset
 from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import (
     ended_not_before_created,
@@ -70,10 +70,14 @@ def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
     projects = {target.name: target.project_id for target in settings.targets} or (
         {settings.project_id: settings.project_id} if settings.project_id else None)
+    # With alerts on, a failed sync still reports (its run's own alerts step is skipped): alerts_asset.py.
+    alerts_job, after_failure = build_alerts_after_failure()
+    on_failure = {"jobs": [alerts_job], "sensors": [after_failure]} if settings.alert_destinations else {}
     return Definitions(
         assets=[*build_dds_assets(dds_partitions(settings), settings.targets),
                 build_report_asset(report_scope(settings)), build_alerts_asset(settings.start_date, projects)],
-        jobs=[dds_parquet_verify],
+        jobs=[dds_parquet_verify, *on_failure.get("jobs", [])],
+        sensors=on_failure.get("sensors", []),
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
                       build_coverage_check(settings.start_date, projects)],
         schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets,

@@ -12,6 +12,12 @@ from datetime import date, datetime, timezone
 
 from dagster import (
     AssetCheckResult,
+    AssetSelection,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorDefinition,
+    SkipReason,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -21,6 +27,8 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    define_asset_job,
+    run_failure_sensor,
 )
 
 from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, Destination, deliver, destinations
@@ -30,6 +38,8 @@ from pipeline.settings import alert_task_patterns
 
 ALERTS_ASSET = "dds_jobs_alerts"
 ALERTS_DELIVERED = "alerts_delivered"
+ALERTS_JOB = "dds_jobs_alerts_job"
+AFTER_FAILURE_SENSOR = "dds_jobs_alerts_after_failure"
 
 
 class AlertsResource(ConfigurableResource):
@@ -126,3 +136,27 @@ def _check(outcome: PassOutcome) -> AssetCheckResult:
         description="; ".join(problems) if problems else "every alert of this pass was delivered",
         metadata={"pending": outcome.total("pending"), "undelivered_destinations": len(failed)},
     )
+
+
+def build_alerts_after_failure() -> tuple[object, SensorDefinition]:
+    """The job ``dds_jobs_alerts_job`` and the sensor that runs it after a run syncing dds_jobs failed.
+
+    A failed sync step skips its run's dds_jobs_alerts step (Dagster runs a step after its upstream only): without
+    this, a target whose every sync fails would never be reported failing. On by default, for a deployment that set
+    DDS_ALERT_URLS (definitions.py adds it only then); it needs the daemon, as the schedules do."""
+    alerts_job = define_asset_job(ALERTS_JOB, selection=AssetSelection.assets(ALERTS_ASSET),
+                                  description="dds_jobs_alerts alone: the alerts sent after a failed sync.")
+
+    @run_failure_sensor(name=AFTER_FAILURE_SENSOR, request_job=alerts_job,
+                        default_status=DefaultSensorStatus.RUNNING,
+                        description="After a run syncing dds_jobs failed, materializes dds_jobs_alerts, so that its "
+                        "failed jobs and a failing target are reported even though the run's own step was skipped.")
+    def dds_jobs_alerts_after_failure(context: RunFailureSensorContext):
+        run = context.dagster_run
+        # No selection (None, or empty in an in-process run): the job's every asset, dds_jobs among them.
+        selection = run.asset_selection
+        if run.job_name == ALERTS_JOB or (selection and AssetKey("dds_jobs") not in selection):
+            return SkipReason(f"run {run.run_id} did not sync dds_jobs")
+        return RunRequest(run_key=f"after failed run {run.run_id}")
+
+    return alerts_job, dds_jobs_alerts_after_failure

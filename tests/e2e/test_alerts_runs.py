@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, RunRequest, build_run_status_sensor_context
 
-from pipeline.dds.alerts_asset import ALERTS_ASSET, ALERTS_DELIVERED
+from pipeline.dds.alerts_asset import AFTER_FAILURE_SENSOR, ALERTS_ASSET, ALERTS_DELIVERED, ALERTS_JOB
 from pipeline.warehouse.store import Warehouse
 from tests.support.alert_servers import WEBHOOK_TOKEN, webhook_server
 from tests.support.dagster_helpers import LAST, expected_jobs, pipeline_under_test
@@ -106,3 +106,22 @@ def test_a_backfill_of_old_days_with_alerts_on_sends_nothing(tmp_path, monkeypat
     assert ok and check.passed
     assert [(m["new_alerts"], m["sent_alerts"]) for m in (in_run, by_hand)] == [(0, 0), (0, 0)]
     assert hook.posts == []
+
+
+def test_a_failed_sync_is_reported_by_the_sensor_s_run_as_a_failing_target(tmp_path, monkeypatch, hook):
+    monkeypatch.setenv("DDS_INTRADAY_MINUTES", "0")
+    monkeypatch.setenv("DDS_RETRY_BUDGET_SECONDS", "1")
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        p.sim.faults.random({"500": 1.0}, seed=1)
+        failed_run = p.sync(LAST, LAST, raise_on_error=False)
+        assert not failed_run.success and hook.posts == []
+        defs = p.definitions()
+        sensor = defs.resolve_sensor_def(AFTER_FAILURE_SENSOR)
+        context = build_run_status_sensor_context(
+            sensor_name=AFTER_FAILURE_SENSOR, dagster_instance=p.instance, dagster_run=failed_run.dagster_run,
+            dagster_event=failed_run.get_run_failure_event()).for_run_failure()
+        assert isinstance(sensor(context), RunRequest)
+        alerts_run = defs.resolve_job_def(ALERTS_JOB).execute_in_process(instance=p.instance)
+    assert alerts_run.success
+    [post] = hook.posts
+    assert post["title"] == "DDS: the sync of 1 target(s) is failing" and p.sim.project_id in post["message"]

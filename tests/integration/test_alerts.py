@@ -171,3 +171,15 @@ def test_deliver_says_why_not_without_the_url_secret(status):
         hook.answer(status)
         delivery = deliver(Destination(hook.url()), "t", "b")
     assert not delivery.delivered and str(status) in delivery.reason and WEBHOOK_TOKEN not in delivery.reason
+
+
+def test_the_sql_of_docs_alerts_md_runs_as_written(warehouse):
+    import re
+
+    from tests.support.paths import ROOT
+
+    [sql] = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "alerts.md").read_text(), flags=re.S)
+    store(warehouse, failed("job-a", NOW - timedelta(hours=1)))
+    run_pass(warehouse, QUIET_RULES, [Destination(f"json://127.0.0.1:{refused_port()}/hooks/{WEBHOOK_TOKEN}")], NOW)
+    pending = warehouse.query(sql)
+    assert list(pending["alert_key"]) == [f"{PROJECT}/job-a"] and list(pending["attempts"]) == [1]
