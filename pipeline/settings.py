@@ -173,9 +173,11 @@ def masked_destination(url: str) -> str:
 def check_alert_urls(raw: str | None, setting: str = ALERT_URLS_VARIABLE) -> list[str]:
     """The URLs of ``raw``, each one apprise can parse; else a ConfigError naming the first bad one by its position
     (1-based), never by its text."""
+    urls = split_alert_urls(raw)
+    if not urls:
+        return urls
     import apprise  # only when alerts are configured: it loads its many plugins
 
-    urls = split_alert_urls(raw)
     with quiet_apprise():
         for position, url in enumerate(urls, start=1):
             if apprise.Apprise.instantiate(url) is None:

@@ -183,3 +183,17 @@ def test_the_sql_of_docs_alerts_md_runs_as_written(warehouse):
     run_pass(warehouse, QUIET_RULES, [Destination(f"json://127.0.0.1:{refused_port()}/hooks/{WEBHOOK_TOKEN}")], NOW)
     pending = warehouse.query(sql)
     assert list(pending["alert_key"]) == [f"{PROJECT}/job-a"] and list(pending["attempts"]) == [1]
+
+
+def test_a_destination_that_never_answers_is_given_up_on_after_the_read_timeout():
+    import socket
+
+    # A server that accepts the connection and never answers: the stall apprise's read timeout bounds.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        delivery = deliver(Destination(f"json://127.0.0.1:{port}/hooks/{WEBHOOK_TOKEN}"), "t", "b",
+                           connect_timeout=1.0, read_timeout=0.5)
+    assert not delivery.delivered and WEBHOOK_TOKEN not in delivery.reason
+    assert "127.0.0.1" in delivery.reason
