@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import sqlalchemy as sa
+
 from pipeline.alerts.delivery import Delivery, Destination, deliver
 from pipeline.alerts.ledger import (
     Alert,
@@ -100,10 +102,17 @@ def _to_destination(warehouse: Warehouse, destination: Destination, alerts: Sequ
                     now: datetime, send: Send) -> DestinationOutcome:
     done = DestinationOutcome(destination.name)
     key = destination.ledger_name
-    with warehouse.transaction() as connection:
-        done.new = record_new(connection, alerts, key, now)
-        done.given_up = give_up_expired(connection, key, now)
-        claimed = claim_pending(connection, key, now)
+    for attempt in (1, 2):
+        try:
+            with warehouse.transaction() as connection:
+                done.new = record_new(connection, alerts, key, now)
+                done.given_up = give_up_expired(connection, key, now)
+                claimed = claim_pending(connection, key, now)
+            break
+        except sa.exc.IntegrityError:
+            # A pass running at the same moment recorded the same new alert first: read again what it recorded.
+            if attempt == 2:
+                raise
     messages = compose(claimed, warehouse.dialect, rules.task_patterns)
     for index, message in enumerate(messages):
         delivery = send(destination, message.title, message.body)
