@@ -2,7 +2,7 @@
 shows it in Dagster's UI with ``--ui``), ``simulate`` serves the simulator, ``targets`` shows the projects a
 deployment reads (DDS_TARGETS_FILE) after checking every setting, ``verify-parquet`` checks every day of the Parquet
 snapshots against the warehouse (``--repair`` rewrites the bad ones from it), ``report`` writes a self-contained
-HTML report of the warehouse.
+HTML report of the warehouse, ``alerts test`` and ``alerts list`` try the alert destinations and list the alerts.
 
 Each subcommand registers its handler with ``set_defaults(run=...)``: a handler takes the parsed arguments and
 returns the exit code. A bad option or a configuration error is one line on stderr and exit code 2.
@@ -115,6 +115,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from pipeline.alerts import cli as alerts_cli
     from pipeline.report import cli as report_cli
     from pipeline.simulator import cli as simulator_cli
 
@@ -131,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
                                  description=report_cli.DESCRIPTION)
     report_cli.add_arguments(report)
     report.set_defaults(run=report_cli.run)
+    alerts = commands.add_parser("alerts", help="test the alert destinations, or list the alerts sent and pending",
+                                 description=alerts_cli.DESCRIPTION)
+    alerts_cli.add_arguments(alerts)
     return parser
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from dagster import Definitions, EnvVar, in_process_executor
 
 from pipeline.api.credentials import ENV_VARIABLES
+from pipeline.dds.alerts_asset import AlertsResource, build_alerts_after_failure, build_alerts_asset
 from pipeline.dds.assets import build_dds_assets
 from pipeline.dds.checks import (
     ended_not_before_created,
@@ -26,7 +27,7 @@ from pipeline.dds.resources import (
 from pipeline.dds.schedules import build_daily_schedule, build_intraday_schedule, sync_freshness_policy
 from pipeline.memory import use_returning_allocator
 from pipeline.report.build import report_scope, reports_location
-from pipeline.settings import Settings, settings_at_load
+from pipeline.settings import ALERT_URLS_VARIABLE, Settings, settings_at_load
 
 
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
@@ -56,16 +57,30 @@ def warehouse_url_config(settings: Settings) -> str:
     return settings.warehouse_url
 
 
+def alerts_resource(settings: Settings) -> AlertsResource:
+    """The alerts' resource: the URLs (tokens, passwords) as ``EnvVar``, so Dagster never stores them."""
+    return AlertsResource(
+        urls=EnvVar(ALERT_URLS_VARIABLE) if settings.alert_destinations else "",
+        tasks=",".join(settings.alert_tasks),
+        window_hours=settings.alert_window_hours,
+        intraday_minutes=settings.intraday_minutes,
+    )
+
+
 def build_definitions(settings: Settings) -> Definitions:
     """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
     projects = {target.name: target.project_id for target in settings.targets} or (
         {settings.project_id: settings.project_id} if settings.project_id else None)
     intraday = build_intraday_schedule(settings.intraday_minutes, settings.targets)
+    # With alerts on, a failed sync still reports (its run's own alerts step is skipped): alerts_asset.py.
+    alerts_job, after_failure = build_alerts_after_failure()
+    on_failure = {"jobs": [alerts_job], "sensors": [after_failure]} if settings.alert_destinations else {}
     return Definitions(
         assets=[*build_dds_assets(dds_partitions(settings), settings.targets,
                                   sync_freshness_policy(settings.intraday_minutes)),
-                build_report_asset(report_scope(settings))],
-        jobs=[dds_parquet_verify],
+                build_report_asset(report_scope(settings)), build_alerts_asset(settings.start_date, projects)],
+        jobs=[dds_parquet_verify, *on_failure.get("jobs", [])],
+        sensors=on_failure.get("sensors", []),
         asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
                       build_coverage_check(settings.start_date, projects)],
         schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets,
@@ -74,6 +89,7 @@ def build_definitions(settings: Settings) -> Definitions:
             "dds_api": dds_api_resource(settings),
             "warehouse": WarehouseResource(url=warehouse_url_config(settings)),
             "parquet": ParquetSnapshotResource(root=settings.parquet_root),
+            "alerts": alerts_resource(settings),
             "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
         },
         executor=in_process_executor,

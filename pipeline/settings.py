@@ -4,10 +4,12 @@ Every problem is reported as one ``ConfigError`` line naming the variable, befor
 Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.
 """
 
+import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -45,6 +47,12 @@ MAX_RETRY_BUDGET_SECONDS = 3600
 # "intraday".
 DEFAULT_INTRADAY_MINUTES = 15
 MAX_INTRADAY_MINUTES = 1440
+# The alert settings (docs/alerts.md). DDS_ALERT_URLS holds tokens and passwords: it is checked here, and only the
+# destinations' masked names (scheme and host) are kept; the resource reads the value itself, through EnvVar.
+ALERT_URLS_VARIABLE = "DDS_ALERT_URLS"
+DEFAULT_ALERT_WINDOW_HOURS = 24
+# A year: the warehouse keeps the jobs for good, but a window longer than that is a flood, not an alert.
+MAX_ALERT_WINDOW_HOURS = 366 * 24
 # A region's own endpoint names it: https://dds.{region}.myhuaweicloud.com (or .eu).
 _REGION_ENDPOINT = re.compile(r"https://dds\.(?P<region>[a-z0-9-]+)\.myhuaweicloud\.(?:com|eu)")
 
@@ -137,6 +145,62 @@ def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high
     return value
 
 
+@contextmanager
+def quiet_apprise() -> Iterator[list[logging.LogRecord]]:
+    """apprise's log records of the block, collected instead of printed: apprise logs a URL it cannot parse, whole,
+    with its secrets (and the last-resort handler would print it to a run's captured stderr)."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger, handler = logging.getLogger("apprise"), Collect(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def split_alert_urls(raw: str | None) -> list[str]:
+    """The URLs of a DDS_ALERT_URLS value: separated by commas or whitespace; none when unset or empty."""
+    return [url for url in re.split(r"[,\s]+", raw or "") if url]
+
+
+def masked_destination(url: str) -> str:
+    """A destination fit to be shown: its scheme and host only (``json://hooks.example.com``), never a token."""
+    scheme, _, rest = url.partition("://")
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    return f"{scheme.lower()}://{host}" if scheme and host else "<unparseable URL>"
+
+
+def check_alert_urls(raw: str | None, setting: str = ALERT_URLS_VARIABLE) -> list[str]:
+    """The URLs of ``raw``, each one apprise can parse; else a ConfigError naming the first bad one by its position
+    (1-based), never by its text."""
+    urls = split_alert_urls(raw)
+    if not urls:
+        return urls
+    import apprise  # only when alerts are configured: it loads its many plugins
+
+    with quiet_apprise():
+        for position, url in enumerate(urls, start=1):
+            if apprise.Apprise.instantiate(url) is None:
+                raise ConfigError(f"{setting}: URL {position} of {len(urls)} is not a URL apprise can parse "
+                                  "(see https://github.com/caronc/apprise/wiki for each service's form)")
+    return urls
+
+
+def alert_task_patterns(raw: str | None) -> tuple[str, ...]:
+    """The task-name patterns of DDS_ALERT_TASKS (``*`` any run of characters); empty: every task alerts."""
+    patterns = tuple(pattern.strip() for pattern in (raw or "").split(",") if pattern.strip())
+    # A pattern of stars alone matches every name: the filter is then no filter.
+    return () if any(set(pattern) == {"*"} for pattern in patterns) else patterns
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the pipeline reads from and writes to; built by :meth:`from_env`."""
@@ -165,6 +229,11 @@ class Settings:
     intraday_minutes: int = DEFAULT_INTRADAY_MINUTES
     # Whether warehouse_url is DDS_WAREHOUSE_URL as set (then Dagster can record the variable's name, not its value).
     warehouse_url_from_env: bool = False
+    # DDS_ALERT_URLS' destinations as shown (scheme and host only); empty: alerts are off.
+    alert_destinations: tuple[str, ...] = ()
+    # DDS_ALERT_TASKS: the task-name patterns whose failures alert; empty: every task.
+    alert_tasks: tuple[str, ...] = ()
+    alert_window_hours: int = DEFAULT_ALERT_WINDOW_HOURS
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -225,6 +294,11 @@ class Settings:
             ),
             credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
+            alert_destinations=tuple(map(masked_destination, check_alert_urls(env.get(ALERT_URLS_VARIABLE)))),
+            alert_tasks=alert_task_patterns(env.get("DDS_ALERT_TASKS")),
+            alert_window_hours=_int_setting(
+                env, "DDS_ALERT_WINDOW_HOURS", DEFAULT_ALERT_WINDOW_HOURS, 1, MAX_ALERT_WINDOW_HOURS
+            ),
         )
 
 

@@ -47,7 +47,7 @@ from pipeline.targets import Target
 
 SYNC_ASSETS = (AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"))
 # What every sync run of both schedules materializes after its sync: the one list to extend.
-AFTER_SYNC_ASSETS: tuple[AssetKey, ...] = ()
+AFTER_SYNC_ASSETS: tuple[AssetKey, ...] = (AssetKey("dds_jobs_alerts"),)
 REPORT_ASSET = AssetKey("dds_jobs_report")
 INTRADAY_ASSETS = (*SYNC_ASSETS, *AFTER_SYNC_ASSETS)
 DAILY_ASSETS = (*SYNC_ASSETS, *AFTER_SYNC_ASSETS, REPORT_ASSET)

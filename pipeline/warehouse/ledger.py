@@ -60,9 +60,7 @@ class Attempt:
     def row(self, day: date, dialect: str, *, jobs: int | None = None, error: str | None = None) -> dict[str, object]:
         """The ledger row of ``day`` for this attempt: complete with its ``jobs`` when given, failed with ``error``
         when given, else only attempted."""
-        at = self.at.astimezone(timezone.utc)
-        # SQLite, MySQL and MariaDB have no zone-aware type: the ledger stores UTC there, as dds_jobs does.
-        stored_at = at if dialect == POSTGRESQL else at.replace(tzinfo=None)
+        stored_at = stored_utc(self.at, dialect)
         return {"project_id": self.project_id, "created_date": day, "region": self.region,
                 "last_attempt_at": stored_at, "last_complete_at": stored_at if jobs is not None else None,
                 "jobs": jobs, "last_error": error, "run_id": self.run_id}
@@ -86,17 +84,37 @@ class LedgerDay:
         return self.last_complete_at is not None
 
 
-def ensure_ledger_table(connection: sa.Connection) -> None:
-    """Create the ledger table when missing (within the caller's schema transaction); a table a concurrent run
-    created first is taken as it is."""
+def stored_utc(at: datetime, dialect: str) -> datetime:
+    """``at`` as a ledger stores it: SQLite, MySQL and MariaDB have no zone-aware type, so UTC without an offset
+    there, as dds_jobs does."""
+    at = at.astimezone(timezone.utc)
+    return at if dialect == POSTGRESQL else at.replace(tzinfo=None)
+
+
+def read_utc(value: datetime | None) -> datetime | None:
+    """A stored timestamp as UTC-aware: naive values are UTC as stored (SQLite, MySQL); PostgreSQL returns them in
+    the session's zone."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def ensure_table(connection: sa.Connection, table: sa.Table) -> None:
+    """Create ``table`` when missing (within the caller's schema transaction); a table a concurrent run created
+    first is taken as it is."""
     if connection.dialect.name in (SQLITE, POSTGRESQL):
-        connection.execute(sa.schema.CreateTable(SYNC_LEDGER, if_not_exists=True))
+        connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
         return
     try:
-        SYNC_LEDGER.create(connection, checkfirst=True)
+        table.create(connection, checkfirst=True)
     except sa.exc.DBAPIError:
-        if not sa.inspect(connection).has_table(LEDGER_TABLE):
+        if not sa.inspect(connection).has_table(table.name):
             raise
+
+
+def ensure_ledger_table(connection: sa.Connection) -> None:
+    """Create the ledger table when missing (see ensure_table)."""
+    ensure_table(connection, SYNC_LEDGER)
 
 
 def record_sync(connection: sa.Connection, attempt: Attempt, jobs_by_day: Mapping[date, int | None]) -> None:
@@ -139,14 +157,7 @@ def ledger_rows(
 
 
 def _utc_times(row: sa.Row) -> dict[str, datetime | None]:
-    # Naive values are UTC as stored (SQLite, MySQL); PostgreSQL returns them in the session's zone.
-    times = {}
-    for name in ("last_attempt_at", "last_complete_at"):
-        value = row._mapping[name]
-        if value is not None:
-            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-        times[name] = value
-    return times
+    return {name: read_utc(row._mapping[name]) for name in ("last_attempt_at", "last_complete_at")}
 
 
 def _write(connection: sa.Connection, rows: Sequence[dict[str, object]], assigned: Sequence[str]) -> None:

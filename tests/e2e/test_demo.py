@@ -59,7 +59,7 @@ def test_the_demo_leaves_the_configured_storage_untouched_and_keeps_to_its_folde
     work.mkdir()
     done = demo(work, "--days", "2", "--jobs-per-day", "30", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "asset checks: 5 of 5 passed." in done.stdout
+    assert "asset checks: 6 of 6 passed." in done.stdout
     # Nothing of the deployment's storage changed: not a row, not a byte of a file, no new file.
     pd.testing.assert_frame_equal(stored_jobs(warehouse_url), before_rows)
     assert file_digests(tmp_path / "prod") == before_files
@@ -88,7 +88,7 @@ def test_the_demo_runs_again_safely_into_the_same_dagster_home(tmp_path):
     # Another volume is another dataset: the folder starts afresh rather than mixing the two.
     other = demo(tmp_path, "--days", "3", "--jobs-per-day", "20")
     assert other.returncode == 0 and "emptied it" in other.stdout, other.stderr[-3000:]
-    assert "asset checks: 5 of 5 passed." in other.stdout and len(stored_jobs(url)) < len(rows)
+    assert "asset checks: 6 of 6 passed." in other.stdout and len(stored_jobs(url)) < len(rows)
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_the_demo_names_each_failing_check_and_fails_on_an_error_severity_one(tm
     db.close()
     done = demo(tmp_path, "--days", "2", "--jobs-per-day", "30")
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "asset checks: 3 of 5 passed:" in done.stdout
+    assert "asset checks: 4 of 6 passed:" in done.stdout
     error_line = next(line for line in done.stdout.splitlines() if "FAILED ended_not_before_created" in line)
     assert "(ERROR)" in error_line and "jobs_ending_before_creation=1" in error_line and "planted-job" in error_line
     warn_line = next(line for line in done.stdout.splitlines() if "FAILED stored_count_matches_api" in line)

@@ -116,7 +116,8 @@ def _asset_graph_shows_the_demo(page, url: str, shots: Path) -> None:
         page.get_by_text(asset, exact=True).last.wait_for()
     # The demo's run materialized its days and ran every check: 4 on the table, 1 on the snapshots, all passed.
     page.get_by_text("4 / 4 Passed").wait_for()
-    page.get_by_text("1 / 1 Passed").wait_for()
+    # parquet_matches_warehouse on dds_jobs_parquet, and alerts_delivered on dds_jobs_alerts (alerts off: passed).
+    page.get_by_text("1 / 1 Passed").nth(1).wait_for()
     page.get_by_text(re.compile(r"\d+% filled")).first.wait_for()
     page.screenshot(path=str(shots / "1-asset-graph.png"))
 
@@ -135,14 +136,14 @@ def _backfill_by_clicking(page, url: str, days: list[date], shots: Path) -> None
     page.get_by_text("View", exact=True).click()
     page.wait_for_url(f"**/{backfill_id}**")
     # The backfill's page; the daemon runs it (one run for the partitioned assets: their single-run backfill
-    # policy; then one for the unpartitioned dds_jobs_report, downstream of them).
+    # policy; then one for the unpartitioned dds_jobs_report and dds_jobs_alerts, downstream of them).
     page.get_by_text("Partition selection").wait_for()
     page.get_by_text("100% completed").nth(2).wait_for(timeout=240_000)
-    # "Succeeded" three times: the table's column, the report's row and the backfill's status. (A locator, not a
-    # predicate in JavaScript: the UI's content security policy forbids evaluating strings.)
+    # "Succeeded" four times: the table's column, the report's and the alerts' rows and the backfill's status. (A
+    # locator, not a predicate in JavaScript: the UI's content security policy forbids evaluating strings.)
     succeeded = page.get_by_text("Succeeded", exact=True)
     deadline = time.monotonic() + 120
-    while succeeded.count() != 3:
+    while succeeded.count() != 4:
         assert time.monotonic() < deadline, f"the backfill did not succeed: {page.inner_text('body')[:1500]}"
         time.sleep(0.5)
     page.screenshot(path=str(shots / "3-backfill-succeeded.png"))

@@ -87,7 +87,7 @@ def test_the_set_up_and_test_commands_are_what_ci_runs_and_inline_commands_name_
 
 @pytest.mark.slow
 def test_the_demo_and_the_commands_it_prints_run_as_printed(clone, demo_output):
-    assert "asset checks: 5 of 5 passed." in demo_output
+    assert "asset checks: 6 of 6 passed." in demo_output
     next_lines = demo_output.split("\nNext:\n", 1)[1].splitlines()
     commands = [line.strip() for line in next_lines if line.startswith("  ")]
     assert len(commands) == 3 and any(SERVERS.search(c) for c in commands)
@@ -96,7 +96,7 @@ def test_the_demo_and_the_commands_it_prints_run_as_printed(clone, demo_output):
     assert "Completed" in sql and "Failed" in sql
     assert "MongodbSnapshotBackup" in python or "created_date" in python
     ui = next(out for command, out in outputs.items() if SERVERS.search(command))
-    assert "asset checks: 5 of 5 passed." in ui and "Dagster UI: http://127.0.0.1:" in ui
+    assert "asset checks: 6 of 6 passed." in ui and "Dagster UI: http://127.0.0.1:" in ui
     assert processes_left_in(clone) == [] and untracked(clone) == []
 
 

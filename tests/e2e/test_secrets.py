@@ -420,7 +420,7 @@ def test_the_demo_signs_with_aksk_and_prints_no_secret(tmp_path, monkeypatch, ca
     use_credentials(monkeypatch, {"DDS_AUTH_TOKEN": STATIC_TOKEN, "DDS_IAM_USERNAME": USER})
     assert run_demo(days=2, jobs_per_day=30, key_pair=(AK, SK), folder=tmp_path / "demo") == 0
     out, err = capfd.readouterr()
-    assert "asset checks: 5 of 5 passed" in out and "access key AKSE*** (AK/SK" in out
+    assert "asset checks: 6 of 6 passed" in out and "access key AKSE*** (AK/SK" in out
     assert "authentication: aksk" in err and STATIC_TOKEN_WARNING not in out + err + caplog.text
     haystacks = [("stdout", out), ("stderr", err), ("caplog", caplog.text), *file_haystacks(tmp_path)]
     assert find_leaks({**SECRETS, **ACCESS_KEYS}, haystacks) == []
