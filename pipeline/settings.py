@@ -152,6 +152,10 @@ class Settings:
     credential_variables: frozenset[str] = frozenset()
     # Whether warehouse_url is DDS_WAREHOUSE_URL as set (then Dagster can record the variable's name, not its value).
     warehouse_url_from_env: bool = False
+    # The variables that set the warehouse URL and the Parquet root (DDS_DATA_DIR for the defaults under it): what
+    # an error met at run time in either place names.
+    warehouse_setting: str = "DDS_WAREHOUSE_URL"
+    parquet_setting: str = "DDS_PARQUET_ROOT"
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -170,12 +174,9 @@ class Settings:
             check_parquet_root(parquet_root, env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        _check_local_folders(
-            warehouse_url,
-            "DDS_WAREHOUSE_URL" if warehouse_raw else "DDS_DATA_DIR",
-            parquet_root,
-            "DDS_PARQUET_ROOT" if parquet_raw else "DDS_DATA_DIR",
-        )
+        warehouse_setting = "DDS_WAREHOUSE_URL" if warehouse_raw else "DDS_DATA_DIR"
+        parquet_setting = "DDS_PARQUET_ROOT" if parquet_raw else "DDS_DATA_DIR"
+        _check_local_folders(warehouse_url, warehouse_setting, parquet_root, parquet_setting)
         start_raw = env.get("DDS_START_DATE", "").strip()
         start_date = parse_day(start_raw, "DDS_START_DATE") if start_raw else DEFAULT_START_DATE
         if start_date > datetime.now(timezone.utc).date():
@@ -207,6 +208,8 @@ class Settings:
             ca_bundle=env.get("DDS_CA_BUNDLE", "").strip() or None,
             credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
+            warehouse_setting=warehouse_setting,
+            parquet_setting=parquet_setting,
         )
 
 

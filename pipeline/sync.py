@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
@@ -29,7 +30,13 @@ from pipeline.jobs.normalize import (
 from pipeline.jobs.precedence import FIELD_BITS, latest_states
 from pipeline.snapshots.heal import DayRefresh, refresh_days
 from pipeline.snapshots.store import ROWS_AT_ONCE, ParquetStore
-from pipeline.warehouse.ledger import Attempt, error_line, record_failure, record_sync
+from pipeline.warehouse.ledger import (
+    Attempt,
+    error_line,
+    record_failure,
+    record_snapshot_failure,
+    record_sync,
+)
 from pipeline.warehouse.store import Warehouse
 
 # Stay clear of the retention edge: a window starting exactly at it may be refused or half-answered.
@@ -193,7 +200,7 @@ def sync_days(
     try:
         return _sync_recorded(client, warehouse, sorted(days), now, attempt, on_page)
     except Exception as error:
-        _record_failure(warehouse, attempt, days, error)
+        _record_failure(warehouse, error, partial(record_failure, attempt=attempt, days=days, error=error))
         raise
 
 
@@ -242,11 +249,12 @@ def _ledger_jobs(result: SyncResult, now: datetime) -> dict[date, int | None]:
             for day, s in result.days.items()}
 
 
-def _record_failure(warehouse: Warehouse, attempt: Attempt, days: Sequence[date], error: Exception) -> None:
-    """Record the failed sync in a transaction of its own; if that fails too, the sync's own error still wins."""
+def _record_failure(warehouse: Warehouse, error: Exception, record: Callable[[sa.Connection], None]) -> None:
+    """Record a failure in the ledger (``record`` of a connection) in a transaction of its own; if that fails too,
+    the failure's own ``error`` still wins."""
     try:
         with warehouse.transaction() as connection:
-            record_failure(connection, attempt, days, error)
+            record(connection)
     except Exception as ledger_error:  # noqa: BLE001 - noted on the error being raised
         error.add_note(f"the sync ledger could not record this failure: {error_line(ledger_error)}")
 
@@ -345,12 +353,25 @@ def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
             result.days[day].anomalies = int(count)
 
 
-def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:
+def snapshot_days(
+    warehouse: Warehouse, store: ParquetStore, days: Sequence[date], *, run_id: str | None = None
+) -> dict[date, DayRefresh]:
     """Write the warehouse's latest state of ``days`` to the Parquet snapshots, healing each day whose files are
     unreadable or disagree with the warehouse (pipeline/snapshots/heal.py); what was done per day.
 
-    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one).
+    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one). When the
+    writing fails, the sync ledger withdraws the days' complete syncs (of the run ``run_id``), so that the daily
+    run asks for them again; the error is raised on.
     """
+    try:
+        return _snapshot_days(warehouse, store, days)
+    except Exception as error:
+        _record_failure(warehouse, error, partial(record_snapshot_failure, days=days, error=error,
+                                                  at=datetime.now(timezone.utc), run_id=run_id))
+        raise
+
+
+def _snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:
     counts = warehouse.count_by_day(days)
     looked_at = [day for day, count in counts.items() if count or store.has_files(day)]
     done: dict[date, DayRefresh] = {}

@@ -8,6 +8,7 @@ in the run's log and an observation of the asset, never repeated on each day.
 """
 
 import time
+import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from pipeline.api.client import FetchStats, Page
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
+from pipeline.dds.console import ERROR_CHAIN_PREFIX, quiet_failure_frames
 from pipeline.dds.partitions import (
     day_key,
     days_by_target,
@@ -49,7 +51,7 @@ from pipeline.dds.resources import (
     ParquetSnapshotResource,
     WarehouseResource,
 )
-from pipeline.snapshots.store import ParquetStore
+from pipeline.snapshots.store import ParquetStore, SnapshotWriteError
 from pipeline.sync import FULL, SyncResult, snapshot_days, sync_days
 from pipeline.targets import Target
 from pipeline.values import ConfigError
@@ -65,20 +67,25 @@ STORED_MATCHES_API = "stored_count_matches_api"
 PARQUET_ASSET = AssetKey("dds_jobs_parquet")
 # Progress lines: often enough to watch a backfill, rare enough not to flood the run log.
 PROGRESS_EVERY_SECONDS = 2.0
-# Errors whose one line tells the user what to fix (a setting, the credentials, the API's answer): the run fails
-# with that line, not with a traceback of the code that met them.
-EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError)
+# Errors whose one line tells the user what to fix (a setting, the credentials, the API's answer, a Parquet folder
+# that cannot be written): the run fails with that line, not with a traceback of the code that met them.
+EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError, SnapshotWriteError)
 
 
 @contextmanager
-def _expected_errors_as_failures(context: AssetExecutionContext) -> Iterator[None]:
-    """Ends the step with the error's one line: logged on its own, then as the description of Dagster's
-    ``Failure``, which the CLI and the UI show first (Dagster appends its own frames below it). Retrying would
-    not change it."""
+def _expected_errors_as_failures(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[None]:
+    """Ends the step with the error's one line (the expected errors, and the warehouse lost in the middle of the
+    run): logged on its own, then as the description of Dagster's ``Failure``, which the CLI and the UI show
+    (pipeline/dds/console.py keeps Dagster's frames off the console). The chain of causes goes to the debug log.
+    Retrying would not change it."""
     try:
         yield
-    except EXPECTED_ERRORS as exc:
-        line = one_line_error(exc)
+    except Exception as exc:
+        line = one_line_error(exc) if isinstance(exc, EXPECTED_ERRORS) else warehouse.failure_line(exc)
+        if line is None:
+            raise
+        quiet_failure_frames(context.log)
+        context.log.debug(f"{ERROR_CHAIN_PREFIX}{line}\n{''.join(traceback.format_exception(exc))}")
         context.log.error(line)
         raise Failure(description=line, allow_retries=False) from None
 
@@ -231,7 +238,7 @@ def _write_snapshots(
     A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
     day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
     """
-    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
+    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())), run_id=context.run.run_id)
     for day, done in refreshed.items():
         if done.healed:
             context.log.warning(
@@ -320,7 +327,7 @@ def build_dds_assets(
         warehouse: WarehouseResource,
         parquet: ParquetSnapshotResource,
     ) -> MaterializeResult:
-        with _expected_errors_as_failures(context):
+        with _expected_errors_as_failures(context, warehouse):
             return _sync_targets(context, dds_api, warehouse, parquet, by_name)
 
     @asset(
@@ -336,7 +343,7 @@ def build_dds_assets(
     def dds_jobs_parquet(
         context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
     ) -> MaterializeResult:
-        with _expected_errors_as_failures(context):
+        with _expected_errors_as_failures(context, warehouse):
             return _snapshot(context, warehouse, parquet, by_name)
 
     return dds_jobs, dds_jobs_parquet

@@ -3,7 +3,8 @@ saying when the day was last attempted and when it was last synced completely.
 
 A day is *synced* once a sync fetched the whole of it from the API without an error and loaded its jobs: that sync
 sets ``last_complete_at`` and ``jobs`` in the transaction of the load itself, so the ledger never says complete
-without the rows, and the rows never land without the ledger saying so. A failed sync sets ``last_attempt_at`` and
+without the rows, and the rows never land without the ledger saying so. A run whose Parquet snapshot of a day then
+fails withdraws the day's complete sync (record_snapshot_failure), so that the day is asked for again. A failed sync sets ``last_attempt_at`` and
 ``last_error`` in a transaction of its own and leaves an earlier complete sync standing (its rows are still
 stored). A day a sync could not fetch whole (the API holds it only in part, or no longer, or it is not over) gets
 its attempt recorded and is never marked complete. What a day's state is today (synced, failed, missing, at risk,
@@ -60,9 +61,7 @@ class Attempt:
     def row(self, day: date, dialect: str, *, jobs: int | None = None, error: str | None = None) -> dict[str, object]:
         """The ledger row of ``day`` for this attempt: complete with its ``jobs`` when given, failed with ``error``
         when given, else only attempted."""
-        at = self.at.astimezone(timezone.utc)
-        # SQLite, MySQL and MariaDB have no zone-aware type: the ledger stores UTC there, as dds_jobs does.
-        stored_at = at if dialect == POSTGRESQL else at.replace(tzinfo=None)
+        stored_at = _stored_time(self.at, dialect)
         return {"project_id": self.project_id, "created_date": day, "region": self.region,
                 "last_attempt_at": stored_at, "last_complete_at": stored_at if jobs is not None else None,
                 "jobs": jobs, "last_error": error, "run_id": self.run_id}
@@ -115,6 +114,30 @@ def record_failure(connection: sa.Connection, attempt: Attempt, days: Iterable[d
     line = error_line(error)
     rows = [attempt.row(day, connection.dialect.name, error=line) for day in days]
     _write(connection, rows, (*_ATTEMPT_COLUMNS, "last_error"))
+
+
+def record_snapshot_failure(
+    connection: sa.Connection, days: Iterable[date], error: BaseException, at: datetime, run_id: str | None = None
+) -> None:
+    """Record that the Parquet snapshots of ``days`` could not be written (after their load, or instead of it): each
+    project's complete sync of those days is withdrawn and the error kept. The warehouse keeps its rows; the days
+    count as not synced (failed), so the daily run asks for them again until a run stores and snapshots them."""
+    days = list(days)
+    if not days:
+        return
+    connection.execute(
+        SYNC_LEDGER.update().where(SYNC_LEDGER.c.created_date.in_(days)).values(
+            last_attempt_at=_stored_time(at, connection.dialect.name), last_complete_at=None,
+            last_error=error_line(error), run_id=run_id,
+        )
+    )
+
+
+def _stored_time(at: datetime, dialect: str) -> datetime:
+    """``at`` as the ledger stores it: SQLite, MySQL and MariaDB have no zone-aware type, so UTC without a zone there
+    (as dds_jobs does)."""
+    at = at.astimezone(timezone.utc)
+    return at if dialect == POSTGRESQL else at.replace(tzinfo=None)
 
 
 def error_line(error: BaseException) -> str:
