@@ -35,6 +35,7 @@ from pipeline.warehouse.ledger import (
     error_line,
     record_failure,
     record_snapshot_failure,
+    record_snapshot_written,
     record_sync,
 )
 from pipeline.warehouse.store import Warehouse
@@ -200,7 +201,7 @@ def sync_days(
     try:
         return _sync_recorded(client, warehouse, sorted(days), now, attempt, on_page)
     except Exception as error:
-        _record_failure(warehouse, error, partial(record_failure, attempt=attempt, days=days, error=error))
+        _record_failure(warehouse, error, lambda connection: record_failure(connection, attempt, days, error))
         raise
 
 
@@ -353,22 +354,22 @@ def _count_per_day(result: SyncResult, frame: pd.DataFrame) -> None:
             result.days[day].anomalies = int(count)
 
 
-def snapshot_days(
-    warehouse: Warehouse, store: ParquetStore, days: Sequence[date], *, run_id: str | None = None
-) -> dict[date, DayRefresh]:
+def snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:
     """Write the warehouse's latest state of ``days`` to the Parquet snapshots, healing each day whose files are
     unreadable or disagree with the warehouse (pipeline/snapshots/heal.py); what was done per day.
 
-    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one). When the
-    writing fails, the sync ledger withdraws the days' complete syncs (of the run ``run_id``), so that the daily
-    run asks for them again; the error is raised on.
+    A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one). The sync
+    ledger records the outcome: a failure (then raised on) makes the daily run ask for the days again, until a
+    snapshot of them is written.
     """
     try:
-        return _snapshot_days(warehouse, store, days)
+        done = _snapshot_days(warehouse, store, days)
     except Exception as error:
-        _record_failure(warehouse, error, partial(record_snapshot_failure, days=days, error=error,
-                                                  at=datetime.now(timezone.utc), run_id=run_id))
+        _record_failure(warehouse, error, lambda connection: record_snapshot_failure(connection, days, error))
         raise
+    with warehouse.transaction() as connection:
+        record_snapshot_written(connection, days)
+    return done
 
 
 def _snapshot_days(warehouse: Warehouse, store: ParquetStore, days: Sequence[date]) -> dict[date, DayRefresh]:

@@ -165,7 +165,7 @@ def _sync_one(
         context.log.warning(STATIC_TOKEN_WARNING)
     with client:
         result = sync_days(client, warehouse.get(), days, region=(target.region if target else dds_api.region) or None,
-                           on_page=_PageProgress(context), run_id=context.run.run_id)
+                           on_page=_PageProgress(context)')
     if result.gone_days:
         context.log.warning(
             f"{named}{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to "
@@ -238,7 +238,7 @@ def _write_snapshots(
     A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
     day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
     """
-    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())), run_id=context.run.run_id)
+    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
     for day, done in refreshed.items():
         if done.healed:
             context.log.warning(

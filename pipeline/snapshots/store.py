@@ -80,7 +80,7 @@ _PARTITIONING = ds.partitioning(pa.schema([ARROW_SCHEMA.field(PARTITION_COLUMN)]
 _DAY_IN_PATH = re.compile(rf"{PARTITION_COLUMN}=(\d{{4}}-\d{{2}}-\d{{2}})")
 
 
-class SnapshotWriteError(Exception):
+class SnapshotWriteError(OSError):
     """A day's snapshot could not be written (a folder that cannot be made, a read-only or full disk, storage that
     refuses the write): one line naming the day, the path and the system's reason. The days are as they were."""
 

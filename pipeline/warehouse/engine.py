@@ -120,7 +120,8 @@ def database_place(url: URL) -> str:
     if url.get_backend_name() == SQLITE:
         return f"the SQLite file {sqlite_file(url) or 'in memory'}"
     port = f":{url.port}" if url.port else ""
-    return f"the {url.get_backend_name()} server {url.host or 'localhost'}{port}, database {url.database or '(default)'}"
+    database = url.database or "(default)"
+    return f"the {url.get_backend_name()} server {url.host or 'localhost'}{port}, database {database}"
 
 
 def driver_reason(error: BaseException) -> str:
