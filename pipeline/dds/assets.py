@@ -165,7 +165,7 @@ def _sync_one(
         context.log.warning(STATIC_TOKEN_WARNING)
     with client:
         result = sync_days(client, warehouse.get(), days, region=(target.region if target else dds_api.region) or None,
-                           on_page=_PageProgress(context)')
+                           on_page=_PageProgress(context), run_id=context.run.run_id)
     if result.gone_days:
         context.log.warning(
             f"{named}{len(result.gone_days)} day(s) from {day_key(result.gone_days[0])} to "
