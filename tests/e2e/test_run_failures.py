@@ -24,6 +24,7 @@ from tests.support.reliability_helpers import (
     wait_for,
     waiting_upserts,
 )
+from tests.support.read_only import read_only
 from tests.support.schedule_helpers import asked_days, evaluate_daily_schedule, tick_at
 
 JOBS, PARQUET = AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet")
@@ -126,3 +127,38 @@ def test_the_warehouse_lost_in_the_middle_of_a_run_fails_in_one_line_and_the_nex
         assert_exact_data(p, first, last)
         print(f"\nwarehouse connection cut mid-load: {message[message.index('the warehouse'):]}")
     engine.dispose()
+
+
+@pytest.mark.parametrize("variable", ["DDS_PARQUET_ROOT", "DDS_DATA_DIR"])
+def test_a_parquet_root_gone_read_only_is_blamed_on_the_variable_that_set_it(tmp_path, monkeypatch, variable):
+    root = tmp_path / "snapshots"
+    if variable == "DDS_PARQUET_ROOT":
+        monkeypatch.setenv("DDS_PARQUET_ROOT", str(root))
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=10) as p:
+        root = Path(p.settings.parquet_root)
+        root.mkdir(parents=True)
+        # Writable when the definitions loaded (the load checks it), read-only by the time the run writes.
+        with read_only(root):
+            failed = run(p, last_day(), last_day())
+        assert not failed.success
+        [message] = failure_messages(failed)
+        assert "\n" not in message and f"cannot write {root}/dds_jobs" in message, message
+        assert message.endswith(f"(the Parquet root {root}, set by {variable})"), message
+        assert run(p, last_day(), last_day()).success
+
+
+@pytest.mark.parametrize("variable", ["DDS_WAREHOUSE_URL", "DDS_DATA_DIR"])
+def test_a_warehouse_folder_gone_read_only_is_blamed_on_the_variable_that_set_it(tmp_path, monkeypatch, variable):
+    folder = tmp_path / ("warehouse" if variable == "DDS_WAREHOUSE_URL" else "data")
+    folder.mkdir()
+    if variable == "DDS_WAREHOUSE_URL":
+        monkeypatch.setenv("DDS_WAREHOUSE_URL", f"sqlite:///{folder / 'dds.db'}")
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=10) as p:
+        with read_only(folder):
+            failed = run(p, last_day(), last_day())
+        assert not failed.success
+        [message] = failure_messages(failed)
+        assert "\n" not in message and f"configuration error: {variable}: cannot open the warehouse" in message, message
+        other = {"DDS_WAREHOUSE_URL", "DDS_DATA_DIR"} - {variable}
+        assert other.pop() not in message
+        assert run(p, last_day(), last_day()).success
