@@ -1,13 +1,17 @@
-"""The console logger of the runs: Dagster's own, except that a run failing with one of our one-line errors says
-that line, once, and last.
+"""The console of the runs: Dagster's own, except that a run failing with one of our one-line errors says that
+line, without Dagster's frames, and last.
 
 A step ends on an error the user fixes (a setting, the credentials, a Parquet folder, the warehouse out of reach) by
-raising a ``Failure`` whose description is that line (pipeline/dds/assets.py). Dagster's console logger prints
+raising a ``Failure`` whose description is that line (pipeline/dds/assets.py). Dagster's console logger printed
 such a failure with its stack of framework frames, twice (the step's failure, then the run's), and `dagster asset
 materialize` and `dg launch` then end with their own "Error: Materialization failed.". Here the failure events
 print their line without the frames (the run's event log keeps the whole error, and the chain of causes is
 logged at DEBUG there, not on the console), and a command that ran the run in its own process prints the line
 again when it exits, after everything else: the last thing the user reads is what to fix.
+
+Dagster uses a job's own console logger only when the run's config names it, which those commands never do, so a
+filter is put on the default console loggers instead: the run's by the executor (Dagster's in-process executor,
+wrapped: ``quiet_failures_in_process_executor``), the step's by the step that fails (``quiet_failure_frames``).
 """
 
 import atexit
@@ -50,7 +54,8 @@ class _OneLineFailures(logging.Filter):
         return True
 
 
-_last_line: list[str] = []
+# The failure lines of this process's runs; the first is printed at exit (the run's failure repeats its step's).
+_said: list[str] = []
 
 
 def _say_last(line: str) -> None:
@@ -59,19 +64,16 @@ def _say_last(line: str) -> None:
     context = click.get_current_context(silent=True)
     if context is None or context.info_name not in _RUNNING_COMMANDS:
         return
-    if not _last_line:
-        atexit.register(lambda: print(_last_line[0], file=sys.stderr, flush=True))
-    _last_line.append(line)
+    if not _said:
+        atexit.register(lambda: print(_said[0], file=sys.stderr, flush=True))
+    _said.append(line)
 
 
 def quiet_failure_frames(log: logging.Logger) -> None:
-    """From now on in this run, ``log``'s (a step's ``context.log``) console loggers print our one-line failures
-    without Dagster's frames, and the last line of a command that runs the run itself is the failure's line.
-
-    Dagster uses a job's own console logger only when the run's config names it, which `dagster asset materialize`
-    and `dg launch` never do; its default console logger is reached through the log manager (Dagster's private
-    attributes, read defensively: without them the console prints Dagster's frames as before).
-    """
+    """From now on, the console loggers of ``log`` (a step's ``context.log``, a run's log manager) print our
+    one-line failures without Dagster's frames, and the last line of a command that runs the run itself is the
+    failure's line. The loggers are reached through the log manager's private attributes, read defensively:
+    without them the console prints Dagster's frames as before."""
     for console in getattr(getattr(log, "_dagster_handler", None), "_loggers", ()):
         if isinstance(console, logging.Logger) and not any(isinstance(f, _OneLineFailures) for f in console.filters):
             console.addFilter(_OneLineFailures())

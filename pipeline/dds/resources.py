@@ -33,7 +33,13 @@ from pipeline.settings import (
 from pipeline.snapshots.store import ParquetStore
 from pipeline.targets import Target
 from pipeline.values import check_concurrency
-from pipeline.warehouse.engine import database_place, driver_reason, is_connection_error, parse_warehouse_url
+from pipeline.warehouse.engine import (
+    SQLITE,
+    database_place,
+    driver_reason,
+    is_connection_error,
+    parse_warehouse_url,
+)
 from pipeline.warehouse.store import Warehouse
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -164,10 +170,10 @@ class WarehouseResource(ConfigurableResource):
                 warehouse.dispose()
                 if not is_connection_error(error):
                     raise
-                raise ConfigError(
-                    f"{self.setting}: cannot open the warehouse, {self._place()}: {driver_reason(error)}; start the "
-                    f"database, or set {self.setting} to one this process can reach and write"
-                ) from error
+                fix = ("make its folder writable, or set it elsewhere" if warehouse.dialect == SQLITE
+                       else "start the database, or set it to one this process can reach")
+                raise ConfigError(f"{self.setting}: cannot open the warehouse, {self._place()}: "
+                                  f"{driver_reason(error)}; {fix}") from error
             self._warehouse = warehouse
         return self._warehouse
 
