@@ -236,6 +236,8 @@ class ParquetStore:
         """A failure of the storage while the block writes ``days`` raised as SnapshotWriteError, in one line."""
         try:
             yield
+        except SnapshotWriteError:
+            raise
         except OSError as error:
             raise SnapshotWriteError(self._write_error_line(error, days)) from error
 
