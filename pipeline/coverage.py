@@ -75,9 +75,11 @@ def day_coverage(warehouse: Warehouse, project_id: str, first_day: date, today: 
 
 def unsynced_days(warehouse: Warehouse, project_id: str | None, first_day: date, last_day: date) -> list[date]:
     """The days ``first_day``..``last_day`` that hold no complete sync of ``project_id`` (of any project, when
-    None): never attempted, failed, or attempted without being fetched whole."""
+    None): never attempted, failed, or attempted without being fetched whole; and the synced days whose Parquet
+    snapshot failed since (a run rewrites it)."""
     with warehouse.connect() as connection:
-        synced = {row.created_date for row in ledger_rows(connection, project_id, first_day, last_day) if row.synced}
+        synced = {row.created_date for row in ledger_rows(connection, project_id, first_day, last_day)
+                  if row.stored_and_snapshotted}
     return [day for day in _days(first_day, last_day) if day not in synced]
 
 

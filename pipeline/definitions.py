@@ -5,7 +5,7 @@ never its value. All steps run in one process: a run pays Python and Dagster sta
 """
 
 import sqlalchemy as sa
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar
 
 from pipeline.api.credentials import ENV_VARIABLES
 from pipeline.dds.alerts_asset import AlertsResource, build_alerts_after_failure, build_alerts_asset
@@ -15,6 +15,7 @@ from pipeline.dds.checks import (
     no_duplicate_keys,
     parquet_matches_warehouse,
 )
+from pipeline.dds.console import quiet_failures_in_process_executor
 from pipeline.dds.coverage_check import build_coverage_check
 from pipeline.dds.parquet_verification import dds_parquet_verify
 from pipeline.dds.partitions import daily_partitions, dds_partitions
@@ -87,12 +88,14 @@ def build_definitions(settings: Settings) -> Definitions:
                                         settings.project_id), *([intraday] if intraday else [])],
         resources={
             "dds_api": dds_api_resource(settings),
-            "warehouse": WarehouseResource(url=warehouse_url_config(settings)),
-            "parquet": ParquetSnapshotResource(root=settings.parquet_root),
+            "warehouse": WarehouseResource(url=warehouse_url_config(settings), setting=settings.warehouse_setting),
+            "parquet": ParquetSnapshotResource(root=settings.parquet_root, setting=settings.parquet_setting),
             "alerts": alerts_resource(settings),
             "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
         },
-        executor=in_process_executor,
+        # In process, as Dagster's in_process_executor; a run failing on one of our one-line errors prints it
+        # without Dagster's frames (pipeline/dds/console.py).
+        executor=quiet_failures_in_process_executor,
     )
 
 

@@ -234,6 +234,10 @@ class Settings:
     # DDS_ALERT_TASKS: the task-name patterns whose failures alert; empty: every task.
     alert_tasks: tuple[str, ...] = ()
     alert_window_hours: int = DEFAULT_ALERT_WINDOW_HOURS
+    # The variables that set the warehouse URL and the Parquet root (DDS_DATA_DIR for the defaults under it): what
+    # an error met at run time in either place names.
+    warehouse_setting: str = "DDS_WAREHOUSE_URL"
+    parquet_setting: str = "DDS_PARQUET_ROOT"
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -252,12 +256,9 @@ class Settings:
             check_parquet_root(parquet_root, env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        _check_local_folders(
-            warehouse_url,
-            "DDS_WAREHOUSE_URL" if warehouse_raw else "DDS_DATA_DIR",
-            parquet_root,
-            "DDS_PARQUET_ROOT" if parquet_raw else "DDS_DATA_DIR",
-        )
+        warehouse_setting = "DDS_WAREHOUSE_URL" if warehouse_raw else "DDS_DATA_DIR"
+        parquet_setting = "DDS_PARQUET_ROOT" if parquet_raw else "DDS_DATA_DIR"
+        _check_local_folders(warehouse_url, warehouse_setting, parquet_root, parquet_setting)
         start_raw = env.get("DDS_START_DATE", "").strip()
         start_date = parse_day(start_raw, "DDS_START_DATE") if start_raw else DEFAULT_START_DATE
         if start_date > datetime.now(timezone.utc).date():
@@ -299,6 +300,8 @@ class Settings:
             alert_window_hours=_int_setting(
                 env, "DDS_ALERT_WINDOW_HOURS", DEFAULT_ALERT_WINDOW_HOURS, 1, MAX_ALERT_WINDOW_HOURS
             ),
+            warehouse_setting=warehouse_setting,
+            parquet_setting=parquet_setting,
         )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
@@ -29,7 +30,14 @@ from pipeline.jobs.normalize import (
 from pipeline.jobs.precedence import FIELD_BITS, latest_states
 from pipeline.snapshots.heal import DayRefresh, refresh_days
 from pipeline.snapshots.store import ROWS_AT_ONCE, ParquetStore
-from pipeline.warehouse.ledger import Attempt, error_line, record_failure, record_sync
+from pipeline.warehouse.ledger import (
+    Attempt,
+    error_line,
+    record_failure,
+    record_snapshot_failure,
+    record_snapshot_written,
+    record_sync,
+)
 from pipeline.warehouse.store import Warehouse
 
 # Why a day left without jobs by a sync is emptied (snapshot_days).
@@ -181,7 +189,7 @@ def sync_days(
     try:
         return _sync_recorded(client, warehouse, sorted(days), now, attempt, on_page)
     except Exception as error:
-        _record_failure(warehouse, attempt, days, error)
+        _record_failure(warehouse, error, lambda connection: record_failure(connection, attempt, days, error))
         raise
 
 
@@ -232,11 +240,12 @@ def _ledger_jobs(result: SyncResult, now: datetime) -> dict[date, int | None]:
             for day, s in result.days.items()}
 
 
-def _record_failure(warehouse: Warehouse, attempt: Attempt, days: Sequence[date], error: Exception) -> None:
-    """Record the failed sync in a transaction of its own; if that fails too, the sync's own error still wins."""
+def _record_failure(warehouse: Warehouse, error: Exception, record: Callable[[sa.Connection], None]) -> None:
+    """Record a failure in the ledger (``record`` of a connection) in a transaction of its own; if that fails too,
+    the failure's own ``error`` still wins."""
     try:
         with warehouse.transaction() as connection:
-            record_failure(connection, attempt, days, error)
+            record(connection)
     except Exception as ledger_error:  # noqa: BLE001 - noted on the error being raised
         error.add_note(f"the sync ledger could not record this failure: {error_line(ledger_error)}")
 
@@ -351,9 +360,24 @@ def snapshot_days(
 
     A day the warehouse holds no job of is looked at only when it has files (to heal an unreadable one), and is
     never emptied, unless it is one of ``moved_out_of`` (SyncResult.moved_out_of: a sync moved its jobs to other
-    days), which are refreshed too: such a day left without jobs is emptied, its files kept in the quarantine.
+    days), which are refreshed too: such a day left without jobs is emptied, its files kept in the quarantine. The
+    sync ledger records the outcome: a failure (then raised on) makes the daily run ask for the days again, until a
+    snapshot of them is written.
     """
     wanted = sorted(set(days).union(moved_out_of))
+    try:
+        done = _snapshot_days(warehouse, store, wanted, moved_out_of)
+    except Exception as error:
+        _record_failure(warehouse, error, lambda connection: record_snapshot_failure(connection, wanted, error))
+        raise
+    with warehouse.transaction() as connection:
+        record_snapshot_written(connection, wanted)
+    return done
+
+
+def _snapshot_days(
+    warehouse: Warehouse, store: ParquetStore, wanted: Sequence[date], moved_out_of: Sequence[date]
+) -> dict[date, DayRefresh]:
     counts = warehouse.count_by_day(wanted)
     looked_at = [day for day, count in counts.items() if count or store.has_files(day)]
     emptied = {day for day in moved_out_of if not counts[day]}

@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from pipeline.snapshots.s3 import S3Options
 from pipeline.snapshots.store import ParquetStore
+from tests.support.days import pinned_last_day
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, s3_env
 from tests.support.warehouse_helpers import ready_warehouse
 
@@ -83,6 +84,13 @@ def _session_database(server: str, admin_url: str, create: str, drop: str, **eng
     with admin.connect() as conn:
         conn.execute(sa.text(drop.format(name=name)))
     admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _one_last_day_per_test() -> Iterator[None]:
+    """The days a test syncs (tests/support/days.py) stay the same for the whole test, across midnight too."""
+    with pinned_last_day():
+        yield
 
 
 @pytest.fixture(scope="session")

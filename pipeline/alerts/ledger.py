@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from pipeline.jobs.columns import Kind, sql_type
-from pipeline.warehouse.ledger import ensure_table, error_line, read_utc, stored_utc
+from pipeline.warehouse.engine import create_table_when_missing
+from pipeline.warehouse.ledger import error_line, read_utc, stored_utc
 
 if TYPE_CHECKING:
     from pipeline.warehouse.store import Warehouse
@@ -86,7 +87,7 @@ class AlertRow:
 def ensure_alerts_table(warehouse: "Warehouse") -> None:
     """Create dds_alerts when missing, as the warehouse's other tables are."""
     with warehouse.transaction() as connection:
-        ensure_table(connection, DDS_ALERTS)
+        create_table_when_missing(connection, DDS_ALERTS)
 
 
 def record_new(connection: sa.Connection, alerts: Iterable[Alert], destination: str, now: datetime) -> int:

@@ -8,6 +8,7 @@ in the run's log and an observation of the asset, never repeated on each day.
 """
 
 import time
+import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from pipeline.api.windows import FULL
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
+from pipeline.dds.console import ERROR_CHAIN_PREFIX, quiet_failure_frames
 from pipeline.dds.partitions import (
     day_key,
     days_by_target,
@@ -53,6 +55,7 @@ from pipeline.dds.resources import (
     ParquetSnapshotResource,
     WarehouseResource,
 )
+from pipeline.snapshots.errors import SnapshotWriteError
 from pipeline.targets import Target
 from pipeline.values import ConfigError
 
@@ -72,20 +75,25 @@ STORED_MATCHES_API = "stored_count_matches_api"
 PARQUET_ASSET = AssetKey("dds_jobs_parquet")
 # Progress lines: often enough to watch a backfill, rare enough not to flood the run log.
 PROGRESS_EVERY_SECONDS = 2.0
-# Errors whose one line tells the user what to fix (a setting, the credentials, the API's answer): the run fails
-# with that line, not with a traceback of the code that met them.
-EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError)
+# Errors whose one line tells the user what to fix (a setting, the credentials, the API's answer, a Parquet folder
+# that cannot be written): the run fails with that line, not with a traceback of the code that met them.
+EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError, SnapshotWriteError)
 
 
 @contextmanager
-def _expected_errors_as_failures(context: AssetExecutionContext) -> Iterator[None]:
-    """Ends the step with the error's one line: logged on its own, then as the description of Dagster's
-    ``Failure``, which the CLI and the UI show first (Dagster appends its own frames below it). Retrying would
-    not change it."""
+def _expected_errors_as_failures(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[None]:
+    """Ends the step with the error's one line (the expected errors, and the warehouse lost in the middle of the
+    run): logged on its own, then as the description of Dagster's ``Failure``, which the CLI and the UI show
+    (pipeline/dds/console.py keeps Dagster's frames off the console). The chain of causes goes to the debug log.
+    Retrying would not change it."""
     try:
         yield
-    except EXPECTED_ERRORS as exc:
-        line = one_line_error(exc)
+    except Exception as exc:
+        line = one_line_error(exc) if isinstance(exc, EXPECTED_ERRORS) else warehouse.failure_line(exc)
+        if line is None:
+            raise
+        quiet_failure_frames(context.log)
+        context.log.debug(f"{ERROR_CHAIN_PREFIX}{line}\n{''.join(traceback.format_exception(exc))}")
         context.log.error(line)
         raise Failure(description=line, allow_retries=False) from None
 
@@ -390,7 +398,7 @@ def build_dds_assets(
         warehouse: WarehouseResource,
         parquet: ParquetSnapshotResource,
     ) -> MaterializeResult:
-        with _expected_errors_as_failures(context):
+        with _expected_errors_as_failures(context, warehouse):
             return _sync_targets(context, dds_api, warehouse, parquet, by_name)
 
     @asset(
@@ -406,7 +414,7 @@ def build_dds_assets(
     def dds_jobs_parquet(
         context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
     ) -> MaterializeResult:
-        with _expected_errors_as_failures(context):
+        with _expected_errors_as_failures(context, warehouse):
             return _snapshot(context, warehouse, parquet, by_name)
 
     return dds_jobs, dds_jobs_parquet

@@ -9,6 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 import requests
+import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
@@ -32,6 +33,13 @@ from pipeline.settings import (
 )
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target
 from pipeline.values import check_concurrency
+from pipeline.warehouse.engine import (
+    SQLITE,
+    database_place,
+    driver_reason,
+    is_connection_error,
+    parse_warehouse_url,
+)
 
 if TYPE_CHECKING:
     from pipeline.snapshots.store import ParquetStore
@@ -151,6 +159,8 @@ class WarehouseResource(ConfigurableResource):
     """The SQL warehouse holding table ``dds_jobs`` (any SQLAlchemy URL; SQLite by default)."""
 
     url: str
+    # The variable that set the URL, named by the errors a user fixes there: DDS_DATA_DIR for the default SQLite file.
+    setting: str = "DDS_WAREHOUSE_URL"
     _warehouse: "Warehouse | None" = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -162,13 +172,36 @@ class WarehouseResource(ConfigurableResource):
             self._warehouse.dispose()
 
     def get(self) -> "Warehouse":
+        """The warehouse, its schema ready; a database out of reach is a ConfigError naming the variable to set."""
         if self._warehouse is None:
             # Imported by the runs that use it: the store loads pandas and Arrow, which loading the definitions need not.
             from pipeline.warehouse.store import Warehouse
 
-            self._warehouse = Warehouse(self.url)
-            self._warehouse.ensure_schema()
+            warehouse = Warehouse(self.url)
+            try:
+                warehouse.ensure_schema()
+            except sa.exc.DBAPIError as error:
+                warehouse.dispose()
+                if not is_connection_error(error):
+                    raise
+                fix = ("make its folder writable, or set it elsewhere" if warehouse.dialect == SQLITE
+                       else "start the database, or set it to one this process can reach")
+                raise ConfigError(f"{self.setting}: cannot open the warehouse, {self._place()}: "
+                                  f"{driver_reason(error)}; {fix}") from error
+            self._warehouse = warehouse
         return self._warehouse
+
+    def failure_line(self, error: BaseException) -> str | None:
+        """One line for the database lost in the middle of a run (a server restarted, a connection cut); None for
+        any other error."""
+        if not is_connection_error(error):
+            return None
+        return (f"the warehouse failed during the run ({self._place()}, set by {self.setting}): "
+                f"{driver_reason(error)}; what the run had not committed was rolled back, and its days stay due "
+                "for the next run")
+
+    def _place(self) -> str:
+        return database_place(parse_warehouse_url(self.url))
 
     def __repr__(self) -> str:
         return f"WarehouseResource(warehouse={masked_url(self.url)!r})"
@@ -180,8 +213,10 @@ class ParquetSnapshotResource(ConfigurableResource):
     """The root of the hive-partitioned Parquet snapshots (``{root}/dds_jobs/created_date=.../``)."""
 
     root: str
+    # The variable that set the root, named by a failure to write there: DDS_DATA_DIR for the default folder.
+    setting: str = "DDS_PARQUET_ROOT"
 
     def get(self) -> "ParquetStore":
         from pipeline.snapshots.store import ParquetStore
 
-        return ParquetStore(self.root)
+        return ParquetStore(self.root, setting=self.setting)

@@ -21,8 +21,10 @@ are first copied to ``{root}/_quarantine/dds_jobs/created_date=YYYY-MM-DD/{UTC t
 the dataset looks.
 """
 
+import errno
 import fcntl
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,9 +64,10 @@ from pipeline.snapshots.files import (
     read_day,
     visible_files,
 )
+from pipeline.snapshots.errors import SnapshotWriteError
 from pipeline.snapshots.s3 import S3Location, S3Options, check_parquet_root, is_s3_uri
 
-__all__ = ["DAY_FILE", "DayFiles", "ParquetStore", "UnreadableDayError", "check_parquet_root"]
+__all__ = ["DAY_FILE", "DayFiles", "ParquetStore", "SnapshotWriteError", "UnreadableDayError", "check_parquet_root"]
 
 _TEMP_PREFIX, _TEMP_SUFFIX = ".part-0.", ".tmp"
 # Stored rows read back and written to Parquet at a time (whole days): bounds the memory of a long backfill.
@@ -75,6 +78,7 @@ _FILES_AT_ONCE = 32
 _FILE_ORDER = (PARTITION_COLUMN, "created_at", "project_id", "id")
 FILE_SCHEMA = ARROW_SCHEMA.remove(ARROW_SCHEMA.get_field_index(PARTITION_COLUMN))
 _PARTITIONING = ds.partitioning(pa.schema([ARROW_SCHEMA.field(PARTITION_COLUMN)]), flavor="hive")
+_DAY_IN_PATH = re.compile(rf"{PARTITION_COLUMN}=(\d{{4}}-\d{{2}}-\d{{2}})")
 
 
 class ParquetStore:
@@ -87,7 +91,10 @@ class ParquetStore:
     day it writes is merged into part-0 and then removed.
     """
 
-    def __init__(self, root: str | Path, s3: S3Options | None = None) -> None:
+    def __init__(self, root: str | Path, s3: S3Options | None = None, *, setting: str | None = None) -> None:
+        """``setting``: the variable that set ``root`` (DDS_PARQUET_ROOT, or DDS_DATA_DIR for the default), named by
+        a SnapshotWriteError."""
+        self._setting = setting
         if not isinstance(root, (str, Path)) or not str(root).strip():
             raise ValueError(f"Parquet root must be a non-empty path or s3:// URI, got {root!r}")
         self.root: Path | str
@@ -175,7 +182,8 @@ class ParquetStore:
         block reads and replaces them."""
         with ExitStack() as claims:
             for day in as_days(days):  # in day order, so two writers never wait on each other crosswise
-                claims.enter_context(self._writes.claim(self._day_dir(day)))
+                with self._writing([day]):
+                    claims.enter_context(self._writes.claim(self._day_dir(day)))
             yield
 
     def replace(self, days: Mapping[date, pa.Table], remove: Iterable[str] = ()) -> dict[date, int]:
@@ -184,11 +192,12 @@ class ParquetStore:
         files ``remove`` names (of any day); rows written per day. Call it inside ``claim`` of the days it touches."""
         files = {f"{self._day_dir(day)}/{DAY_FILE}": table for day, table in days.items()}
         replaced = [path for day in days for path in self._day_files(self._day_dir(day))]
-        self._writes.replace_all(files)
-        removed = [path for path in dict.fromkeys([*replaced, *remove]) if path not in files]
-        for path in removed:
-            self.filesystem.delete_file(path)
-        self._writes.persist(sorted({path.rpartition("/")[0] for path in [*files, *removed]}))
+        with self._writing(list(days)):
+            self._writes.replace_all(files)
+            removed = [path for path in dict.fromkeys([*replaced, *remove]) if path not in files]
+            for path in removed:
+                self.filesystem.delete_file(path)
+            self._writes.persist(sorted({path.rpartition("/")[0] for path in [*files, *removed]}))
         return {day: table.num_rows for day, table in days.items()}
 
     def copy_to_quarantine(self, paths: Sequence[str]) -> list[Path | str]:
@@ -198,10 +207,33 @@ class ParquetStore:
         copies = []
         for path in paths:
             target = quarantine_path(self._base, path, stamp)
-            self._writes.make_folder(target.rpartition("/")[0])
-            self.filesystem.copy_file(path, target)
+            with self._writing([]):
+                self._writes.make_folder(target.rpartition("/")[0])
+                self.filesystem.copy_file(path, target)
             copies.append(self._shown(target))
         return copies
+
+    @contextmanager
+    def _writing(self, days: Sequence[date]) -> Iterator[None]:
+        """A failure of the storage while the block writes ``days`` raised as SnapshotWriteError, in one line."""
+        try:
+            yield
+        except SnapshotWriteError:
+            raise
+        except OSError as error:
+            raise SnapshotWriteError(self._write_error_line(error, days)) from error
+
+    def _write_error_line(self, error: OSError, days: Sequence[date]) -> str:
+        """``Parquet day D: cannot write PATH: REASON (the Parquet root R, set by VARIABLE)``."""
+        path = error.filename if isinstance(error.filename, str) else None
+        named = _DAY_IN_PATH.search(path or "")
+        day = named[1] if named else ", ".join(day.isoformat() for day in days)
+        subject = f"Parquet day {day}" if day else "the Parquet quarantine"
+        shown = path or (self._shown(self._day_dir(days[0])) if len(days) == 1 else self.root)
+        lines = str(error).strip().splitlines()
+        reason = error.strerror or (lines[0] if lines else type(error).__name__)
+        blame = f", set by {self._setting}" if self._setting else ""
+        return f"{subject}: cannot write {shown}: {reason} (the Parquet root {self.root}{blame})"
 
     @property
     def _dataset_dir(self) -> str:
@@ -253,7 +285,11 @@ class _LocalWrites:
         return _locked_and_cleaned(Path(folder))
 
     def make_folder(self, folder: str) -> None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            # mkdir's own word for a file where the folder goes ("File exists") reads as if the folder were there.
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), folder) from None
 
     def replace_all(self, files: Mapping[str, pa.Table]) -> None:
         """Write each table beside its path under a hidden name, flush all the files to disk at once, then rename

@@ -118,3 +118,25 @@ def create_table_when_missing(connection: sa.Connection, table: sa.Table) -> Non
     except sa.exc.DBAPIError:
         if not sa.inspect(connection).has_table(table.name):
             raise
+def is_connection_error(error: BaseException) -> bool:
+    """Whether ``error`` is the database being out of reach (refused, unknown host, a server restarted under the
+    run, a file that cannot be opened) rather than a statement it refused."""
+    return isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)) or bool(
+        getattr(error, "connection_invalidated", False))
+
+
+def database_place(url: URL) -> str:
+    """Where a warehouse URL points, fit for any message: the SQLite file, or the server's host and port and the
+    database (never a user or a password)."""
+    if url.get_backend_name() == SQLITE:
+        return f"the SQLite file {sqlite_file(url) or 'in memory'}"
+    port = f":{url.port}" if url.port else ""
+    database = url.database or "(default)"
+    return f"the {url.get_backend_name()} server {url.host or 'localhost'}{port}, database {database}"
+
+
+def driver_reason(error: BaseException) -> str:
+    """The driver's own reason for a database error, one line (without SQLAlchemy's statement and parameters)."""
+    original = getattr(error, "orig", None) or error
+    lines = str(original).strip().splitlines()
+    return lines[0].strip() if lines else type(original).__name__

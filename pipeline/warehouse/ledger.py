@@ -5,9 +5,12 @@ A day is *synced* once a sync fetched the whole of it from the API without an er
 sets ``last_complete_at`` and ``jobs`` in the transaction of the load itself, so the ledger never says complete
 without the rows, and the rows never land without the ledger saying so. A failed sync sets ``last_attempt_at`` and
 ``last_error`` in a transaction of its own and leaves an earlier complete sync standing (its rows are still
-stored). A day a sync could not fetch whole (the API holds it only in part, or no longer, or it is not over) gets
-its attempt recorded and is never marked complete. What a day's state is today (synced, failed, missing, at risk,
-gone) is for pipeline/coverage.py, and for the view dds_jobs_coverage in SQL.
+stored). A failed Parquet snapshot of a day is kept apart, in ``snapshot_error``, until a snapshot of the day is
+written: whether it came before or after the day's load, the daily run asks for the day again until both are done
+(unsynced_days in pipeline/coverage.py), while its stored rows stay complete. A day a sync could not fetch whole
+(the API holds it only in part, or no longer, or it is not over) gets its attempt recorded and is never marked
+complete. What a day's state is today (synced, failed, missing, at risk, gone) is for pipeline/coverage.py, and for
+the view dds_jobs_coverage in SQL.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pipeline.jobs.columns import Kind, sql_type
-from pipeline.warehouse.engine import POSTGRESQL, SQLITE
+from pipeline.warehouse.engine import POSTGRESQL, SQLITE, create_table_when_missing
 
 LEDGER_TABLE = "dds_sync_ledger"
 KEY = ("project_id", "created_date")
@@ -42,10 +45,13 @@ SYNC_LEDGER = sa.Table(
     sa.Column("last_error", sql_type(Kind.TEXT),
               comment="the last failed attempt's error, one line; cleared by a complete sync"),
     sa.Column("run_id", sql_type(Kind.TEXT), comment="Dagster run of the latest attempt, when run by Dagster"),
+    sa.Column("snapshot_error", sql_type(Kind.TEXT),
+              comment="the last failed Parquet snapshot of the day, one line; cleared once a snapshot is written"),
     comment="One row per (project_id, created_date) a sync attempted: whether and when the day was synced whole.",
 )
 _ATTEMPT_COLUMNS = ("region", "last_attempt_at", "run_id")
-_ALL_COLUMNS = tuple(column.name for column in SYNC_LEDGER.columns if column.name not in KEY)
+# A sync's rows leave snapshot_error alone: only a snapshot sets or clears it.
+_ALL_COLUMNS = tuple(column.name for column in SYNC_LEDGER.columns if column.name not in (*KEY, "snapshot_error"))
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,16 @@ class LedgerDay:
     jobs: int | None
     last_error: str | None
     run_id: str | None
+    snapshot_error: str | None = None
 
     @property
     def synced(self) -> bool:
         return self.last_complete_at is not None
+
+    @property
+    def stored_and_snapshotted(self) -> bool:
+        """Synced, and no Parquet snapshot of the day failed since: nothing for a run to redo."""
+        return self.synced and self.snapshot_error is None
 
 
 def stored_utc(at: datetime, dialect: str) -> datetime:
@@ -99,22 +111,23 @@ def read_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def ensure_table(connection: sa.Connection, table: sa.Table) -> None:
-    """Create ``table`` when missing (within the caller's schema transaction); a table a concurrent run created
-    first is taken as it is."""
-    if connection.dialect.name in (SQLITE, POSTGRESQL):
-        connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
-        return
-    try:
-        table.create(connection, checkfirst=True)
-    except sa.exc.DBAPIError:
-        if not sa.inspect(connection).has_table(table.name):
-            raise
-
-
 def ensure_ledger_table(connection: sa.Connection) -> None:
-    """Create the ledger table when missing (see ensure_table)."""
-    ensure_table(connection, SYNC_LEDGER)
+    """Create the ledger table when missing (within the caller's schema transaction), with the columns added since."""
+    create_table_when_missing(connection, SYNC_LEDGER)
+    _add_snapshot_error_column(connection)
+
+
+def _add_snapshot_error_column(connection: sa.Connection) -> None:
+    """A ledger created before snapshot_error existed gets the column (NULL: no snapshot failed)."""
+    if "snapshot_error" in {column["name"] for column in sa.inspect(connection).get_columns(LEDGER_TABLE)}:
+        return
+    column_type = SYNC_LEDGER.c.snapshot_error.type.compile(dialect=connection.dialect)
+    try:
+        connection.execute(sa.text(f"ALTER TABLE {LEDGER_TABLE} ADD COLUMN snapshot_error {column_type}"))
+    except sa.exc.DBAPIError:
+        # MariaDB's DDL is outside the schema transaction: a concurrent run may have added it first.
+        if "snapshot_error" not in {column["name"] for column in sa.inspect(connection).get_columns(LEDGER_TABLE)}:
+            raise
 
 
 def record_sync(connection: sa.Connection, attempt: Attempt, jobs_by_day: Mapping[date, int | None]) -> None:
@@ -133,6 +146,27 @@ def record_failure(connection: sa.Connection, attempt: Attempt, days: Iterable[d
     line = error_line(error)
     rows = [attempt.row(day, connection.dialect.name, error=line) for day in days]
     _write(connection, rows, (*_ATTEMPT_COLUMNS, "last_error"))
+
+
+def record_snapshot_failure(connection: sa.Connection, days: Iterable[date], error: BaseException) -> None:
+    """Record that the Parquet snapshots of ``days`` could not be written, on each project's row of those days (a
+    day's file holds every project's jobs): the days are asked for again until a snapshot of them is written. A day
+    no sync attempted yet has no row, and is asked for anyway."""
+    _set_snapshot_error(connection, days, error_line(error))
+
+
+def record_snapshot_written(connection: sa.Connection, days: Iterable[date]) -> None:
+    """Record that the Parquet snapshots of ``days`` were written: an earlier failed snapshot is over."""
+    _set_snapshot_error(connection, days, None)
+
+
+def _set_snapshot_error(connection: sa.Connection, days: Iterable[date], line: str | None) -> None:
+    days = list(days)
+    if days:
+        columns = SYNC_LEDGER.c
+        # Clearing touches only the rows that hold an error: a day snapshotted as usual locks no ledger row.
+        held = [columns.snapshot_error.is_not(None)] if line is None else []
+        connection.execute(SYNC_LEDGER.update().where(columns.created_date.in_(days), *held).values(snapshot_error=line))
 
 
 def error_line(error: BaseException) -> str:

@@ -11,7 +11,7 @@ import socket
 import ssl
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from pipeline.simulator import DdsSimulator, SimulatorConfig, json_response
 from pipeline.simulator.server import JOBS_PATH, list_jobs
 from pipeline.testing import fetch_jobs
 from tests.support.dagster_helpers import (
-    LAST,
+    last_day,
     env_without_secrets,
     expected_jobs,
     pipeline_env,
@@ -41,7 +41,8 @@ from tests.support.reliability_helpers import (
     sync_with_api,
 )
 
-FIRST = LAST - timedelta(days=1)
+def first_day() -> date:
+    return last_day() - timedelta(days=1)
 
 
 def assert_one_line_naming(message: str, setting: str) -> None:
@@ -102,26 +103,28 @@ def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(t
 
 
 @pytest.mark.parametrize(
-    "api_fields, days, setting",
+    "api_fields, days_ago, setting",
     [
-        ({"project_id": ""}, (FIRST, LAST), "DDS_PROJECT_ID"),
-        ({"endpoint": "dds.ap-southeast-1.myhuaweicloud.com"}, (FIRST, LAST), "DDS_ENDPOINT"),
-        ({"ca_bundle": "/nonexistent/ca.pem"}, (FIRST, LAST), "DDS_CA_BUNDLE"),
-        ({"retry_max_attempts": 0}, (FIRST, LAST), "retry_max_attempts=0"),
-        ({"max_rate": -1}, (FIRST, LAST), "DDS_MAX_RATE=-1"),
-        ({}, (LAST, FIRST), f"partition range {LAST.isoformat()}...{FIRST.isoformat()}"),
+        ({"project_id": ""}, (1, 0), "DDS_PROJECT_ID"),
+        ({"endpoint": "dds.ap-southeast-1.myhuaweicloud.com"}, (1, 0), "DDS_ENDPOINT"),
+        ({"ca_bundle": "/nonexistent/ca.pem"}, (1, 0), "DDS_CA_BUNDLE"),
+        ({"retry_max_attempts": 0}, (1, 0), "retry_max_attempts=0"),
+        ({"max_rate": -1}, (1, 0), "DDS_MAX_RATE=-1"),
+        ({}, (0, 1), "partition range {0}...{1}"),
     ],
     ids=["no-project-id", "endpoint-not-a-url", "missing-ca-bundle", "no-attempts", "negative-max-rate",
          "start-after-end"],
 )
 def test_a_run_with_a_bad_setting_fails_in_one_line_before_any_request_or_write(
-    tmp_path, monkeypatch, api_fields, days, setting
+    tmp_path, monkeypatch, api_fields, days_ago, setting
 ):
+    # Days counted back from the last day, made days when the test runs (never at collection).
+    days = [last_day() - timedelta(days=n) for n in days_ago]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=10) as p:
         result = sync_with_api(p, *days, **api_fields)
         assert not result.success
         [message] = failure_messages(result)
-        assert_one_line_naming(message, setting)
+        assert_one_line_naming(message, setting.format(*(day.isoformat() for day in days)))
         assert p.sim.requests == []
         assert not p.settings.data_dir.exists()
 
@@ -151,28 +154,39 @@ def record(job_id: str, **fields: object) -> dict:
     """A job as the API sends it, created on the last day, with ``fields`` changed (None: left out)."""
     job = {"id": job_id, "name": "RestartInstance", "instance_id": "f0e1d2c3in02", "instance_name": "dds-orders",
            "status": "Completed", "progress": "", "fail_reason": "",
-           "created_at": f"{LAST.isoformat()}T18:00:00+0800", "ended_at": f"{LAST.isoformat()}T18:05:00+0800"}
+           "created_at": f"{last_day().isoformat()}T18:00:00+0800",
+           "ended_at": f"{last_day().isoformat()}T18:05:00+0800"}
     job.update(fields)
     return {key: value for key, value in job.items() if value is not None}
 
 
 LONG_REASON = "Restoration failed: " + "é" * 50_000  # 100 kB of UTF-8
-KEPT = {
-    "bad-progress-abc": record("bad-progress-abc", status="Running", progress="abc", ended_at=""),
-    "bad-progress-150": record("bad-progress-150", status="Running", progress="150%", ended_at=""),
-    "bad-no-offset": record("bad-no-offset", created_at=f"{LAST.isoformat()}T10:00:00", ended_at=None),
-    "bad-unknown-status": record("bad-unknown-status", status="Suspended"),
-    "bad-long-reason": record("bad-long-reason", status="Failed", fail_reason=LONG_REASON),
-    "bad-non-ascii": record("bad-non-ascii", name="重启实例", instance_name="dds-生产-Zürich-🚀"),
-    "bad-extra-fields": record("bad-extra-fields", engine="rocksDB", tags={"env": "prod"}),
-    "bad-sql-text": record("bad-sql-text", name="x'); DROP TABLE dds_jobs; --", instance_name="a\"b';--"),
-}
-REJECTED = [
-    record("", name="EmptyId"),
-    {key: value for key, value in record("x").items() if key != "id"},
-    record("bad-no-created-at", created_at=None),
-    record("bad-created-yesterday", created_at="yesterday"),
-]
+
+
+def kept_records() -> dict[str, dict]:
+    """The records stored although something in them is wrong, by id (made when the test runs: they are of the
+    last day)."""
+    return {
+        "bad-progress-abc": record("bad-progress-abc", status="Running", progress="abc", ended_at=""),
+        "bad-progress-150": record("bad-progress-150", status="Running", progress="150%", ended_at=""),
+        "bad-no-offset": record("bad-no-offset", created_at=f"{last_day().isoformat()}T10:00:00", ended_at=None),
+        "bad-unknown-status": record("bad-unknown-status", status="Suspended"),
+        "bad-long-reason": record("bad-long-reason", status="Failed", fail_reason=LONG_REASON),
+        "bad-non-ascii": record("bad-non-ascii", name="重启实例", instance_name="dds-生产-Zürich-🚀"),
+        "bad-extra-fields": record("bad-extra-fields", engine="rocksDB", tags={"env": "prod"}),
+        "bad-sql-text": record("bad-sql-text", name="x'); DROP TABLE dds_jobs; --", instance_name="a\"b';--"),
+    }
+
+
+def rejected_records() -> list[dict]:
+    return [
+        record("", name="EmptyId"),
+        {key: value for key, value in record("x").items() if key != "id"},
+        record("bad-no-created-at", created_at=None),
+        record("bad-created-yesterday", created_at="yesterday"),
+    ]
+
+
 # progress abc and 150%, the timestamp without offset, the extra fields: kept with their raw record.
 ANOMALIES = 4
 
@@ -194,28 +208,29 @@ def with_records(extra: list) -> tuple:
 
 def test_records_the_api_should_never_send_are_stored_or_counted_never_dropped(tmp_path, monkeypatch, warehouse_url):
     monkeypatch.setenv("DDS_WAREHOUSE_URL", warehouse_url)
-    routes = [with_records([*KEPT.values(), *REJECTED])]
+    kept, rejected = kept_records(), rejected_records()
+    routes = [with_records([*kept.values(), *rejected])]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=20, extra_routes=routes) as p:
-        result = p.sync(FIRST, LAST)
+        result = p.sync(first_day(), last_day())
         assert result.success
-        meta = p.day_metadata("dds_jobs", LAST)
+        meta = p.day_metadata("dds_jobs", last_day())
         # Rejected records have no day of their own: the run's summary counts them.
-        assert p.run_summaries("dds_jobs")[0]["rejected"] == len(REJECTED)
+        assert p.run_summaries("dds_jobs")[0]["rejected"] == len(rejected)
         assert meta["anomalies"] == ANOMALIES
         rows = stored_jobs(warehouse_url).set_index("id")
-        assert set(rows.index) == expected_jobs(p.sim, FIRST, LAST).keys() | KEPT.keys()
+        assert set(rows.index) == expected_jobs(p.sim, first_day(), last_day()).keys() | kept.keys()
         snapshot = snapshot_jobs(p.settings.parquet_root).set_index("id")
         for stored in (rows, snapshot):
             assert stored.loc[["bad-progress-abc", "bad-progress-150"], "progress_pct"].isna().all()
             no_offset = pd.to_datetime(stored.loc["bad-no-offset", "created_at"], utc=True)  # SQLite gives text
-            assert no_offset == pd.Timestamp(f"{LAST.isoformat()}T10:00:00Z")
+            assert no_offset == pd.Timestamp(f"{last_day().isoformat()}T10:00:00Z")
             assert stored.loc["bad-unknown-status", "status"] == "Suspended"
             assert stored.loc["bad-long-reason", "fail_reason"] == LONG_REASON
             assert tuple(stored.loc["bad-non-ascii", ["name", "instance_name"]]) == ("重启实例", "dds-生产-Zürich-🚀")
             assert stored.loc["bad-sql-text", "name"] == "x'); DROP TABLE dds_jobs; --"
             raw = {job_id: json.loads(text) for job_id, text in stored["raw_record"].dropna().items()}
             assert raw.keys() == {"bad-progress-abc", "bad-progress-150", "bad-no-offset", "bad-extra-fields"}
-            assert raw["bad-extra-fields"] == KEPT["bad-extra-fields"]
+            assert raw["bad-extra-fields"] == kept["bad-extra-fields"]
 
 
 # --- Security: TLS and the simulator's binding ---------------------------------------------------------------
@@ -255,7 +270,8 @@ def tls_endpoint(tmp_path_factory):
     server.server_close()
 
 
-WINDOW = TimeWindow.for_days(FIRST, LAST)
+def window() -> TimeWindow:
+    return TimeWindow.for_days(first_day(), last_day())
 
 
 def tls_client(endpoint: str, **fields: object):
@@ -268,7 +284,7 @@ def test_an_untrusted_certificate_is_refused_at_once_and_says_how_to_trust_it(tl
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     with tls_client(tls_endpoint[0]) as client, pytest.raises(DdsApiError) as caught:
-        fetch_jobs(client, WINDOW)
+        fetch_jobs(client, window())
     assert caught.value.attempts == 1
     assert_one_line_naming(str(caught.value), "DDS_CA_BUNDLE")
     assert "TLS certificate not trusted (self-signed certificate)" in str(caught.value)
@@ -278,7 +294,7 @@ def test_dds_ca_bundle_names_the_certificates_to_trust(tls_endpoint):
     endpoint, cert = tls_endpoint
     assert dds_api_resource(Settings.from_env({"DDS_ENDPOINT": endpoint, "DDS_CA_BUNDLE": cert})).ca_bundle == cert
     with tls_client(endpoint, ca_bundle=cert) as client:
-        assert [job["id"] for job in fetch_jobs(client, WINDOW).jobs] == ["tls-job"]
+        assert [job["id"] for job in fetch_jobs(client, window()).jobs] == ["tls-job"]
 
 
 @pytest.mark.parametrize("value", ["false", "0", "no", "off"])

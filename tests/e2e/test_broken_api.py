@@ -15,8 +15,8 @@ from pipeline.settings import Settings
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.outages import STORM_MIX
 from tests.support.dagster_helpers import (
-    LAST,
-    LATE_ON_LAST_DAY,
+    last_day,
+    late_on_last_day,
     TOKEN,
     pipeline_under_test,
 )
@@ -42,9 +42,9 @@ def window_text(first, last) -> str:
 
 @pytest.mark.parametrize("kind", [*BROKEN_ANSWERS, "invalid_json", "truncate"])
 def test_an_answer_broken_for_good_fails_the_run_naming_the_window_and_stores_nothing(tmp_path, monkeypatch, kind):
-    first = LAST - timedelta(days=1)
-    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=150, now=LATE_ON_LAST_DAY) as p:
-        assert p.sync(first, LAST).success
+    first = last_day() - timedelta(days=1)
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=150, now=late_on_last_day()) as p:
+        assert p.sync(first, last_day()).success
         rows, files = stored_jobs(p.settings.warehouse_url), parquet_files(p.settings.parquet_root)
         p.sim.store.complete_running()  # any load would show: Running jobs have ended since
         if kind in BROKEN_ANSWERS:
@@ -52,26 +52,26 @@ def test_an_answer_broken_for_good_fails_the_run_naming_the_window_and_stores_no
         else:
             p.sim.faults.random({kind: 1.0})
 
-        result = sync_with_api(p, first, LAST, retry_base_delay_seconds=0.01, retry_budget_seconds=0.3)
+        result = sync_with_api(p, first, last_day(), retry_base_delay_seconds=0.01, retry_budget_seconds=0.3)
 
         assert not result.success
         [message] = failure_messages(result)
         assert "\n" not in message and TOKEN not in message and "(last: HTTP 200 " in message
-        assert message.endswith(f"for window {window_text(first, LAST)}")
+        assert message.endswith(f"for window {window_text(first, last_day())}")
         assert int(re.search(r"DDS API kept failing after (\d+) attempts", message)[1]) > 1
         pd.testing.assert_frame_equal(stored_jobs(p.settings.warehouse_url), rows)
         assert parquet_files(p.settings.parquet_root) == files
         p.sim.answers.break_answers(None)
         p.sim.faults.clear()
-        assert p.sync(first, LAST).success
-        assert_exact_data(p, first, LAST)
+        assert p.sync(first, last_day()).success
+        assert_exact_data(p, first, last_day())
 
 
 def test_an_inflated_total_count_costs_a_bounded_number_of_requests(tmp_path, monkeypatch):
-    first = LAST - timedelta(days=5)
+    first = last_day() - timedelta(days=5)
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=60, reported_total_count=10_000_000) as p:
-        assert p.sync(first, LAST).success
-        jobs = assert_exact_data(p, first, LAST)
+        assert p.sync(first, last_day()).success
+        jobs = assert_exact_data(p, first, last_day())
         sent = len(job_requests(p.sim))
         pages = len(jobs) // 100 + 1
         assert 300 < len(jobs) < 450 and pages <= sent <= pages + p.settings.max_concurrency - 1
@@ -81,12 +81,12 @@ def test_an_inflated_total_count_costs_a_bounded_number_of_requests(tmp_path, mo
 
 def test_an_api_down_for_a_while_is_ridden_out(tmp_path, monkeypatch):
     # Eight failures in a row: more than the six attempts a request used to get.
-    first = LAST - timedelta(days=2)
+    first = last_day() - timedelta(days=2)
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=150) as p:
         p.sim.outages.down(requests=8)
-        result = sync_with_api(p, first, LAST, **QUICK_RETRIES)
+        result = sync_with_api(p, first, last_day(), **QUICK_RETRIES)
         assert result.success, failure_messages(result)
-        assert_exact_data(p, first, LAST)
+        assert_exact_data(p, first, last_day())
         statuses = [r.status for r in job_requests(p.sim)]
         assert statuses[:8] == [503] * 8 and set(statuses[8:]) == {200}
         assert p.run_summaries("dds_jobs")[0]["fetch_retries_by_kind"]["5xx"] == 8
@@ -95,37 +95,37 @@ def test_an_api_down_for_a_while_is_ridden_out(tmp_path, monkeypatch):
 def test_an_api_down_for_longer_than_the_budget_fails_the_run_cleanly_and_the_next_run_completes(
     tmp_path, monkeypatch
 ):
-    first = LAST - timedelta(days=1)
+    first = last_day() - timedelta(days=1)
     monkeypatch.setenv("DDS_RETRY_BUDGET_SECONDS", "1")
-    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=100, now=LATE_ON_LAST_DAY) as p:
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=100, now=late_on_last_day()) as p:
         assert p.settings.retry_budget_seconds == 1
-        assert p.sync(first, LAST).success
+        assert p.sync(first, last_day()).success
         rows, files = stored_jobs(p.settings.warehouse_url), parquet_files(p.settings.parquet_root)
         p.sim.store.complete_running()
         p.sim.outages.down(seconds=600)
 
-        result = p.sync(first, LAST, raise_on_error=False)
+        result = p.sync(first, last_day(), raise_on_error=False)
 
         assert not result.success
         [message] = failure_messages(result)
         assert "would pass the 1 s retry budget" in message and "HTTP 503 APIG.0202 Backend unavailable" in message
-        assert message.endswith(f"for window {window_text(first, LAST)}")
+        assert message.endswith(f"for window {window_text(first, last_day())}")
         pd.testing.assert_frame_equal(stored_jobs(p.settings.warehouse_url), rows)
         assert parquet_files(p.settings.parquet_root) == files
         p.sim.outages.clear()
-        assert p.sync(first, LAST).success
-        assert_exact_data(p, first, LAST)
+        assert p.sync(first, last_day()).success
+        assert_exact_data(p, first, last_day())
 
 
 def test_a_storm_over_a_ten_day_sync_ends_with_exactly_the_simulator_s_jobs(tmp_path, monkeypatch):
-    first = LAST - timedelta(days=9)
+    first = last_day() - timedelta(days=9)
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=300) as p:
         # About half the answers fail; every 10th request stalls past the read timeout (70 s in production).
         p.sim.outages.storm(seconds=600, stall_seconds=1.0, stall_every=10, seed=13)
-        result = sync_with_api(p, first, LAST, **STORM_RETRIES)
+        result = sync_with_api(p, first, last_day(), **STORM_RETRIES)
         p.sim.outages.clear()
         assert result.success, failure_messages(result)
-        jobs = assert_exact_data(p, first, LAST)
+        jobs = assert_exact_data(p, first, last_day())
         assert len(jobs) > 2500
         faults = Counter(r.fault for r in job_requests(p.sim) if r.fault)
         assert faults["slow"] >= 1 and set(faults) <= {"slow", *STORM_MIX}

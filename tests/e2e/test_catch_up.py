@@ -2,7 +2,7 @@
 for again at every tick until they are synced, and days left unsynced until the API is about to forget them fail
 the ERROR check no_days_at_risk, by name."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckKey,
@@ -11,15 +11,13 @@ from dagster import (
     DagsterRunStatus,
     Definitions,
     RunsFilter,
-    build_schedule_context,
     define_asset_job,
 )
 
-from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, range_tags
-from pipeline.dds.resources import WarehouseResource
+from pipeline.dds.partitions import range_tags
 from pipeline.warehouse.ledger import Attempt, ledger_rows, record_sync
 from pipeline.warehouse.store import Warehouse
-from tests.support.dagster_helpers import pipeline_under_test, yesterday
+from tests.support.dagster_helpers import last_day, pipeline_under_test
 from tests.support.reliability_helpers import (
     SyncChild,
     assert_exact_data,
@@ -27,26 +25,14 @@ from tests.support.reliability_helpers import (
     sync_with_api,
     wait_for,
 )
+from tests.support.schedule_helpers import asked_days, evaluate_daily_schedule, tick_at
 
-TODAY = datetime.now(timezone.utc).date()
 FAILING_FAST = {"retry_max_attempts": 2, "retry_base_delay_seconds": 0.01}
 
 
-def tick_at(day) -> datetime:
-    return datetime.combine(day, time(0, 15), tzinfo=timezone.utc)
-
-
-def evaluate_daily_schedule(p, tick: datetime) -> list:
-    """One real evaluation of dds_jobs_daily against the pipeline's Dagster instance and warehouse."""
-    schedule = p.definitions().get_schedule_def("dds_jobs_daily")
-    with build_schedule_context(instance=p.instance, scheduled_execution_time=tick,
-                                resources={"warehouse": WarehouseResource(url=p.settings.warehouse_url)}) as context:
-        return list(schedule(context))
-
-
-def asked_days(requests) -> list[tuple[str, str]]:
-    return [(r.tags.get(RANGE_START_TAG) or r.partition_key, r.tags.get(RANGE_END_TAG) or r.partition_key)
-            for r in requests]
+def today() -> date:
+    """Today as the running test started (the day after its last day)."""
+    return last_day() + timedelta(days=1)
 
 
 def synced_days(p) -> list[str]:
@@ -59,7 +45,7 @@ def synced_days(p) -> list[str]:
 
 
 def test_the_days_of_a_failed_sync_are_asked_for_at_every_tick_until_they_are_synced(tmp_path, monkeypatch):
-    last = yesterday()
+    last = last_day()
     failed = [last - timedelta(days=n) for n in (3, 2, 1)]
     monkeypatch.setenv("DDS_START_DATE", failed[0].isoformat())
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=60) as p:
@@ -76,7 +62,7 @@ def test_the_days_of_a_failed_sync_are_asked_for_at_every_tick_until_they_are_sy
 
         # The next tick asks for them again, with yesterday, under a new run key; the API is back and they heal.
         p.sim.faults.clear()
-        second_tick = evaluate_daily_schedule(p, tick_at(TODAY))
+        second_tick = evaluate_daily_schedule(p, tick_at(today()))
         assert asked_days(second_tick) == [(failed[0].isoformat(), last.isoformat())]
         assert second_tick[0].run_key != first_tick[0].run_key
         assert sync_with_api(p, failed[0], last).success
@@ -87,7 +73,7 @@ def test_the_days_of_a_failed_sync_are_asked_for_at_every_tick_until_they_are_sy
               f"{asked_days(second_tick)}; days healed by it: {len(healed)} of 3 (+ yesterday)")
 
         # Synced, they are not asked for again.
-        assert asked_days(evaluate_daily_schedule(p, tick_at(TODAY))) == [(last.isoformat(), last.isoformat())]
+        assert asked_days(evaluate_daily_schedule(p, tick_at(today()))) == [(last.isoformat(), last.isoformat())]
 
 
 def check_of(result, name: str = "no_days_at_risk"):
@@ -96,9 +82,9 @@ def check_of(result, name: str = "no_days_at_risk"):
 
 
 def test_days_not_synced_before_the_api_forgets_them_fail_the_error_check_by_name(tmp_path, monkeypatch):
-    last = yesterday()
-    start = TODAY - timedelta(days=26)
-    at_risk = f"{start.isoformat()}...{(TODAY - timedelta(days=23)).isoformat()}"
+    last = last_day()
+    start = today() - timedelta(days=26)
+    at_risk = f"{start.isoformat()}...{(today() - timedelta(days=23)).isoformat()}"
     monkeypatch.setenv("DDS_START_DATE", start.isoformat())
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=30) as p:
         # Two of the old days failed; then only yesterday is synced.
@@ -131,14 +117,14 @@ def test_days_not_synced_before_the_api_forgets_them_fail_the_error_check_by_nam
 
 
 def test_days_already_gone_are_shown_in_the_coverage_without_failing_the_check(tmp_path, monkeypatch):
-    start = TODAY - timedelta(days=35)
+    start = today() - timedelta(days=35)
     monkeypatch.setenv("DDS_START_DATE", start.isoformat())
     with pipeline_under_test(tmp_path, monkeypatch) as p:
         # Every day the API still holds is synced; the five before them were never synced and are gone for good.
         warehouse = Warehouse(p.settings.warehouse_url)
         with warehouse.transaction() as connection:
             record_sync(connection, Attempt(p.sim.project_id, p.sim.store.now),
-                        {TODAY - timedelta(days=n): 40 for n in range(1, 31)})
+                        {today() - timedelta(days=n): 40 for n in range(1, 31)})
         warehouse.dispose()
         # The check alone, as launched from the UI's check list.
         job = define_asset_job("coverage_only", selection=AssetSelection.checks(
@@ -149,12 +135,12 @@ def test_days_already_gone_are_shown_in_the_coverage_without_failing_the_check(t
         assert check.passed is True
         assert [check.metadata[f"days_{state}"].value for state in ("synced", "missing", "at_risk", "gone")] == [
             30, 0, 0, 5]
-        gone = f"{start.isoformat()}...{(TODAY - timedelta(days=31)).isoformat()}"
+        gone = f"{start.isoformat()}...{(today() - timedelta(days=31)).isoformat()}"
         assert f"| {p.sim.project_id} | gone | {gone} |  |" in check.metadata["coverage"].value
 
 
 def test_a_run_killed_inside_its_load_leaves_its_days_to_the_next_tick(tmp_path, monkeypatch):
-    last = yesterday()
+    last = last_day()
     first = last - timedelta(days=2)
     monkeypatch.setenv("DDS_START_DATE", first.isoformat())
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400) as p:
@@ -170,7 +156,7 @@ def test_a_run_killed_inside_its_load_leaves_its_days_to_the_next_tick(tmp_path,
         # Neither its rows nor its ledger entry were committed: the days hold no complete sync...
         assert stored_jobs(p.settings.warehouse_url).empty and synced_days(p) == []
         # ...so the next tick asks for them, and its run completes them.
-        requests = evaluate_daily_schedule(p, tick_at(TODAY))
+        requests = evaluate_daily_schedule(p, tick_at(today()))
         assert asked_days(requests) == [(first.isoformat(), last.isoformat())]
         assert sync_with_api(p, first, last).success
         assert_exact_data(p, first, last)

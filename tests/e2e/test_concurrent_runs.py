@@ -8,12 +8,12 @@ the other run's has arrived. On PostgreSQL a row lock held here also stops both 
 
 import dataclasses
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
 from pipeline.simulator import DdsSimulator
-from tests.support.dagster_helpers import LAST, TOKEN, pipeline_under_test
+from tests.support.dagster_helpers import TOKEN, last_day, pipeline_under_test
 from tests.support.reliability_helpers import (
     SyncChild,
     assert_exact_data,
@@ -24,7 +24,8 @@ from tests.support.reliability_helpers import (
     waiting_upserts,
 )
 
-FIRST = LAST - timedelta(days=2)
+def first_day() -> date:
+    return last_day() - timedelta(days=2)
 RUNS = 2
 
 
@@ -51,13 +52,13 @@ def test_two_runs_of_the_same_days_at_once_end_with_exact_data(tmp_path, monkeyp
     routes = [hooked_jobs_route(together)]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=400, extra_routes=routes) as p:
         # A first sync creates the table, so that the PostgreSQL runs have a row to queue on.
-        assert p.sync(FIRST, LAST).success
+        assert p.sync(first_day(), last_day()).success
         together.armed.set()
         reversed_config = dataclasses.replace(p.sim.config, order="oldest_first")
         with DdsSimulator(reversed_config, port=0) as reversed_sim:
             children = [
-                SyncChild(FIRST, LAST, tmp_path / "child-0.log"),
-                SyncChild(FIRST, LAST, tmp_path / "child-1.log", env={"DDS_ENDPOINT": reversed_sim.url}),
+                SyncChild(first_day(), last_day(), tmp_path / "child-0.log"),
+                SyncChild(first_day(), last_day(), tmp_path / "child-1.log", env={"DDS_ENDPOINT": reversed_sim.url}),
             ]
             try:
                 if warehouse_url.startswith("postgresql"):
@@ -73,4 +74,4 @@ def test_two_runs_of_the_same_days_at_once_end_with_exact_data(tmp_path, monkeyp
                 for child in children:
                     child.stop()
             assert len(reversed_sim.requests) > 1
-        assert_exact_data(p, FIRST, LAST)
+        assert_exact_data(p, first_day(), last_day())

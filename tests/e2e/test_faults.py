@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.api.retry import RETRY_KINDS
 from pipeline.simulator import FAULT_KINDS
-from tests.support.dagster_helpers import LAST, LATE_ON_LAST_DAY, TOKEN, expected_jobs, pipeline_under_test
+from tests.support.dagster_helpers import TOKEN, expected_jobs, last_day, late_on_last_day, pipeline_under_test
 from tests.support.reliability_helpers import (
     FAST_RETRIES,
     assert_exact_data,
@@ -47,14 +47,14 @@ def every_fault_kind_once_paging_starts():
 
 
 def test_a_multi_day_sync_under_every_fault_at_once_stores_exactly_the_jobs(tmp_path, monkeypatch):
-    first = LAST - timedelta(days=4)
+    first = last_day() - timedelta(days=4)
     routes = [hooked_jobs_route(every_fault_kind_once_paging_starts())]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=300, extra_routes=routes) as p:
         # On top of the queued ones, about one request in four fails at random (seeded).
         p.sim.faults.random({kind: 0.03 for kind in FAULT_KINDS}, seed=7, retry_after=1, delay=1.5)
-        result = sync_with_api(p, first, last=LAST, **FAST_RETRIES)
+        result = sync_with_api(p, first, last=last_day(), **FAST_RETRIES)
         assert result.success, failure_messages(result)
-        jobs = assert_exact_data(p, first, LAST)
+        jobs = assert_exact_data(p, first, last_day())
         assert len(jobs) > 1000
         [meta] = p.run_summaries("dds_jobs")
         # A "slow" answer is recorded once its delay is over, after the client gave up on it.
@@ -78,33 +78,33 @@ def test_a_multi_day_sync_under_every_fault_at_once_stores_exactly_the_jobs(tmp_
 def test_a_fault_outlasting_the_retries_fails_the_run_clearly_and_touches_nothing(
     tmp_path, monkeypatch, fault, status, error_code
 ):
-    first = LAST - timedelta(days=1)
-    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=200, now=LATE_ON_LAST_DAY) as p:
-        assert p.sync(first, LAST).success
+    first = last_day() - timedelta(days=1)
+    with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=200, now=late_on_last_day()) as p:
+        assert p.sync(first, last_day()).success
         rows, files = stored_jobs(p.settings.warehouse_url), parquet_files(p.settings.parquet_root)
         # Any load would show: it moves every row's last_seen_at, and the state of the jobs still running.
         p.sim.store.complete_running()
         p.sim.faults.inject(fault, times=50)
         sent_before = len(job_requests(p.sim))
 
-        result = sync_with_api(p, first, LAST, retry_max_attempts=3, retry_base_delay_seconds=0.01)
+        result = sync_with_api(p, first, last_day(), retry_max_attempts=3, retry_base_delay_seconds=0.01)
 
         assert not result.success
         [message] = failure_messages(result)
         assert "\n" not in message and TOKEN not in message
-        window = f"{first.isoformat()}T00:00:00Z..{(LAST + timedelta(days=1)).isoformat()}T00:00:00Z"
+        window = f"{first.isoformat()}T00:00:00Z..{(last_day() + timedelta(days=1)).isoformat()}T00:00:00Z"
         for part in ("after 3 attempts", f"HTTP {status}", error_code, f"for window {window}"):
             assert part in message, (part, message)
         pd.testing.assert_frame_equal(stored_jobs(p.settings.warehouse_url), rows)
         assert parquet_files(p.settings.parquet_root) == files
         assert len(job_requests(p.sim)) == sent_before + 3  # page one, tried three times: nothing else was asked
         p.sim.faults.clear()
-        assert p.sync(first, LAST).success
-        assert_exact_data(p, first, LAST)
+        assert p.sync(first, last_day()).success
+        assert_exact_data(p, first, last_day())
 
 
 def test_jobs_created_while_a_window_is_paged_are_neither_missed_nor_doubled(tmp_path, monkeypatch):
-    first = LAST - timedelta(days=2)
+    first = last_day() - timedelta(days=2)
     created: list[str] = []
     once = threading.Lock()
 
@@ -112,16 +112,16 @@ def test_jobs_created_while_a_window_is_paged_are_neither_missed_nor_doubled(tmp
         # Newest first, jobs created late on the last day go to the front and shift every offset behind them.
         with once:
             if request.query.get("offset") != "0" and not created:
-                created.extend(sim.store.add_jobs(150, created_at=LATE_ON_LAST_DAY))
+                created.extend(sim.store.add_jobs(150, created_at=late_on_last_day()))
                 created.extend(sim.store.add_jobs(150, created_at=datetime.combine(first, time(12), timezone.utc)))
 
     routes = [hooked_jobs_route(create_jobs_as_paging_starts)]
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=300, extra_routes=routes) as p:
-        before = expected_jobs(p.sim, first, LAST)
-        assert p.sync(first, LAST).success
+        before = expected_jobs(p.sim, first, last_day())
+        assert p.sync(first, last_day()).success
         assert len(created) == 300
         ids = stored_jobs(p.settings.warehouse_url)["id"]
         assert ids.is_unique
-        assert before.keys() <= set(ids) <= expected_jobs(p.sim, first, LAST).keys()
-        assert p.sync(first, LAST).success
-        assert set(created) <= assert_exact_data(p, first, LAST).keys()
+        assert before.keys() <= set(ids) <= expected_jobs(p.sim, first, last_day()).keys()
+        assert p.sync(first, last_day()).success
+        assert set(created) <= assert_exact_data(p, first, last_day()).keys()

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pipeline.alerts.ledger import ensure_alerts_table
 from pipeline.simulator import DdsSimulator
+from pipeline.warehouse.store import Warehouse
 from tests.support.simulator_http import config
 from tests.support.sync_helpers import run_sync
 
@@ -58,6 +60,11 @@ def synced_urls(sqlite_url, postgres_url, mariadb_url) -> dict[str, str]:
     with DdsSimulator(config(now=NOW, seed=10, jobs_per_day=60), port=0) as simulator:
         inserted = {database: run_sync(url, simulator, DAYS, NOW) for database, url in urls.items()}
     assert len(set(inserted.values())) == 1 and inserted["sqlite"] > 0
+    for url in urls.values():
+        # The alerts' ledger, as the first materialization of dds_jobs_alerts makes it (docs/alerts.md queries it).
+        warehouse = Warehouse(url)
+        ensure_alerts_table(warehouse)
+        warehouse.dispose()
     return urls
 
 

@@ -5,18 +5,23 @@ with the rows or not at all, and the state the view gives each day."""
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.retry import RetryPolicy
-from pipeline.coverage import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING, SYNCED, day_state
+from pipeline.coverage import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING, SYNCED, day_state, unsynced_days
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import sync_days
 from pipeline.warehouse.ledger import (
+    LEDGER_TABLE,
+    SYNC_LEDGER,
     Attempt,
     LedgerDay,
     ledger_rows,
     record_failure,
+    record_snapshot_failure,
+    record_snapshot_written,
     record_sync,
 )
 from pipeline.warehouse.store import Warehouse
@@ -185,3 +190,42 @@ def test_the_coverage_view_gives_each_known_day_the_state_of_day_state(warehouse
     by_age = {age: state for (_, day), (state, age) in expected.items()}
     assert [by_age[age] for age in (2, 3, 20, 21, 22, 23, 24, 30, 31, 32, 33)] == [
         MISSING, FAILED, MISSING, FAILED, SYNCED, AT_RISK, AT_RISK, AT_RISK, SYNCED, GONE, GONE]
+
+
+def test_a_failed_snapshot_keeps_its_day_due_until_a_snapshot_is_written_whatever_the_syncs_say(warehouse):
+    days = [YESTERDAY - timedelta(days=n) for n in (2, 1)]
+    with warehouse.transaction() as connection:
+        record_sync(connection, Attempt("p-a", NOW), dict.fromkeys(days, 10))
+        record_sync(connection, Attempt("p-b", NOW), dict.fromkeys(days, 10))
+        record_snapshot_failure(connection, days[:1], NotADirectoryError(20, "Not a directory"))
+        # A later complete sync of the day (the load after the failed snapshot) leaves the error standing.
+        record_sync(connection, Attempt("p-a", NOW), dict.fromkeys(days, 11))
+    with warehouse.connect() as connection:
+        errors = {(row.project_id, row.created_date): row.snapshot_error for row in ledger_rows(connection)}
+    # A day's file holds every project's jobs: every project's row of the day holds the error.
+    assert errors == {("p-a", days[0]): "[Errno 20] Not a directory", ("p-b", days[0]): "[Errno 20] Not a directory",
+                      ("p-a", days[1]): None, ("p-b", days[1]): None}
+    assert unsynced_days(warehouse, "p-a", days[0], days[1]) == days[:1]
+    assert unsynced_days(warehouse, None, days[0], days[1]) == days[:1]
+    with warehouse.transaction() as connection:
+        record_snapshot_written(connection, days)
+    assert unsynced_days(warehouse, None, days[0], days[1]) == []
+
+
+def test_a_ledger_made_before_snapshot_error_gets_the_column_and_keeps_its_rows(warehouse_url):
+    legacy = sa.Table(LEDGER_TABLE, sa.MetaData(),
+                      *(column._copy() for column in SYNC_LEDGER.columns if column.name != "snapshot_error"))
+    engine = sa.create_engine(warehouse_url)
+    with engine.begin() as connection:
+        legacy.create(connection)
+        connection.execute(legacy.insert(), [Attempt("p-old", NOW).row(YESTERDAY, connection.dialect.name, jobs=7)])
+    engine.dispose()
+    warehouse = Warehouse(warehouse_url)
+    try:
+        warehouse.ensure_schema()
+        with warehouse.connect() as connection:
+            [row] = ledger_rows(connection)
+        assert (row.project_id, row.created_date, row.jobs, row.snapshot_error) == ("p-old", YESTERDAY, 7, None)
+        assert unsynced_days(warehouse, "p-old", YESTERDAY, YESTERDAY) == []
+    finally:
+        warehouse.dispose()

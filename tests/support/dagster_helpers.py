@@ -5,7 +5,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
@@ -25,18 +25,9 @@ from pipeline.dds.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
+from tests.support.days import last_day, late_on_last_day, yesterday  # noqa: F401 - the days the tests sync
 
 TOKEN = "sim-token-for-tests"
-
-
-def yesterday() -> date:
-    return datetime.now(timezone.utc).date() - timedelta(days=1)
-
-
-# The last day the tests of runs sync (yesterday, as the suite is collected), and the simulator's clock late on
-# it: its evening jobs are still Running at a first sync.
-LAST = yesterday()
-LATE_ON_LAST_DAY = datetime.combine(LAST, time(23, 40), tzinfo=timezone.utc)
 
 
 def pipeline_env(sim: DdsSimulator, data_dir: Path) -> dict[str, str]:
