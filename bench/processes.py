@@ -28,7 +28,7 @@ def simulator_process(
 ) -> Iterator[str]:
     """The simulator serving on a free loopback port, in a process of its own (``options``: more of its command
     line, e.g. ``--rate-limit 10``); yields its URL."""
-    command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
+    command = [sys.executable, "-m", "pipeline.cli.simulate", "--port", "0", "--jobs-per-day", str(jobs_per_day),
                "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}", *options]
     # A group of its own, stopped as a group: a benchmark started in the background inherits SIGINT ignored.
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

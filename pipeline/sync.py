@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
 from pipeline.api.windows import FULL, GONE, TimeWindow, day_window, held_by_api, retained_since
-from pipeline.jobs.normalize import (
+from pipeline.records.normalize import (
     MAX_SAMPLES,
     NormalizedJobs,
     normalize_jobs,
     unknown_counts,
 )
-from pipeline.jobs.precedence import FIELD_BITS, latest_states
+from pipeline.records.precedence import FIELD_BITS, latest_states
 from pipeline.snapshots.heal import DayRefresh, refresh_days
 from pipeline.snapshots.store import ROWS_AT_ONCE, ParquetStore
 from pipeline.warehouse.ledger import (
@@ -91,7 +91,7 @@ class SyncResult:
     ``unknown_fields``: per API field, the records of the days that did not give it (the stored value was kept).
     ``finished_changed``: stored finished jobs (Completed, Failed) whose finished state a complete record changed,
     and ``finished_sample`` one of them, for the run log. ``text_escaped``: text values stored with their NULs
-    escaped (pipeline/jobs/escape.py). ``moved_out_of``: days whose stored jobs the API now says were created on
+    escaped (pipeline/records/escape.py). ``moved_out_of``: days whose stored jobs the API now says were created on
     another day (the synced days among them); their Parquet snapshots hold stale copies until snapshot_days is
     given them."""
 

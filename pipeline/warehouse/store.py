@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.jobs.precedence import UNKNOWN_DTYPE, latest_states
-from pipeline.jobs.schema import (
+from pipeline.records.precedence import UNKNOWN_DTYPE, latest_states
+from pipeline.records.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     COLUMNS,

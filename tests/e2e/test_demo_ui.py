@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo_ui import usable_port
+from pipeline.cli.demo_ui import usable_port
 from tests.support.browser import CHROMIUM, browser_or_skip
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import ARTIFACTS, BIN

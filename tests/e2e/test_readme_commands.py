@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
-from pipeline.simulator.cli import config_from_args
+from pipeline.cli.simulate import config_from_args
 from tests.support.dagster_helpers import expected_jobs
 from tests.support.paths import ROOT
 from tests.support.shell_helpers import (
@@ -141,7 +141,7 @@ def test_the_readme_python_runs_on_the_demos_parquet_files(clone, demo_output):
 
 
 def test_the_simulators_defaults_serve_the_jobs_the_demo_stored(clone, demo_output):
-    from pipeline.cli import _parser
+    from pipeline.cli.main import _parser
 
     db = sqlite3.connect(clone / "demo" / "data" / "warehouse.db")
     day = db.execute("SELECT MAX(created_date) FROM dds_jobs").fetchone()[0]

@@ -35,7 +35,7 @@ from pipeline.api.credentials import (
     build_auth,
 )
 from pipeline.definitions import build_definitions
-from pipeline.demo import run_demo
+from pipeline.cli.demo import run_demo
 from pipeline.settings import Settings
 from pipeline.simulator import (
     DdsSimulator,

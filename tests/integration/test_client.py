@@ -14,7 +14,7 @@ from pipeline.api import (
     RetryPolicy,
     TimeWindow,
 )
-from pipeline.jobs.precedence import record_replaces
+from pipeline.records.precedence import record_replaces
 from pipeline.simulator import (
     ApiError,
     DdsSimulator,
@@ -25,7 +25,7 @@ from pipeline.simulator import (
 )
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.server import JOBS_PATH, list_jobs
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.simulator_http import NOW, WEEK, StaticToken, by_id
 
 PROJECT = "p1"

@@ -7,8 +7,8 @@ import pytest
 
 from pipeline.api import DdsTaskCenterClient, RetryPolicy, TimeWindow
 from pipeline.simulator import DdsSimulator
-from pipeline.simulator.cli import add_arguments, config_from_args, usage_text
-from pipeline.testing import fetch_jobs
+from pipeline.cli.simulate import add_arguments, config_from_args, usage_text
+from tests.support.records import fetch_jobs
 from tests.support.simulator_http import NOW, StaticToken, TOKEN, api_time, by_id, created_at, get_jobs, live_config
 
 # The window a tick pages ends at a fixed moment; the API shows a new job only seconds after its creation

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
-from pipeline.testing import api_record, synthetic_records
+from pipeline.records.schema import COLUMN_NAMES, PANDAS_DTYPES
+from tests.support.records import api_record, synthetic_records
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.sqlite import UpsertCounts
 from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, month, rows

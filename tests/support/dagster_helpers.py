@@ -20,8 +20,8 @@ from dagster import (
     define_asset_job,
 )
 
-from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
-from pipeline.dds.partitions import range_tags
+from pipeline.defs.sync.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
+from pipeline.defs.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig

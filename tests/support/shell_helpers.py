@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.demo_ui import STOP_TIMEOUT_SECONDS, usable_port
+from pipeline.cli.demo_ui import STOP_TIMEOUT_SECONDS, usable_port
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import ROOT
 from tests.support.processes import spawn, stop

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import DagsterInstance
 
-    from pipeline.dds.partitions import range_tags
+    from pipeline.defs.partitions import range_tags
     from pipeline.definitions import build_definitions
     from pipeline.settings import Settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.shellcommands import shell_path
+from pipeline.cli.shellcommands import shell_path
 
 LOOPBACK = "127.0.0.1"
 # dagster dev loads the definitions in a code server before it answers: up to a minute on a busy 2-core host.

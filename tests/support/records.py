@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pipeline.api.client import DdsTaskCenterClient, FetchStats
 from pipeline.api.pagination import Page, job_key
 from pipeline.api.windows import TimeWindow
-from pipeline.jobs.precedence import record_replaces
+from pipeline.records.precedence import record_replaces
 
 BEIJING = timezone(timedelta(hours=8))
 TASK_NAMES = (

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.jobs.schema import KEY_COLUMNS, TERMINAL_STATUSES
+from pipeline.records.schema import KEY_COLUMNS, TERMINAL_STATUSES
 
 # The API fields whose value a record may fail to give: missing, null, not a string, or unreadable. One bit each
 # in a row's unknown mask, and INCOMPLETE: the row's state comes from a record that lacked some field.

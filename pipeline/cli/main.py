@@ -26,14 +26,14 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise ConfigError("--days and --jobs-per-day must be at least 1")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port (1..65535)")
-    from pipeline.demo import run_demo
+    from pipeline.cli.demo import run_demo
 
     return run_demo(days=args.days, jobs_per_day=args.jobs_per_day, folder=args.dir,
                     ui_port=args.port if args.ui else None)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from pipeline.simulator import cli as simulator_cli
+    from pipeline.cli import simulate as simulator_cli
 
     return simulator_cli.run(args)
 
@@ -95,7 +95,7 @@ def _add_verify_parquet(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    from pipeline.demo import DEFAULT_FOLDER
+    from pipeline.cli.demo import DEFAULT_FOLDER
     from pipeline.simulator import dataset
 
     demo = commands.add_parser(
@@ -117,7 +117,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 def _parser() -> argparse.ArgumentParser:
     from pipeline.alerts import cli as alerts_cli
     from pipeline.report import cli as report_cli
-    from pipeline.simulator import cli as simulator_cli
+    from pipeline.cli import simulate as simulator_cli
 
     parser = _OneLineErrors(prog="dds-tasks", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.api.auth import mask_key
-from pipeline.coverage import AT_RISK_DAYS, RETENTION_DAYS
-from pipeline.shellcommands import shell_path, venv_command
+from pipeline.history import AT_RISK_DAYS, RETENTION_DAYS
+from pipeline.cli.shellcommands import shell_path, venv_command
 from pipeline.simulator import DdsSimulator, SimulatorConfig, dataset
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.api.windows import retained_since
@@ -219,7 +219,7 @@ def _sync(first_day: date, last_day: date) -> "ExecuteInProcessResult":
     # Imported here, once the demo's environment is in place: these modules read settings when first imported.
     from dagster import DagsterInstance
 
-    from pipeline.dds.partitions import range_tags
+    from pipeline.defs.partitions import range_tags
     from pipeline.definitions import build_definitions
     from pipeline.settings import Settings
 
@@ -236,7 +236,7 @@ def _sync(first_day: date, last_day: date) -> "ExecuteInProcessResult":
 def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: tuple[str, str] | None = None,
              folder: str | os.PathLike[str] = DEFAULT_FOLDER, ui_port: int | None = None) -> int:
     """Syncs the last ``days`` days from a fresh simulator into ``folder``; ``key_pair`` is (AK, SK), generated
-    when None. With ``ui_port``, then serves Dagster's UI on the demo until interrupted (pipeline.demo_ui).
+    when None. With ``ui_port``, then serves Dagster's UI on the demo until interrupted (pipeline.cli.demo_ui).
     Exit code 1 when the run fails or an ERROR-severity asset check does."""
     place = DemoPlace(Path(folder))
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -282,6 +282,6 @@ def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: 
         code = 1 if error_check_failed else 0
         if ui_port is None:
             return code
-        from pipeline.demo_ui import serve_ui
+        from pipeline.cli.demo_ui import serve_ui
 
         return serve_ui(place.folder, environment_for_demo(values, os.environ), ui_port) or code
