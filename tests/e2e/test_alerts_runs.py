@@ -13,7 +13,8 @@ from dagster import AssetKey, DagsterInstance, RunRequest, build_run_status_sens
 from pipeline.defs.alerts.assets import AFTER_FAILURE_SENSOR, ALERTS_ASSET, ALERTS_DELIVERED, ALERTS_JOB
 from pipeline.warehouse.store import Warehouse
 from tests.support.alert_servers import WEBHOOK_TOKEN, webhook_server
-from tests.support.dagster_helpers import LAST, expected_jobs, pipeline_under_test
+from tests.support.dagster_helpers import expected_jobs, pipeline_under_test
+from tests.support.days import last_day
 
 WINDOW_HOURS = 48
 
@@ -34,7 +35,7 @@ def materialize_alerts(p, home: Path):
 
 def failed_in_window(sim) -> list[str]:
     now = datetime.now(timezone.utc)
-    jobs = expected_jobs(sim, LAST - timedelta(days=1), LAST).values()
+    jobs = expected_jobs(sim, last_day() - timedelta(days=1), last_day()).values()
     return sorted(job["id"] for job in jobs if job["status"] == "Failed" and job["ended_at"]
                   and datetime.strptime(job["ended_at"], "%Y-%m-%dT%H:%M:%S%z") >= now - timedelta(hours=WINDOW_HOURS))
 
@@ -48,7 +49,7 @@ def hook(monkeypatch):
     with webhook_server() as server:
         monkeypatch.setenv("DDS_ALERT_URLS", server.url())
         monkeypatch.setenv("DDS_ALERT_WINDOW_HOURS", str(WINDOW_HOURS))
-        monkeypatch.setenv("DDS_START_DATE", (LAST - timedelta(days=1)).isoformat())
+        monkeypatch.setenv("DDS_START_DATE", (last_day() - timedelta(days=1)).isoformat())
         yield server
 
 
@@ -61,7 +62,7 @@ def sync_result_of_alerts(result):
 
 def test_failed_jobs_alert_once_and_a_fresh_dagster_home_resends_nothing(tmp_path, monkeypatch, hook):
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=120) as p:
-        first, check = sync_result_of_alerts(p.sync(LAST - timedelta(days=1), LAST))
+        first, check = sync_result_of_alerts(p.sync(last_day() - timedelta(days=1), last_day()))
         failed = failed_in_window(p.sim)
         again, _, _, ok = materialize_alerts(p, tmp_path / "home-a")
         fresh, _, _, _ = materialize_alerts(p, tmp_path / "home-b")
@@ -78,7 +79,7 @@ def test_a_destination_answering_500_leaves_the_run_green_the_check_warning_and_
         tmp_path, monkeypatch, hook):
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=120) as p:
         hook.answer(500)
-        result = p.sync(LAST - timedelta(days=1), LAST)
+        result = p.sync(last_day() - timedelta(days=1), last_day())
         failing, check = sync_result_of_alerts(result)
         later, check_later, logs, ok = materialize_alerts(p, tmp_path / "home")
         warnings = [(entry.level, entry.user_message) for entry in p.instance.all_logs(result.run_id)
@@ -94,7 +95,7 @@ def test_a_destination_answering_500_leaves_the_run_green_the_check_warning_and_
 
 
 def test_a_backfill_of_old_days_with_alerts_on_sends_nothing(tmp_path, monkeypatch, hook):
-    first, last = LAST - timedelta(days=20), LAST - timedelta(days=18)
+    first, last = last_day() - timedelta(days=20), last_day() - timedelta(days=18)
     monkeypatch.setenv("DDS_START_DATE", first.isoformat())
     with pipeline_under_test(tmp_path, monkeypatch, jobs_per_day=120) as p:
         in_run, check = sync_result_of_alerts(p.sync(first, last))
@@ -113,7 +114,7 @@ def test_a_failed_sync_is_reported_by_the_sensor_s_run_as_a_failing_target(tmp_p
     monkeypatch.setenv("DDS_RETRY_BUDGET_SECONDS", "1")
     with pipeline_under_test(tmp_path, monkeypatch) as p:
         p.sim.faults.random({"500": 1.0}, seed=1)
-        failed_run = p.sync(LAST, LAST, raise_on_error=False)
+        failed_run = p.sync(last_day(), last_day(), raise_on_error=False)
         assert not failed_run.success and hook.posts == []
         defs = p.definitions()
         sensor = defs.resolve_sensor_def(AFTER_FAILURE_SENSOR)
