@@ -216,11 +216,12 @@ def _sync_recorded(
         if not in_days.all():
             frame, unknown = frame.loc[in_days].reset_index(drop=True), unknown[in_days]
         _count_unknown_per_day(result, frame, unknown)
-        # The one reduction of the batch: a job met twice (pages overlapped) becomes one row.
+        # The one reduction of the batch (the warehouse is given it as it is): a job met twice (pages overlapped)
+        # becomes one row, and the days' counts are of those rows.
         frame, unknown = latest_states(frame, unknown)
         _count_per_day(result, frame, unknown)
-        counts = warehouse.upsert(frame, unknown, then=partial(record_sync, attempt=attempt,
-                                                               jobs_by_day=_ledger_jobs(result, now)))
+        counts = warehouse.upsert_latest(frame, unknown, then=partial(record_sync, attempt=attempt,
+                                                                      jobs_by_day=_ledger_jobs(result, now)))
         result.inserted, result.updated = counts.inserted, counts.updated
         result.finished_changed, result.finished_sample = counts.finished_changed, counts.finished_sample
         result.moved_out_of = sorted(counts.moved_out_of)

@@ -22,7 +22,6 @@ COLUMN_RULES declares each column's part; ``merge_assignments`` writes them as S
 """
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,17 +87,6 @@ def incoming_wins(stored_terminal, incoming_terminal, stored_seen, incoming_seen
     non-terminal one; between equal ranks the later sighting, on a tie the incoming one."""
     same_rank = np.equal(stored_terminal, incoming_terminal)
     return np.greater(incoming_terminal, stored_terminal) | (same_rank & np.greater_equal(incoming_seen, stored_seen))
-
-
-def record_replaces(kept: Mapping, incoming: Mapping) -> bool:
-    """Whether ``incoming``, an API record of a job read in the same sync as ``kept`` (both as sent), is the
-    latest state of the two: the rule above with equal sightings."""
-    return bool(incoming_wins(_record_is_terminal(kept), _record_is_terminal(incoming), 0, 0))
-
-
-def _record_is_terminal(record: object) -> bool:
-    status = record.get("status") if isinstance(record, Mapping) else None
-    return isinstance(status, str) and status in TERMINAL_STATUSES
 
 
 # --- The rule in SQL ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from pipeline.api.windows import days_between
 from pipeline.history import (
     AT_RISK,
     AT_RISK_DAYS,
@@ -82,12 +83,10 @@ def read_coverage(
     if counted_first > counted_last:
         return Coverage(counted_first, counted_last, projects)
     states = {}
-    day = counted_first
-    while day <= counted_last:
+    for day in days_between(counted_first, counted_last):
         synced, failing = known.get(day, (0, 0))
         states[day] = IN_PROGRESS if day == today else day_state(day, today, synced=synced >= len(projects),
                                                                    failed=failing > 0)
-        day += timedelta(days=1)
     return Coverage(counted_first, counted_last, projects, states=states)
 
 

@@ -85,6 +85,16 @@ def test_rows_of_one_key_in_one_frame_are_reduced_to_the_latest(warehouse):
     assert stored(warehouse)["status"].tolist() == ["Completed"]
 
 
+def test_a_batch_said_to_be_reduced_yet_holding_a_job_twice_is_refused_before_any_write(warehouse):
+    # The sync reduces its batch once and hands it over as it is: a job twice would be a bug, never data.
+    older = rows([api_record("job", CREATED, status="Running")], MONDAY)
+    newer = rows([api_record("job", CREATED)], TUESDAY)
+    with pytest.raises(ValueError, match=r"one row per \(project_id, id\)"):
+        warehouse.upsert_latest(pd.concat([newer, older]))
+    assert warehouse.upsert_latest(newer) == UpsertCounts(inserted=1, updated=0)
+    assert stored(warehouse)["status"].tolist() == ["Completed"]
+
+
 def test_a_failure_mid_load_rolls_back_everything(warehouse):
     first = rows(month(200))
     days = sorted(set(first["created_date"]))

@@ -18,9 +18,9 @@ from pipeline.defs.partitions import (
     PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
-    days_between,
     split_key,
 )
+from pipeline.api.windows import days_between
 from pipeline.defs.resources import ParquetSnapshotResource, WarehouseResource
 from pipeline.sqlfiles import read_sql
 
