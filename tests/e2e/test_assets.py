@@ -52,7 +52,7 @@ def test_a_multi_day_run_stores_exactly_the_api_jobs_with_per_day_metadata(tmp_p
                   for e in result.get_asset_check_evaluations()}
         assert checks == {"stored_count_matches_api": True, "no_duplicate_keys": True,
                           "ended_not_before_created": True, "parquet_matches_warehouse": True,
-                          "no_days_at_risk": True}
+                          "no_days_at_risk": True, "alerts_delivered": True}
         snapshot = ds.dataset(p.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
         assert sorted(snapshot["id"]) == sorted(want)
 
@@ -123,7 +123,7 @@ def test_a_dagster_run_on_mariadb_passes_its_checks(mariadb_url, tmp_path, monke
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {"stored_count_matches_api": True, "no_duplicate_keys": True,
                           "ended_not_before_created": True, "parquet_matches_warehouse": True,
-                          "no_days_at_risk": True}
+                          "no_days_at_risk": True, "alerts_delivered": True}
         assert p.day_metadata("dds_jobs", last)["stored_jobs"] == len(expected_jobs(p.sim, last, last)) > 0
 
 
