@@ -26,7 +26,7 @@ from tests.support.shell_helpers import (
 README = (ROOT / "README.md").read_text()
 # Run by .ci/run as printed (checked below), not by this test: they install the venv these tests run in.
 SET_UP = ("python3 -m venv .venv", ".venv/bin/pip install -e '.[dev]'", ".venv/bin/python -m pytest")
-SERVERS = re.compile(r"\bdagster dev\b|\bdds-tasks demo\b.*--ui")
+SERVERS = re.compile(r"\b(dagster|dg) dev\b|\bdds-tasks demo\b.*--ui")
 PLACEHOLDER = re.compile(r"<[^<>]+>")
 AK, SK = "READMEAKEXAMPLE0001", "readme-secret-key-for-the-simulator"
 
@@ -162,16 +162,20 @@ def test_running_it_with_dagster_as_printed_with_the_placeholders_filled(clone):
         values = {"<project id>": sim.project_id, "<access key>": AK, "<secret key>": SK}
         assert {p for line in lines for p in PLACEHOLDER.findall(line)} == values.keys()
         filled = [PLACEHOLDER.sub(lambda m: values[m[0]], line) for line in lines]
-        # Other tests on this machine may hold port 3000: dagster dev takes its port from this variable too (the
-        # shell picks a free one for each server it starts).
-        shell = Shell(clone, {**user_shell_env(), "DDS_ENDPOINT": sim.url, "DAGSTER_CLI_DEV_PORT": ""})
+        # Other tests on this machine may hold port 3000: dg dev takes its port from this variable too (the shell
+        # picks a free one for each server it starts).
+        shell = Shell(clone, {**user_shell_env(), "DDS_ENDPOINT": sim.url, "DAGSTER_DG_DEV_PORT": ""})
         outputs = run_lines(shell, filled)
         assert len(sim.requests) > 0
     assert any("Serving dagster-webserver" in out for out in outputs.values())
-    materialized = next(out for line, out in outputs.items() if "asset materialize" in line)
+    materialized = next(out for line, out in outputs.items() if "dg launch" in line)
     assert "run summary:" in materialized and "RUN_SUCCESS" in materialized
+    # The range the README gives is the last 7 days, whenever it is read: each of them fetched and stored.
+    assert "over 7 day(s)" in materialized
+    # The commands the README prints are the current ones: none that Dagster says is superseded.
+    assert not any("SupersessionWarning" in out for out in outputs.values())
     assert processes_left_in(clone) == []
-    # The CLI wrote into data/; dagster dev without DAGSTER_HOME keeps a .tmp_dagster_home_* folder while it runs
+    # The CLI wrote into data/; dg dev without DAGSTER_HOME keeps a .tmp_dagster_home_* folder while it runs
     # (and leaves it behind when it is killed): both are ignored.
     assert (clone / "data" / "warehouse.db").is_file() and untracked(clone) == []
     ignored = subprocess.run(["git", "-C", str(clone), "check-ignore", ".tmp_dagster_home_x1y2/history/runs.db"],

@@ -94,12 +94,14 @@ class Shell:
     def serve(self, line: str, timeout: float = 300, attempts: int = 3) -> str:
         """Runs a server until it answers, then stops its process group; its output up to then.
 
-        A port free when chosen (``DAGSTER_CLI_DEV_PORT``) can be taken before the server binds it: the server then
-        exits at once, and is started again on another.
+        A port free when chosen (``DAGSTER_CLI_DEV_PORT`` for ``dagster dev``, ``DAGSTER_DG_DEV_PORT`` for ``dg
+        dev``) can be taken before the server binds it: the server then exits at once, and is started again on
+        another.
         """
         for _ in range(attempts):
-            if "DAGSTER_CLI_DEV_PORT" in self.env:
-                self.env["DAGSTER_CLI_DEV_PORT"] = str(usable_port(0))
+            for variable in ("DAGSTER_CLI_DEV_PORT", "DAGSTER_DG_DEV_PORT"):
+                if variable in self.env:
+                    self.env[variable] = str(usable_port(0))
             output, url = self._serve_once(line, timeout)
             if url or "address already in use" not in output.lower():
                 break
