@@ -2,7 +2,7 @@
 
 The simulator stands in for the DDS API on a free loopback port; everything else is the production code path:
 the same ``Definitions``, resources, assets, checks and storage. The demo never reads or writes the configured
-storage: it runs on a configuration of its own (the CONTRACT.md variables set for the run, the user's own
+storage: it runs on a configuration of its own (the docs/configuration.md variables set for the run, the user's own
 ``DDS_*`` and credential variables set aside), and keeps its warehouse, Parquet snapshots and Dagster home in its
 folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show what it did.
 """
