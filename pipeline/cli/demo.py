@@ -99,7 +99,7 @@ def demo_key_pair() -> tuple[str, str]:
 
 
 def demo_settings_values(place: DemoPlace, sim: DdsSimulator, key_pair: tuple[str, str], start: date) -> dict[str, str]:
-    """The demo's whole configuration, as the environment variables the pipeline (and ``dagster dev``) read."""
+    """The demo's whole configuration, as the environment variables the pipeline (and ``dg dev``) read."""
     return {
         "DDS_DATA_DIR": str(place.data_dir.absolute()),
         "DDS_ENDPOINT": sim.url,

@@ -105,6 +105,9 @@ def test_the_readme_demo_ui_command_serves_the_demo(clone, demo_output):
     lines = command_lines(code_blocks("bash")[0])
     outputs = run_lines(Shell(clone, user_shell_env()), [line for line in lines if SERVERS.search(line)])
     assert len(outputs) == 1 and "Dagster UI: http://127.0.0.1:" in next(iter(outputs.values()))
+    # The UI is served by dg dev, the current command: its log holds no warning that a command is superseded.
+    served = (clone / "demo" / "dagster_dev.log").read_text()
+    assert "Serving dagster-webserver" in served and "SupersessionWarning" not in served
     assert processes_left_in(clone) == [] and untracked(clone) == []
 
 
