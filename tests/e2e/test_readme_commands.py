@@ -2,7 +2,9 @@
 activated (quick ones to the end, servers until they answer); every SQL and Python snippet of the README, run on
 the demo's warehouse and Parquet files; and what all of it leaves behind, covered by .gitignore."""
 
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 from datetime import date
@@ -184,3 +186,31 @@ def test_running_it_with_dagster_as_printed_with_the_placeholders_filled(clone):
     ignored = subprocess.run(["git", "-C", str(clone), "check-ignore", ".tmp_dagster_home_x1y2/history/runs.db"],
                              capture_output=True, text=True)
     assert ignored.returncode == 0, ignored
+
+
+
+@pytest.mark.slow
+def test_the_commands_the_simulator_prints_sync_from_it_as_printed(clone):
+    """`dds-tasks simulate`, run in the clone, and the lines it prints (its `export`s and the current `dg launch`)
+    pasted there: a sync of the simulator's last days, with no warning that the command is superseded."""
+    env = user_shell_env()
+    simulator = subprocess.Popen([".venv/bin/dds-tasks", "simulate", "--port", "0", "--jobs-per-day", "30"],
+                                 cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 start_new_session=True)
+    try:
+        printed = []
+        for line in simulator.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+            printed.append(line.rstrip("\n"))
+        pasted = [line.strip().removeprefix("then: ").split("   #")[0] for line in printed if line.startswith("  ")]
+        # The venv's dg, as this interpreter's venv is named from the clone (a link to it here: its real path).
+        lines = [line for line in pasted if line.startswith("export ") or "/bin/dg launch " in line]
+        assert len(lines) >= 2 and "/bin/dg launch " in lines[-1], printed
+        outputs = run_lines(Shell(clone, env), lines)
+    finally:
+        os.killpg(simulator.pid, signal.SIGTERM)
+        simulator.wait(timeout=30)
+    [launched] = [out for line, out in outputs.items() if "dg launch" in line]
+    assert "RUN_SUCCESS" in launched and "run summary:" in launched and "SupersessionWarning" not in launched
+    assert processes_left_in(clone) == []
