@@ -71,7 +71,7 @@ def scratch_postgres(server_url: str | None) -> Iterator[str | None]:
 
 
 def dagster_env(url: str, token: str, data_dir: Path, home: Path, concurrency: int) -> dict[str, str]:
-    """The CONTRACT.md variables of a run against the simulator, with a Dagster instance of its own."""
+    """The docs/configuration.md variables of a run against the simulator, with a Dagster instance of its own."""
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text("{}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_"))}

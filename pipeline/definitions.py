@@ -1,6 +1,6 @@
 """The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedules and resources, assembled.
 
-Resources read the CONTRACT.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
+Resources read the docs/configuration.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
 never its value. All steps run in one process: a run pays Python and Dagster start-up once.
 """
 

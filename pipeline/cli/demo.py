@@ -2,7 +2,7 @@
 
 The simulator stands in for the DDS API on a free loopback port; everything else is the production code path:
 the same ``Definitions``, resources, assets, checks and storage. The demo never reads or writes the configured
-storage: it runs on a configuration of its own (the CONTRACT.md variables set for the run, the user's own
+storage: it runs on a configuration of its own (the docs/configuration.md variables set for the run, the user's own
 ``DDS_*`` and credential variables set aside), and keeps its warehouse, Parquet snapshots and Dagster home in its
 folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show what it did.
 """
@@ -99,7 +99,7 @@ def demo_key_pair() -> tuple[str, str]:
 
 
 def demo_settings_values(place: DemoPlace, sim: DdsSimulator, key_pair: tuple[str, str], start: date) -> dict[str, str]:
-    """The demo's whole configuration, as the environment variables the pipeline (and ``dagster dev``) read."""
+    """The demo's whole configuration, as the environment variables the pipeline (and ``dg dev``) read."""
     return {
         "DDS_DATA_DIR": str(place.data_dir.absolute()),
         "DDS_ENDPOINT": sim.url,

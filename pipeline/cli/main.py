@@ -108,7 +108,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--dir", default=DEFAULT_FOLDER,
                       help=f"the demo's folder: its warehouse, Parquet files and Dagster home (default ./{DEFAULT_FOLDER})")
     demo.add_argument("--ui", action="store_true",
-                      help="then open the demo in Dagster's UI (dagster dev, with the simulator) until Ctrl-C")
+                      help="then open the demo in Dagster's UI (dg dev, with the simulator) until Ctrl-C")
     demo.add_argument("--port", type=int, default=3000,
                       help="with --ui: the UI's port on 127.0.0.1 (default 3000, or a free one when it is taken)")
     demo.set_defaults(run=_run_demo)

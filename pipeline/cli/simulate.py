@@ -142,8 +142,7 @@ def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[s
     if ways:
         lines.append("  and one way of authenticating:")
         lines.extend(f"  {line}   # {why}" for line, why in ways)
-    lines.append(f"  then: {venv_command('dagster')} asset materialize -m pipeline.definitions "
-                 f"--select dds_jobs,dds_jobs_parquet --partition-range {last - timedelta(days=2)}...{last}")
+    lines.append(f"  then: {venv_command('dg')} launch --assets dds_jobs,dds_jobs_parquet --partition-range {last - timedelta(days=2)}...{last}")
     return lines
 
 

@@ -353,7 +353,7 @@ def test_a_warehouse_password_stays_out_of_the_dagster_storage(tmp_path, monkeyp
     assert in_stored_job_snapshot("DDS_WAREHOUSE_URL", haystacks)
 
 
-# --- the CONTRACT.md materialize command, as processes ------------------------------------------------------
+# --- the docs/dagster.md materialize command, as processes --------------------------------------------------
 
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory) -> Iterator[dict[str, dict]]:

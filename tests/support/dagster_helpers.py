@@ -31,7 +31,7 @@ TOKEN = "sim-token-for-tests"
 
 
 def pipeline_env(sim: DdsSimulator, data_dir: Path) -> dict[str, str]:
-    """The CONTRACT.md variables that point the pipeline at a simulator and a data directory."""
+    """The docs/configuration.md variables that point the pipeline at a simulator and a data directory."""
     return {
         "DDS_ENDPOINT": sim.url,
         "DDS_PROJECT_ID": sim.project_id,
