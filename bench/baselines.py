@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from pipeline.jobs.schema import DDS_JOBS, frame_to_arrow
+from pipeline.records.schema import DDS_JOBS, frame_to_arrow
 from pipeline.warehouse.store import Warehouse
 
 API_TIME = "%Y-%m-%dT%H:%M:%S%z"

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_storage import FIRST_DAY, SEEN, Figure, bench_warehouse, scratch_urls  # noqa: E402
-from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
-from pipeline.testing import synthetic_records  # noqa: E402
+from pipeline.records.normalize import normalize_jobs  # noqa: E402
+from tests.support.records import synthetic_records  # noqa: E402
 
 LOCAL_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
 

@@ -11,7 +11,7 @@ pages the day's jobs need (one request per 100 jobs a target holds for the windo
 last page exactly). Until the intraday branch lands, today is not a partition: ``--partition yesterday``.
 
 Latency (``--latency``): ``dagster-daemon run`` with ``DDS_INTRADAY_MINUTES`` ticking schedule
-``dds_jobs_intraday`` (CONTRACT.md), the simulator's clock following the wall clock; probe jobs are created, then
+``dds_jobs_intraday`` (docs/intraday.md), the simulator's clock following the wall clock; probe jobs are created, then
 one of them fails; the warehouse is polled for their rows and a local JSON webhook (``DDS_ALERT_URLS=json://...``)
 for the alert. Without the schedule (or without asset ``dds_jobs_alerts``) the figure prints "not available".
 Everything binds to 127.0.0.1 and stops itself within its budget. A benchmark, not a test: nothing asserts a time.
@@ -94,7 +94,7 @@ def targets_file(path: Path, url: str, count: int) -> Path:
 
 
 def run_env(sim: DdsSimulator, token: str, scratch: Path, targets: int, concurrency: int) -> dict[str, str]:
-    """The CONTRACT.md variables of a run against ``sim``: one project, or a targets file of ``targets``."""
+    """The docs/configuration.md variables of a run against ``sim``: one project, or a targets file of ``targets``."""
     env = dagster_env(sim.url, token, scratch / "data", scratch / "home", concurrency)
     env["DDS_START_DATE"] = (datetime.now(timezone.utc).date() - timedelta(days=7)).isoformat()
     if targets > 1:

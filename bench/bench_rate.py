@@ -6,8 +6,8 @@
 For each latency and quota (and without one), a simulator in a process of its own answers 10 days of jobs after that
 latency, with ``--rate-limit N`` (a token bucket of one second per user; the rest answered 429 APIG.0308 with
 Retry-After). ``DdsTaskCenterClient.fetch_jobs`` reads the window once with the adaptive rate, then (after the bucket
-has refilled) once with ``adaptive_rate=False``: ``--concurrency`` requests in flight whatever the answers, today's
-behaviour. Each quota gets its own simulator, so every adaptive run starts knowing nothing, as a new process does.
+has refilled) once with ``FixedConcurrencyClient``: ``--concurrency`` requests in flight whatever the answers, the
+behaviour before issue 14. Each quota gets its own simulator, so every adaptive run starts knowing nothing, as a new process does.
 
 Printed per run: seconds, pace against the floor (pages / quota, or pages x latency / concurrency when that is
 longer), the share of requests answered 429, the requests a second sent, the range of requests allowed in flight and
@@ -35,6 +35,7 @@ from bench.processes import simulator_process  # noqa: E402
 from pipeline.api.auth import TokenAuth  # noqa: E402
 from pipeline.api.client import DdsTaskCenterClient, FetchStats  # noqa: E402
 from pipeline.api.errors import DdsApiError  # noqa: E402
+from pipeline.api.ratelimit import RegionLimiter  # noqa: E402
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
 from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
 from pipeline.sync import fetch_window  # noqa: E402
@@ -44,6 +45,14 @@ MAX_PACE_UNDER_QUOTA, MAX_THROTTLED_SHARE, MAX_PACE_WITHOUT_QUOTA = 1.15, 0.05, 
 # The gateway's bucket holds one second of quota: after this pause the fixed run meets it full, as the adaptive did.
 REFILL_SECONDS = 1.5
 NO_LIMIT = "none"
+
+
+class FixedConcurrencyClient(DdsTaskCenterClient):
+    """The client with a limiter of its own that keeps ``max_concurrency`` in flight (and ``max_rate``, if any)
+    whatever the answers: the fixed behaviour the adaptive rate is compared with."""
+
+    def _limiter_for(self, key: str) -> RegionLimiter:
+        return RegionLimiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency, adaptive=False)
 
 
 @dataclass
@@ -127,8 +136,8 @@ def fetch(url: str, token: str, limit: float | None, latency_ms: float, concurre
     days = [datetime.now(timezone.utc).date() - timedelta(days=n) for n in range(DAYS, 0, -1)]
     window = fetch_window(days, datetime.now(timezone.utc))
     stats, failed = FetchStats(), None
-    with DdsTaskCenterClient(url, DEFAULT_PROJECT_ID, TokenAuth(token), max_concurrency=concurrency,
-                             adaptive_rate=adaptive) as client:
+    client_type = DdsTaskCenterClient if adaptive else FixedConcurrencyClient
+    with client_type(url, DEFAULT_PROJECT_ID, TokenAuth(token), max_concurrency=concurrency) as client:
         started = time.perf_counter()
         try:
             for _ in client.iter_pages(window, stats=stats):

@@ -23,12 +23,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_sync import machine_pace_ms  # noqa: E402
 from bench.processes import scratch_postgres  # noqa: E402
-from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
+from pipeline.records.normalize import normalize_jobs  # noqa: E402
 from pipeline.report import charts  # noqa: E402
 from pipeline.report.figures import ReportScope, collect_figures  # noqa: E402
 from pipeline.report.html import render_html  # noqa: E402
 from pipeline.report.period import period_ending  # noqa: E402
-from pipeline.testing import synthetic_records  # noqa: E402
+from tests.support.records import synthetic_records  # noqa: E402
 from pipeline.warehouse.store import Warehouse  # noqa: E402
 
 TARGET_SECONDS, TARGET_MB = 5.0, 300
@@ -37,7 +37,7 @@ BATCH = 100_000
 # getrusage's figure would not do: Linux carries the parent's peak over into a child's maxrss when it execs, so it
 # would count this benchmark's own memory (the million jobs it generated).
 _REPORT_WITH_PEAK = (
-    "import re, sys; from pipeline.cli import main; status = main(sys.argv[1:]); "
+    "import re, sys; from pipeline.cli.main import main; status = main(sys.argv[1:]); "
     "print(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1), file=sys.stderr); "
     "sys.exit(status)"
 )

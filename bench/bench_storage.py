@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
+from pipeline.records.normalize import normalize_jobs  # noqa: E402
 from pipeline.snapshots.store import ParquetStore  # noqa: E402
-from pipeline.testing import synthetic_records  # noqa: E402
+from tests.support.records import synthetic_records  # noqa: E402
 from pipeline.warehouse.store import Warehouse  # noqa: E402
 
 FIRST_DAY = date(2026, 10, 1)

@@ -46,14 +46,14 @@ from bench.processes import cli_sync, dagster_env, scratch_postgres, simulator_p
 from pipeline.api.auth import TokenAuth  # noqa: E402
 from pipeline.api.client import DdsTaskCenterClient  # noqa: E402
 from pipeline.api.windows import TimeWindow  # noqa: E402
-from pipeline.jobs.normalize import normalize_jobs  # noqa: E402
-from pipeline.jobs.schema import PANDAS_DTYPES  # noqa: E402
+from pipeline.records.normalize import normalize_jobs  # noqa: E402
+from pipeline.records.schema import PANDAS_DTYPES  # noqa: E402
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
 from pipeline.simulator import DdsSimulator, SimulatorConfig  # noqa: E402
 from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
 from pipeline.snapshots.store import ParquetStore  # noqa: E402
 from pipeline.sync import fetch_window, snapshot_days, sync_days  # noqa: E402
-from pipeline.testing import FetchResult, fetch_jobs  # noqa: E402
+from tests.support.records import FetchResult, fetch_jobs  # noqa: E402
 from pipeline.warehouse.engine import parse_warehouse_url  # noqa: E402
 from pipeline.warehouse.store import Warehouse  # noqa: E402
 

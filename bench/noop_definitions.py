@@ -24,12 +24,12 @@ from dagster import (
     in_process_executor,
 )
 
-from pipeline.dds.partitions import daily_partitions
+from pipeline.defs.partitions import daily_partitions
 from pipeline.settings import Settings
 
-# As in pipeline.dds.assets: the beta label of backfill_policy is noise on every load.
+# As in pipeline.defs.sync.assets: the beta label of backfill_policy is noise on every load.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
-# Spelled out rather than imported from pipeline.dds.assets: that import loads pandas, pyarrow and the API client,
+# Spelled out rather than imported from pipeline.defs.sync.assets: that import loads pandas, pyarrow and the API client,
 # which is our code's start-up cost, not Dagster's.
 DDS_API_POOL = "dds_api"
 STORED_MATCHES_API = "stored_count_matches_api"

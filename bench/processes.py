@@ -28,7 +28,7 @@ def simulator_process(
 ) -> Iterator[str]:
     """The simulator serving on a free loopback port, in a process of its own (``options``: more of its command
     line, e.g. ``--rate-limit 10``); yields its URL."""
-    command = [sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", str(jobs_per_day),
+    command = [sys.executable, "-m", "pipeline.cli.simulate", "--port", "0", "--jobs-per-day", str(jobs_per_day),
                "--history-days", str(days + 2), "--latency-ms", str(latency_ms), f"--token={token}", *options]
     # A group of its own, stopped as a group: a benchmark started in the background inherits SIGINT ignored.
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -71,7 +71,7 @@ def scratch_postgres(server_url: str | None) -> Iterator[str | None]:
 
 
 def dagster_env(url: str, token: str, data_dir: Path, home: Path, concurrency: int) -> dict[str, str]:
-    """The CONTRACT.md variables of a run against the simulator, with a Dagster instance of its own."""
+    """The docs/configuration.md variables of a run against the simulator, with a Dagster instance of its own."""
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text("{}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_"))}

@@ -1,6 +1,6 @@
 """The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedules and resources, assembled.
 
-Resources read the CONTRACT.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
+Resources read the docs/configuration.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
 never its value. All steps run in one process: a run pays Python and Dagster start-up once.
 """
 
@@ -8,24 +8,24 @@ import sqlalchemy as sa
 from dagster import Definitions, EnvVar
 
 from pipeline.api.credentials import ENV_VARIABLES
-from pipeline.dds.alerts_asset import AlertsResource, build_alerts_after_failure, build_alerts_asset
-from pipeline.dds.assets import build_dds_assets
-from pipeline.dds.checks import (
+from pipeline.defs.alerts.assets import AlertsResource, build_alerts_after_failure, build_alerts_asset
+from pipeline.defs.sync.assets import build_dds_assets
+from pipeline.defs.sync.checks import (
     ended_not_before_created,
     no_duplicate_keys,
     parquet_matches_warehouse,
 )
-from pipeline.dds.console import quiet_failures_in_process_executor
-from pipeline.dds.coverage_check import build_coverage_check
-from pipeline.dds.parquet_verification import dds_parquet_verify
-from pipeline.dds.partitions import daily_partitions, dds_partitions
-from pipeline.dds.report_asset import ReportStoreResource, build_report_asset
-from pipeline.dds.resources import (
+from pipeline.defs.console import quiet_failures_in_process_executor
+from pipeline.defs.sync.days_at_risk import build_coverage_check
+from pipeline.defs.snapshots.verify_job import dds_parquet_verify
+from pipeline.defs.partitions import daily_partitions, dds_partitions
+from pipeline.defs.report.assets import ReportStoreResource, build_report_asset
+from pipeline.defs.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
     WarehouseResource,
 )
-from pipeline.dds.schedules import build_daily_schedule, build_intraday_schedule, sync_freshness_policy
+from pipeline.defs.sync.schedules import build_daily_schedule, build_intraday_schedule, sync_freshness_policy
 from pipeline.memory import use_returning_allocator
 from pipeline.report.build import report_scope, reports_location
 from pipeline.settings import ALERT_URLS_VARIABLE, Settings, settings_at_load
@@ -94,7 +94,7 @@ def build_definitions(settings: Settings) -> Definitions:
             "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
         },
         # In process, as Dagster's in_process_executor; a run failing on one of our one-line errors prints it
-        # without Dagster's frames (pipeline/dds/console.py).
+        # without Dagster's frames (pipeline/defs/console.py).
         executor=quiet_failures_in_process_executor,
     )
 

@@ -24,7 +24,7 @@ import pandas as pd
 from pipeline.api.client import DdsTaskCenterClient, FetchStats
 from pipeline.api.errors import DdsApiError
 from pipeline.api.windows import TimeWindow
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.normalize import normalize_jobs
 from pipeline.api.windows import retained_since
 from pipeline.warehouse.store import Warehouse
 

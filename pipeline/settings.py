@@ -1,4 +1,4 @@
-"""The pipeline's configuration, read from the environment variables of CONTRACT.md.
+"""The pipeline's configuration, read from the environment variables of docs/configuration.md.
 
 Every problem is reported as one ``ConfigError`` line naming the variable, before any request or write.
 Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.

@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from pipeline.api.client import DdsTaskCenterClient, FetchStats, Page
 from pipeline.api.pagination import job_key
 from pipeline.api.windows import FULL, GONE, TimeWindow, day_window, held_by_api, retained_since
-from pipeline.jobs.normalize import (
+from pipeline.records.normalize import (
     MAX_SAMPLES,
     NormalizedJobs,
     normalize_jobs,
     unknown_counts,
 )
-from pipeline.jobs.precedence import FIELD_BITS, latest_states
+from pipeline.records.precedence import FIELD_BITS, latest_states
 from pipeline.snapshots.heal import DayRefresh, refresh_days
 from pipeline.snapshots.store import ROWS_AT_ONCE, ParquetStore
 from pipeline.warehouse.ledger import (
@@ -91,7 +91,7 @@ class SyncResult:
     ``unknown_fields``: per API field, the records of the days that did not give it (the stored value was kept).
     ``finished_changed``: stored finished jobs (Completed, Failed) whose finished state a complete record changed,
     and ``finished_sample`` one of them, for the run log. ``text_escaped``: text values stored with their NULs
-    escaped (pipeline/jobs/escape.py). ``moved_out_of``: days whose stored jobs the API now says were created on
+    escaped (pipeline/records/escape.py). ``moved_out_of``: days whose stored jobs the API now says were created on
     another day (the synced days among them); their Parquet snapshots hold stale copies until snapshot_days is
     given them."""
 
@@ -216,11 +216,12 @@ def _sync_recorded(
         if not in_days.all():
             frame, unknown = frame.loc[in_days].reset_index(drop=True), unknown[in_days]
         _count_unknown_per_day(result, frame, unknown)
-        # The one reduction of the batch: a job met twice (pages overlapped) becomes one row.
+        # The one reduction of the batch (the warehouse is given it as it is): a job met twice (pages overlapped)
+        # becomes one row, and the days' counts are of those rows.
         frame, unknown = latest_states(frame, unknown)
         _count_per_day(result, frame, unknown)
-        counts = warehouse.upsert(frame, unknown, then=partial(record_sync, attempt=attempt,
-                                                               jobs_by_day=_ledger_jobs(result, now)))
+        counts = warehouse.upsert_latest(frame, unknown, then=partial(record_sync, attempt=attempt,
+                                                                      jobs_by_day=_ledger_jobs(result, now)))
         result.inserted, result.updated = counts.inserted, counts.updated
         result.finished_changed, result.finished_sample = counts.finished_changed, counts.finished_sample
         result.moved_out_of = sorted(counts.moved_out_of)

@@ -3,7 +3,7 @@
 A *target* is one (region, project id, credentials) the task center is read from; its name is the ``target``
 part of the partition keys (``2026-11-01|sg-prod``). The file holds no secret: a target names the prefix of the
 environment variables holding its credentials (``SG_PROD_`` reads ``SG_PROD_HUAWEICLOUD_SDK_AK`` and so on), or
-uses the unprefixed variables of CONTRACT.md. Example::
+uses the unprefixed variables of docs/configuration.md. Example::
 
     regions:
       ap-southeast-1: {max_concurrency: 8, max_rate: 10}   # in flight per run; requests a second, never passed

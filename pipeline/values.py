@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 # The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
 MAX_CONCURRENCY_LIMIT = 32
 DDS_ENDPOINT_EXAMPLE = "https://dds.ap-southeast-1.myhuaweicloud.com"
-# The one region outside the myhuaweicloud.com domain (NOTES.md).
+# The one region outside the myhuaweicloud.com domain (docs/dds-api.md).
 REGION_ENDPOINT_OVERRIDES = {"eu-west-101": "https://dds.eu-west-101.myhuaweicloud.eu"}
 # The opt-in to plain http:// endpoints off loopback (a TLS-terminating proxy on the same network, say): without it
 # a token, a signature or the IAM password would cross the network in clear text unasked.

@@ -29,7 +29,7 @@ from pipeline.alerts.rules import (
     failed_job_alerts,
     target_alerts,
 )
-from pipeline.coverage import ledger_projects
+from pipeline.history import ledger_projects
 
 if TYPE_CHECKING:
     from pipeline.warehouse.store import Warehouse

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from pipeline.jobs.columns import Kind, sql_type
+from pipeline.records.columns import Kind, sql_type
 from pipeline.warehouse.engine import create_table_when_missing
 from pipeline.warehouse.ledger import error_line, read_utc, stored_utc
 

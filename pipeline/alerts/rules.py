@@ -5,7 +5,7 @@ names the event once and for good (the ledger sends each key once per destinatio
   whose name matches one of the patterns (all tasks when none). A job that ended before the window never alerts,
   so switching alerts on over a long history, or backfilling old days, sends only what the window covers.
 - ``day_at_risk``: a day not completely stored that the DDS API forgets within ALERT_DAYS_BEFORE_LOST days, as
-  pipeline/coverage.py (the no_days_at_risk check) says.
+  pipeline/history.py (the no_days_at_risk check) says.
 - ``target_failing``: a target whose latest sync failed and that has had no successful sync for longer than two
   intraday intervals (or at all since its last success, when intraday is off: the daily run failed); keyed by the
   time it has been failing since, so one failure episode alerts once. ``target_recovered``: its first
@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipeline.alerts.ledger import Alert
-from pipeline.coverage import AT_RISK, RETENTION_DAYS, day_coverage
+from pipeline.history import AT_RISK, RETENTION_DAYS, day_coverage
 from pipeline.warehouse.ledger import LedgerDay, ledger_rows
 
 if TYPE_CHECKING:

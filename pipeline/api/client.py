@@ -21,7 +21,7 @@ from pipeline.api.ratelimit import (
 )
 from pipeline.api.retry import RETRY_KINDS, RetryPolicy, call_with_retries
 from pipeline.api.windows import TimeWindow, format_api_time
-from pipeline.values import DDS_ENDPOINT_EXAMPLE, checked_http_url
+from pipeline.values import DDS_ENDPOINT_EXAMPLE, check_concurrency, checked_http_url
 
 __all__ = ["DdsTaskCenterClient", "FetchStats", "Page", "throttling_warning"]
 
@@ -123,10 +123,9 @@ def _validated_project_id(project_id: object) -> str:
     return project_id
 
 
-def _validated_count(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bounds = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
+def _validated_page_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be an integer 1..{MAX_PAGE_SIZE}, got {value!r}")
     return value
 
 
@@ -167,9 +166,7 @@ class DdsTaskCenterClient:
     an answer that is not the promised jobs list counts as a failure, never as data). ``timeout`` is (connect,
     read) seconds: a stalled answer fails at the read timeout and is retried. Requests go at the pace of the
     region's limiter (pipeline.api.ratelimit), shared with every client of the same ``region`` and endpoint in
-    the process; it never passes ``max_rate`` requests a second. ``adaptive_rate=False`` gives a limiter of the
-    client's own that keeps ``max_concurrency`` in flight whatever the answers (the fixed behaviour, for
-    comparison). No request follows a redirect: a 3xx is an error saying to set ``endpoint_setting`` (the setting
+    the process; it never passes ``max_rate`` requests a second. No request follows a redirect: a 3xx is an error saying to set ``endpoint_setting`` (the setting
     the endpoint came from) to the final address. An ``http://`` endpoint must be on loopback (the simulator) unless
     ``insecure_http`` (DDS_ALLOW_INSECURE_HTTP): the credentials would cross the network in clear text. The client is thread-safe; close it (or use it as a context
     manager).
@@ -188,7 +185,6 @@ class DdsTaskCenterClient:
         verify: bool | str = True,
         region: str | None = None,
         max_rate: float | None = None,
-        adaptive_rate: bool = True,
         endpoint_setting: str = "DDS_ENDPOINT",
         insecure_http: bool = False,
     ) -> None:
@@ -196,8 +192,8 @@ class DdsTaskCenterClient:
         self.project_id = _validated_project_id(project_id)
         if auth is not None and not isinstance(auth, AuthBase):
             raise ValueError(f"auth must be a requests AuthBase such as TokenAuth, got {type(auth).__name__}")
-        self.max_concurrency = _validated_count("max_concurrency", max_concurrency, 1)
-        self.page_size = _validated_count("page_size", page_size, 1, MAX_PAGE_SIZE)
+        self.max_concurrency = check_concurrency(max_concurrency, "max_concurrency")
+        self.page_size = _validated_page_size(page_size)
         self.timeout = _validated_timeout(timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValueError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
@@ -209,18 +205,16 @@ class DdsTaskCenterClient:
         self.max_rate = _validated_rate(max_rate)
         if region is not None and not isinstance(region, str):
             raise ValueError(f"region must be a region name or None, got {type(region).__name__}")
-        if not isinstance(adaptive_rate, bool):
-            raise ValueError(f"adaptive_rate must be True or False, got {adaptive_rate!r}")
-        key = region_key(region, self.endpoint)
-        self.limiter = (
-            region_limiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency) if adaptive_rate
-            else RegionLimiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency, adaptive=False)
-        )
+        self.limiter = self._limiter_for(region_key(region, self.endpoint))
         self._auth = auth
         self._http = JobsHttp(
             self.endpoint, self.project_id, auth, timeout=self.timeout, verify=verify, pool_size=self.max_concurrency,
             limiter=self.limiter, endpoint_setting=endpoint_setting,
         )
+
+    def _limiter_for(self, key: str) -> RegionLimiter:
+        """The limiter every request waits for: the region's, shared by the clients of the process."""
+        return region_limiter(key, max_rate=self.max_rate, max_concurrency=self.max_concurrency)
 
     def iter_pages(
         self,

@@ -1,4 +1,4 @@
-"""Which credentials a run uses, from the CONTRACT.md variables, and the ``requests`` auth built from them.
+"""Which credentials a run uses, from the docs/configuration.md variables, and the ``requests`` auth built from them.
 
 Precedence when several complete sets are given: AK/SK, then the IAM user, then the static token. A partial
 set (an AK without its SK, an IAM user without password or domain, ...) is an error even when another set is
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 AKSK, IAM, TOKEN = "aksk", "iam", "token"
 STATIC_TOKEN_WARNING = "DDS_AUTH_TOKEN expires within 24 hours; use AK/SK or an IAM user for schedules"
 
-# Field name -> the environment variable that sets it (CONTRACT.md).
+# Field name -> the environment variable that sets it (docs/configuration.md).
 ENV_VARIABLES = {
     "auth_token": "DDS_AUTH_TOKEN",
     "access_key": "HUAWEICLOUD_SDK_AK",
@@ -72,7 +72,7 @@ class Credentials:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Credentials":
-        """The credentials named by the environment variables of CONTRACT.md (unset ones stay ``None``)."""
+        """The credentials named by the environment variables of docs/configuration.md (unset ones stay ``None``)."""
         return cls(**{name: env.get(variable) for name, variable in ENV_VARIABLES.items()})
 
     def method(self) -> str:

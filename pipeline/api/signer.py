@@ -1,4 +1,4 @@
-"""AK/SK request signing with the provider's ``SDK-HMAC-SHA256`` scheme (NOTES.md, "Authentication").
+"""AK/SK request signing with the provider's ``SDK-HMAC-SHA256`` scheme (docs/dds-api.md, "Authentication").
 
 A pure function of the request and the key pair: it returns the headers to add and never sends anything.
 Equality with the provider's reference signer (``huaweicloudsdkcore``) is proven in ``tests/unit/test_signer.py``;
@@ -29,7 +29,7 @@ def canonical_path(raw_path: str) -> str:
 def query_pairs(raw_query: str) -> list[tuple[str, str]]:
     """The decoded (key, value) pairs of a query string, in the order sent.
 
-    A ``+`` decodes to a space, as the API gateway reads it (NOTES.md): this is also how ``requests``
+    A ``+`` decodes to a space, as the API gateway reads it (docs/dds-api.md): this is also how ``requests``
     encodes a space in ``params``.
     """
     pairs = []

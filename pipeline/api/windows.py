@@ -84,6 +84,11 @@ class TimeWindow:
         return f"{_utc_text(self.start)}..{_utc_text(self.end)}"
 
 
+def days_between(first: date, last: date) -> list[date]:
+    """The UTC days ``first`` to ``last``, both included (none when ``last`` is before ``first``)."""
+    return [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
+
+
 def day_window(day: date) -> TimeWindow:
     """The half-open UTC window [day 00:00, next day 00:00) of a partition."""
     return TimeWindow.for_days(day, day)

@@ -19,6 +19,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 from matplotlib.ticker import MaxNLocator
 
+from pipeline.api.windows import days_between
 from pipeline.report.coverage import REPORT_STATES, Coverage, state_label
 from pipeline.report.figures import AGE_BANDS, ListedRows
 from pipeline.report.period import ReportPeriod
@@ -61,7 +62,7 @@ def jobs_per_day_svg(jobs_by_day: pd.DataFrame, period: ReportPeriod) -> str | N
     if jobs_by_day.empty:
         return None
     table = jobs_by_day.pivot_table(index="day", columns="status", values="jobs", aggfunc="sum", fill_value=0)
-    table = table.reindex(list(_days(period)), fill_value=0)
+    table = table.reindex(days_between(period.first_day, period.last_day), fill_value=0)
     table = table[ordered_statuses(table.sum())]
     if len(table.columns) > MAX_STATUSES:
         kept = list(table.columns[: MAX_STATUSES - 1])
@@ -112,7 +113,7 @@ def failure_trend_svg(failures_by_day: pd.DataFrame, period: ReportPeriod) -> st
     without such jobs."""
     if failures_by_day.empty:
         return None
-    table = failures_by_day.set_index("day").reindex(list(_days(period)))
+    table = failures_by_day.set_index("day").reindex(days_between(period.first_day, period.last_day))
     figure, axes = _figure(2.8, "Failure rate per day: failed, % of the jobs created that day", _created(period))
     positions = range(len(table))
     highest = 0.0
@@ -253,10 +254,6 @@ def _svg(figure: Figure) -> str:
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     # The DOCTYPE names a DTD by URL and the metadata a vocabulary: a report must reference nothing outside it.
     return _DOCTYPE.sub("", buffer.getvalue())
-
-
-def _days(period: ReportPeriod) -> Sequence[date]:
-    return pd.date_range(period.first_day, period.last_day, freq="D").date
 
 
 def _day_ticks(axes, days: Sequence[date]) -> None:

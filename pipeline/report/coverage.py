@@ -1,7 +1,7 @@
 """Coverage of a report's period: which UTC days the pipeline holds a complete sync of, from the sync ledger.
 
 A day of the period counts as *synced* when every project the report covers has a complete sync of it in the ledger
-(table ``dds_sync_ledger``). Otherwise it takes the state pipeline/coverage.py gives a day not synced, by its age:
+(table ``dds_sync_ledger``). Otherwise it takes the state pipeline/history.py gives a day not synced, by its age:
 *gone* (the DDS API holds none of it any more), *at risk* (the API starts forgetting it within AT_RISK_DAYS),
 *failed* (the last attempt of one of the projects failed) or *missing* (never attempted, or not completed): the
 rule of the view ``dds_jobs_coverage`` and of the schedule's catch-up. Today, when the period holds it, is *in
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pipeline.coverage import (
+from pipeline.api.windows import days_between
+from pipeline.history import (
     AT_RISK,
     AT_RISK_DAYS,
     FAILED,
@@ -82,12 +83,10 @@ def read_coverage(
     if counted_first > counted_last:
         return Coverage(counted_first, counted_last, projects)
     states = {}
-    day = counted_first
-    while day <= counted_last:
+    for day in days_between(counted_first, counted_last):
         synced, failing = known.get(day, (0, 0))
         states[day] = IN_PROGRESS if day == today else day_state(day, today, synced=synced >= len(projects),
                                                                    failed=failing > 0)
-        day += timedelta(days=1)
     return Coverage(counted_first, counted_last, projects, states=states)
 
 

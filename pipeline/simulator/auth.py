@@ -2,7 +2,7 @@
 
 The signature check recomputes the canonical request from the raw request with code of its own (it shares
 nothing with ``pipeline.api.signer``), so a bug in our signer shows up as a 401 here, as it would at the
-provider. Rejections answer as the gateway does (NOTES.md): 401 ``APIG.0301`` for a missing, unknown or
+provider. Rejections answer as the gateway does (docs/dds-api.md): 401 ``APIG.0301`` for a missing, unknown or
 badly signed credential, 401 ``APIG.0307`` for an expired token.
 
     gateway = SimulatorAuthenticator(keys={ak: sk}, iam_users={"robot": ("password", "account")})
@@ -33,7 +33,7 @@ INVALID_AUTH = "APIG.0301"
 TOKEN_EXPIRED = "APIG.0307"
 # The gateway accepts a signing time within about 15 minutes of its own clock.
 SIGNING_TIME_SKEW = timedelta(minutes=15)
-# After more than 5 bad signatures in a row the gateway locks the key for 5 minutes (NOTES.md).
+# After more than 5 bad signatures in a row the gateway locks the key for 5 minutes (docs/dds-api.md, "Errors").
 LOCK_AFTER_BAD_SIGNATURES = 5
 LOCK_DURATION = timedelta(minutes=5)
 
@@ -68,7 +68,7 @@ def _percent_encode(text: str) -> str:
 def gateway_canonical_request(
     method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], signed_names: list[str], body: bytes
 ) -> str:
-    """The canonical request as the gateway rebuilds it from what it received (NOTES.md, AK/SK step 2)."""
+    """The canonical request as the gateway rebuilds it from what it received (docs/authentication.md, AK/SK)."""
     segments = [_percent_encode(segment) for segment in _percent_decode(raw_path, False).split("/")]
     path = "/".join(segments)
     if not path.endswith("/"):
@@ -78,7 +78,7 @@ def gateway_canonical_request(
         if not field:
             continue
         key, _, value = field.partition("=")
-        # The gateway reads a bare `+` in the query as a space (NOTES.md).
+        # The gateway reads a bare `+` in the query as a space (docs/dds-api.md, "Request").
         pairs.append((_percent_decode(key, True), _percent_decode(value, True)))
     query = "&".join(_percent_encode(key) + "=" + _percent_encode(value) for key, value in sorted(pairs))
     received = {name.lower(): value.strip() for name, value in headers.items()}

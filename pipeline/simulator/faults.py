@@ -16,7 +16,7 @@ _THROTTLED = {"error_code": "APIG.0308", "error_msg": "The throttling threshold 
               f"policy user over ratelimit,limit:{THROTTLE_LIMIT},time:1 second"}
 # No documented code for an internal DDS error: this one is the simulator's own.
 _INTERNAL = {"error_code": "DBS.200999", "error_msg": "Internal server error. Try again later."}
-# A gateway whose backend is down; the code is the simulator's choice (NOTES.md documents none for it).
+# A gateway whose backend is down; the code is the simulator's choice (docs/dds-api.md: none is documented).
 _UNAVAILABLE = {"error_code": "APIG.0202", "error_msg": "Backend unavailable"}
 _BAD_GATEWAY_PAGE = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
                      b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"

@@ -1,7 +1,7 @@
 """The gateway's throttling, simulated: a token bucket per user, whose limit may change on a schedule.
 
 The provider's API gateway allows each user N requests a second and answers the rest ``429`` with
-``{"error_code": "APIG.0308", "error_msg": "...policy user over ratelimit,limit:N,time:1 second"}`` (NOTES.md).
+``{"error_code": "APIG.0308", "error_msg": "...policy user over ratelimit,limit:N,time:1 second"}`` (docs/dds-api.md).
 Here each user (the ``X-Auth-Token`` sent, or the access key of a signed request) has a bucket of N tokens,
 refilled at N a second across all its connections; a request that finds it empty is answered 429 with a
 ``Retry-After`` of the seconds until the next token (at least 1, the header counts whole seconds). The

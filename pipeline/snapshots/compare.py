@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.jobs.schema import KEY_COLUMNS, PARTITION_COLUMN
+from pipeline.records.schema import KEY_COLUMNS, PARTITION_COLUMN
 
 # Jobs shown per day as examples of what differs, and characters shown of each value.
 SAMPLES_PER_DAY = 5

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.jobs.schema import ARROW_SCHEMA, NOT_NULL_COLUMNS, PARTITION_COLUMN
+from pipeline.records.schema import ARROW_SCHEMA, NOT_NULL_COLUMNS, PARTITION_COLUMN
 
 DAY_FILE = "part-0.parquet"
 # The folder below the store's root where files taken out of the dataset are kept (pipeline/snapshots/heal.py).

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.jobs.precedence import latest_state_per_key
-from pipeline.jobs.schema import ARROW_SCHEMA, arrow_to_frame, as_days, frame_to_arrow
+from pipeline.records.precedence import latest_state_per_key
+from pipeline.records.schema import ARROW_SCHEMA, arrow_to_frame, as_days, frame_to_arrow
 from pipeline.snapshots.compare import compare_rows, doubled_keys, rows_by_day
 from pipeline.snapshots.store import (
     DayFiles,

@@ -40,8 +40,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.jobs.precedence import latest_state_per_key
-from pipeline.jobs.schema import (
+from pipeline.records.precedence import latest_state_per_key
+from pipeline.records.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     NOT_NULL_COLUMNS,

@@ -26,7 +26,7 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES
+from pipeline.records.schema import ARROW_SCHEMA, COLUMN_NAMES
 from pipeline.snapshots.compare import RowDifference, compare_rows, rows_by_day
 from pipeline.snapshots.files import name_in_day
 from pipeline.snapshots.heal import refresh_days

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
-from pipeline.jobs.columns import MYSQL_FAMILY
+from pipeline.records.columns import MYSQL_FAMILY
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 # Dialect names of MySQL and of MariaDB (which SQLAlchemy names "mariadb" only in a mariadb:// URL).

@@ -7,9 +7,9 @@ without the rows, and the rows never land without the ledger saying so. A failed
 ``last_error`` in a transaction of its own and leaves an earlier complete sync standing (its rows are still
 stored). A failed Parquet snapshot of a day is kept apart, in ``snapshot_error``, until a snapshot of the day is
 written: whether it came before or after the day's load, the daily run asks for the day again until both are done
-(unsynced_days in pipeline/coverage.py), while its stored rows stay complete. A day a sync could not fetch whole
+(unsynced_days in pipeline/history.py), while its stored rows stay complete. A day a sync could not fetch whole
 (the API holds it only in part, or no longer, or it is not over) gets its attempt recorded and is never marked
-complete. What a day's state is today (synced, failed, missing, at risk, gone) is for pipeline/coverage.py, and for
+complete. What a day's state is today (synced, failed, missing, at risk, gone) is for pipeline/history.py, and for
 the view dds_jobs_coverage in SQL.
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from pipeline.jobs.columns import Kind, sql_type
+from pipeline.records.columns import Kind, sql_type
 from pipeline.warehouse.engine import POSTGRESQL, SQLITE, create_table_when_missing
 
 LEDGER_TABLE = "dds_sync_ledger"

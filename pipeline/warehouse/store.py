@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.jobs.precedence import UNKNOWN_DTYPE, latest_states
-from pipeline.jobs.schema import (
+from pipeline.records.precedence import UNKNOWN_DTYPE, latest_states
+from pipeline.records.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     COLUMNS,
@@ -113,11 +113,17 @@ class Warehouse:
         transaction, after the rows (also when there are none): what it writes is committed with them or not at all.
         """
         frame = conform(frame)
-        if unknown is not None and (np.shape(unknown) != (len(frame),) or not np.issubdtype(
-                np.asarray(unknown).dtype, np.integer)):
-            raise ValueError(f"unknown must hold one integer mask per row of the frame ({len(frame)}), "
-                             f"got {np.shape(unknown)}")
-        frame, unknown = latest_states(frame, None if unknown is None else np.asarray(unknown, UNKNOWN_DTYPE))
+        return self.upsert_latest(*latest_states(frame, _checked_unknown(unknown, len(frame))), then=then)
+
+    def upsert_latest(self, frame: pd.DataFrame, unknown: np.ndarray | None = None,
+                      then: Callable[[sa.Connection], None] | None = None) -> UpsertCounts:
+        """upsert of a batch already reduced to one row per job by precedence.latest_states (the sync's, which
+        counts the reduced rows): the one reduction of the batch is the caller's. ValueError for a job twice."""
+        frame = conform(frame)
+        unknown = _checked_unknown(unknown, len(frame))
+        if not frame.empty and frame.duplicated(list(KEY_COLUMNS)).any():
+            raise ValueError("upsert_latest takes one row per (project_id, id): reduce the batch with "
+                             "precedence.latest_states first, or call upsert")
         if frame.empty and then is None:
             return UpsertCounts(0, 0)
         self._ensure_schema_once()
@@ -378,3 +384,12 @@ def _stored_values(values: tuple, field: pa.Field) -> pa.Array:
         # Rows written by another tool: any ISO 8601 form, with or without an offset (none means UTC).
         instants = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
         return pa.array(instants, type=field.type)
+
+
+def _checked_unknown(unknown: np.ndarray | None, rows: int) -> np.ndarray | None:
+    """``unknown`` as the rows' masks (one unsigned integer each), or a ValueError saying what is wrong with it."""
+    if unknown is None:
+        return None
+    if np.shape(unknown) != (rows,) or not np.issubdtype(np.asarray(unknown).dtype, np.integer):
+        raise ValueError(f"unknown must hold one integer mask per row of the frame ({rows}), got {np.shape(unknown)}")
+    return np.asarray(unknown, UNKNOWN_DTYPE)

@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from pipeline.jobs.columns import MYSQL_FAMILY, Kind, sql_type
-from pipeline.sqlfiles import SQL_DIR
+from pipeline.records.columns import MYSQL_FAMILY, Kind, sql_type
+from pipeline.sqlfiles import sql_folder
 from pipeline.warehouse.engine import POSTGRESQL, create_table_when_missing
 
-VIEWS_DIR = SQL_DIR / "views"
+VIEWS_FOLDER = "views"
 VIEW_DEFINITIONS_TABLE = "dds_view_definitions"
 # How long replacing a view waits for the readers that hold it before the run goes on without it. Short: every
 # reader arriving meanwhile queues behind the waiting replacement.
@@ -64,16 +64,16 @@ class View:
 
 def load_views() -> list[View]:
     """The views of sql/views/, in file-name order (a view may use the views before it)."""
-    if not VIEWS_DIR.is_dir():
-        raise FileNotFoundError(f"{VIEWS_DIR} is missing: install the project from its source tree (pip install -e .)")
     views = []
-    for path in sorted(VIEWS_DIR.glob("*.sql")):
-        if not _VIEW_NAME.fullmatch(path.stem):
+    files = (path for path in sql_folder(VIEWS_FOLDER).iterdir() if path.name.endswith(".sql"))
+    for path in sorted(files, key=lambda path: path.name):
+        name = path.name.removesuffix(".sql")
+        if not _VIEW_NAME.fullmatch(name):
             raise ValueError(f"{path.name}: a view file name must be a lower-case SQL identifier")
         select = path.read_text(encoding="utf-8").strip().rstrip(";").strip()
         if not select:
             raise ValueError(f"{path.name} is empty: it must hold the view's SELECT")
-        views.append(View(path.stem, select))
+        views.append(View(name, select))
     return views
 
 

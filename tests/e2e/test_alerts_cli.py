@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from pipeline.alerts.delivery import Destination
 from pipeline.alerts.dispatch import AlertRules, run_pass
-from pipeline.testing import api_record
+from tests.support.records import api_record
 from pipeline.warehouse.store import Warehouse
 from tests.support.alert_servers import WEBHOOK_TOKEN, refused_port, smtp_server, webhook_server
 from tests.support.dagster_helpers import env_without_secrets

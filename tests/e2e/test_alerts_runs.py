@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, build_run_status_sensor_context
 
-from pipeline.dds.alerts_asset import AFTER_FAILURE_SENSOR, ALERTS_ASSET, ALERTS_DELIVERED, ALERTS_JOB
+from pipeline.defs.alerts.assets import AFTER_FAILURE_SENSOR, ALERTS_ASSET, ALERTS_DELIVERED, ALERTS_JOB
 from pipeline.warehouse.store import Warehouse
 from tests.support.alert_servers import WEBHOOK_TOKEN, webhook_server
 from tests.support.dagster_helpers import expected_jobs, pipeline_under_test

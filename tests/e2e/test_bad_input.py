@@ -20,12 +20,12 @@ import pytest
 
 from pipeline.api.errors import DdsApiError
 from pipeline.api.windows import TimeWindow
-from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.definitions import dds_api_resource
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig, json_response
 from pipeline.simulator.server import JOBS_PATH, list_jobs
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.dagster_helpers import (
     last_day,
     env_without_secrets,

@@ -14,7 +14,7 @@ from dagster import (
     define_asset_job,
 )
 
-from pipeline.dds.partitions import range_tags
+from pipeline.defs.partitions import range_tags
 from pipeline.warehouse.ledger import Attempt, ledger_rows, record_sync
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import last_day, pipeline_under_test

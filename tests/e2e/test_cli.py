@@ -1,4 +1,4 @@
-"""The commands users type, run as processes: the CONTRACT.md materialize command, and what Dagster's CLI shows of
+"""The commands users type, run as processes: docs/dagster.md's materialize command, and what Dagster's CLI shows of
 an error a user can fix (``dds-tasks demo`` has tests/e2e/test_demo.py)."""
 
 import subprocess

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.normalize import normalize_jobs
 from pipeline.simulator import dataset
 from pipeline.snapshots.store import ParquetStore
 from pipeline.sync import snapshot_days
-from pipeline.testing import synthetic_records
+from tests.support.records import synthetic_records
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import env_without_secrets, yesterday
 from tests.support.paths import BIN
@@ -126,8 +126,8 @@ def test_demo_options_and_the_users_own_settings(tmp_path):
 
 
 def test_the_simulator_serves_the_demos_jobs_by_default():
-    from pipeline.cli import _parser
-    from pipeline.simulator.cli import config_from_args
+    from pipeline.cli.main import _parser
+    from pipeline.cli.simulate import config_from_args
 
     demo_defaults = _parser().parse_args(["demo"])
     served = config_from_args(_parser().parse_args(["simulate"]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo_ui import usable_port
+from pipeline.cli.demo_ui import usable_port
 from tests.support.browser import CHROMIUM, browser_or_skip
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import ARTIFACTS, BIN
@@ -94,7 +94,7 @@ def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_
             finally:
                 browser.close()
         assert stored_days(tmp_path) == {d.isoformat() for d in [*backfilled, *demo_days()]}
-        # Ctrl-C stops the UI (dagster dev, its webserver, daemon, code servers) and the simulator.
+        # Ctrl-C stops the UI (dg dev, its webserver, daemon, code servers) and the simulator.
         assert ui.interrupt() == 0, "".join(ui.lines)[-3000:]
     finally:
         stop(ui.process)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow.dataset as ds
 from dagster import DagsterInstance, DagsterRunStatus, build_schedule_context
 
-from pipeline.coverage import IN_PROGRESS, SYNCED, day_coverage
-from pipeline.dds.coverage_check import coverage_result
-from pipeline.dds.partitions import AS_OF_TAG
-from pipeline.dds.resources import WarehouseResource
-from pipeline.dds.schedules import INTRADAY_TAG, REPORT_ASSET
+from pipeline.history import IN_PROGRESS, SYNCED, day_coverage
+from pipeline.defs.sync.days_at_risk import coverage_result
+from pipeline.defs.partitions import AS_OF_TAG
+from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.sync.schedules import INTRADAY_TAG, REPORT_ASSET
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.api.windows import day_window

@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta, timezone
 
 import pyarrow.dataset as ds
 
-from pipeline.testing import api_record, api_time
+from tests.support.records import api_record, api_time
 from tests.support.dagster_helpers import pipeline_under_test, yesterday
 from tests.support.extra_records import ExtraRecords
 

@@ -17,15 +17,15 @@ from dagster import (
     build_schedule_context,
 )
 
-from pipeline.dds.partitions import (
+from pipeline.defs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     REGION_TAG,
     TARGET_TAG,
     partition_key,
 )
-from pipeline.dds.resources import WarehouseResource
-from pipeline.dds.schedules import REPORT_ASSET
+from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.sync.schedules import REPORT_ASSET
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig

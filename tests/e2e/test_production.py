@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
 
-from pipeline.dds.partitions import range_tags
+from pipeline.defs.partitions import range_tags
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.snapshots.s3 import S3Options
 from pipeline.snapshots.store import ParquetStore

@@ -2,7 +2,9 @@
 activated (quick ones to the end, servers until they answer); every SQL and Python snippet of the README, run on
 the demo's warehouse and Parquet files; and what all of it leaves behind, covered by .gitignore."""
 
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 from datetime import date
@@ -12,7 +14,7 @@ import pytest
 
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
-from pipeline.simulator.cli import config_from_args
+from pipeline.cli.simulate import config_from_args
 from tests.support.dagster_helpers import expected_jobs
 from tests.support.paths import ROOT
 from tests.support.shell_helpers import (
@@ -26,7 +28,7 @@ from tests.support.shell_helpers import (
 README = (ROOT / "README.md").read_text()
 # Run by .ci/run as printed (checked below), not by this test: they install the venv these tests run in.
 SET_UP = ("python3 -m venv .venv", ".venv/bin/pip install -e '.[dev]'", ".venv/bin/python -m pytest")
-SERVERS = re.compile(r"\bdagster dev\b|\bdds-tasks demo\b.*--ui")
+SERVERS = re.compile(r"\b(dagster|dg) dev\b|\bdds-tasks demo\b.*--ui")
 PLACEHOLDER = re.compile(r"<[^<>]+>")
 AK, SK = "READMEAKEXAMPLE0001", "readme-secret-key-for-the-simulator"
 
@@ -105,6 +107,9 @@ def test_the_readme_demo_ui_command_serves_the_demo(clone, demo_output):
     lines = command_lines(code_blocks("bash")[0])
     outputs = run_lines(Shell(clone, user_shell_env()), [line for line in lines if SERVERS.search(line)])
     assert len(outputs) == 1 and "Dagster UI: http://127.0.0.1:" in next(iter(outputs.values()))
+    # The UI is served by dg dev, the current command: its log holds no warning that a command is superseded.
+    served = (clone / "demo" / "dagster_dev.log").read_text()
+    assert "Serving dagster-webserver" in served and "SupersessionWarning" not in served
     assert processes_left_in(clone) == [] and untracked(clone) == []
 
 
@@ -141,7 +146,7 @@ def test_the_readme_python_runs_on_the_demos_parquet_files(clone, demo_output):
 
 
 def test_the_simulators_defaults_serve_the_jobs_the_demo_stored(clone, demo_output):
-    from pipeline.cli import _parser
+    from pipeline.cli.main import _parser
 
     db = sqlite3.connect(clone / "demo" / "data" / "warehouse.db")
     day = db.execute("SELECT MAX(created_date) FROM dds_jobs").fetchone()[0]
@@ -162,18 +167,50 @@ def test_running_it_with_dagster_as_printed_with_the_placeholders_filled(clone):
         values = {"<project id>": sim.project_id, "<access key>": AK, "<secret key>": SK}
         assert {p for line in lines for p in PLACEHOLDER.findall(line)} == values.keys()
         filled = [PLACEHOLDER.sub(lambda m: values[m[0]], line) for line in lines]
-        # Other tests on this machine may hold port 3000: dagster dev takes its port from this variable too (the
-        # shell picks a free one for each server it starts).
-        shell = Shell(clone, {**user_shell_env(), "DDS_ENDPOINT": sim.url, "DAGSTER_CLI_DEV_PORT": ""})
+        # Other tests on this machine may hold port 3000: dg dev takes its port from this variable too (the shell
+        # picks a free one for each server it starts).
+        shell = Shell(clone, {**user_shell_env(), "DDS_ENDPOINT": sim.url, "DAGSTER_DG_DEV_PORT": ""})
         outputs = run_lines(shell, filled)
         assert len(sim.requests) > 0
     assert any("Serving dagster-webserver" in out for out in outputs.values())
-    materialized = next(out for line, out in outputs.items() if "asset materialize" in line)
+    materialized = next(out for line, out in outputs.items() if "dg launch" in line)
     assert "run summary:" in materialized and "RUN_SUCCESS" in materialized
+    # The range the README gives is the last 7 days, whenever it is read: each of them fetched and stored.
+    assert "over 7 day(s)" in materialized
+    # The commands the README prints are the current ones: none that Dagster says is superseded.
+    assert not any("SupersessionWarning" in out for out in outputs.values())
     assert processes_left_in(clone) == []
-    # The CLI wrote into data/; dagster dev without DAGSTER_HOME keeps a .tmp_dagster_home_* folder while it runs
+    # The CLI wrote into data/; dg dev without DAGSTER_HOME keeps a .tmp_dagster_home_* folder while it runs
     # (and leaves it behind when it is killed): both are ignored.
     assert (clone / "data" / "warehouse.db").is_file() and untracked(clone) == []
     ignored = subprocess.run(["git", "-C", str(clone), "check-ignore", ".tmp_dagster_home_x1y2/history/runs.db"],
                              capture_output=True, text=True)
     assert ignored.returncode == 0, ignored
+
+
+
+@pytest.mark.slow
+def test_the_commands_the_simulator_prints_sync_from_it_as_printed(clone):
+    """`dds-tasks simulate`, run in the clone, and the lines it prints (its `export`s and the current `dg launch`)
+    pasted there: a sync of the simulator's last days, with no warning that the command is superseded."""
+    env = user_shell_env()
+    simulator = subprocess.Popen([".venv/bin/dds-tasks", "simulate", "--port", "0", "--jobs-per-day", "30"],
+                                 cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 start_new_session=True)
+    try:
+        printed = []
+        for line in simulator.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+            printed.append(line.rstrip("\n"))
+        pasted = [line.strip().removeprefix("then: ").split("   #")[0] for line in printed if line.startswith("  ")]
+        # The venv's dg, as this interpreter's venv is named from the clone (a link to it here: its real path).
+        lines = [line for line in pasted if line.startswith("export ") or "/bin/dg launch " in line]
+        assert len(lines) >= 2 and "/bin/dg launch " in lines[-1], printed
+        outputs = run_lines(Shell(clone, env), lines)
+    finally:
+        os.killpg(simulator.pid, signal.SIGTERM)
+        simulator.wait(timeout=30)
+    [launched] = [out for line, out in outputs.items() if "dg launch" in line]
+    assert "RUN_SUCCESS" in launched and "run summary:" in launched and "SupersessionWarning" not in launched
+    assert processes_left_in(clone) == []

@@ -13,13 +13,13 @@ from dagster import (
     build_schedule_context,
 )
 
-from pipeline.dds.report_asset import REPORT_ASSET
-from pipeline.dds.resources import WarehouseResource
+from pipeline.defs.report.assets import REPORT_ASSET
+from pipeline.defs.resources import WarehouseResource
 from pipeline.definitions import build_definitions
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.normalize import normalize_jobs
 from pipeline.report.coverage import as_date
 from pipeline.settings import Settings
-from pipeline.testing import synthetic_records
+from tests.support.records import synthetic_records
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import pipeline_under_test, yesterday
 from tests.support.report_helpers import ReportPage, decoded_chart

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 
-from pipeline.dds.partitions import range_tags
+from pipeline.defs.partitions import range_tags
 from pipeline.snapshots.store import ParquetStore
 from tests.support.dagster_helpers import expected_jobs, last_day, pipeline_under_test
 from tests.support.reliability_helpers import (

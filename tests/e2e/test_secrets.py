@@ -35,7 +35,7 @@ from pipeline.api.credentials import (
     build_auth,
 )
 from pipeline.definitions import build_definitions
-from pipeline.demo import run_demo
+from pipeline.cli.demo import run_demo
 from pipeline.settings import Settings
 from pipeline.simulator import (
     DdsSimulator,
@@ -353,7 +353,7 @@ def test_a_warehouse_password_stays_out_of_the_dagster_storage(tmp_path, monkeyp
     assert in_stored_job_snapshot("DDS_WAREHOUSE_URL", haystacks)
 
 
-# --- the CONTRACT.md materialize command, as processes ------------------------------------------------------
+# --- the docs/dagster.md materialize command, as processes --------------------------------------------------
 
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory) -> Iterator[dict[str, dict]]:

@@ -11,7 +11,7 @@ import requests
 
 from pipeline.api import DdsTaskCenterClient, TimeWindow
 from pipeline.api.credentials import Credentials, build_auth
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.credentials import AK, DOMAIN, PASSWORD, SECRETS, SK, USER
 from tests.support.dagster_helpers import env_without_secrets, yesterday
 from tests.support.paths import BIN
@@ -19,7 +19,7 @@ from tests.support.processes import interrupt, spawn
 
 
 def test_cli_serves_until_interrupted_and_its_curl_example_works():
-    process = spawn([sys.executable, "-m", "pipeline.simulator.cli", "--port", "0", "--jobs-per-day", "5",
+    process = spawn([sys.executable, "-m", "pipeline.cli.simulate", "--port", "0", "--jobs-per-day", "5",
                      "--token", "cli-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [process.stdout.readline() for _ in range(6)]
@@ -31,7 +31,7 @@ def test_cli_serves_until_interrupted_and_its_curl_example_works():
     finally:
         out, err = interrupt(process)
     assert process.returncode == 0 and "stopped" in out, err
-    busy = subprocess.run([sys.executable, "-m", "pipeline.simulator.cli", "--history-days", "0"],
+    busy = subprocess.run([sys.executable, "-m", "pipeline.cli.simulate", "--history-days", "0"],
                           capture_output=True, text=True, timeout=30)
     assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "history_days" in busy.stderr
 

@@ -6,7 +6,7 @@ import pytest
 
 import pipeline.warehouse.store as warehouse_module
 from pipeline.simulator import DdsSimulator
-from pipeline.testing import synthetic_records
+from tests.support.records import synthetic_records
 from tests.support.job_rows import DAY, rows
 from tests.support.simulator_http import config
 from tests.support.warehouse_helpers import ready_warehouse

@@ -11,8 +11,8 @@ from pipeline.alerts.dispatch import AlertRules, run_pass
 from pipeline.alerts.ledger import alert_rows
 from pipeline.alerts.messages import MAX_LISTED
 from pipeline.alerts.rules import DAY_AT_RISK, FAILED_JOB, TARGET_FAILING, TARGET_RECOVERED
-from pipeline.coverage import RETENTION_DAYS
-from pipeline.testing import api_record
+from pipeline.history import RETENTION_DAYS
+from tests.support.records import api_record
 from pipeline.warehouse.ledger import Attempt, record_failure, record_sync
 from tests.support.alert_servers import WEBHOOK_TOKEN, refused_port, smtp_server, webhook_server
 from tests.support.job_rows import rows

@@ -11,12 +11,12 @@ import pytest
 
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.jobs.escape import unescape_text
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.escape import unescape_text
+from pipeline.records.normalize import normalize_jobs
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.snapshots.store import ParquetStore
 from pipeline.sync import snapshot_days, sync_days
-from pipeline.testing import api_record, api_time
+from tests.support.records import api_record, api_time
 from pipeline.warehouse.store import Warehouse
 from tests.support.extra_records import ExtraRecords
 

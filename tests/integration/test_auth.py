@@ -19,10 +19,10 @@ from pipeline.api.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from pipeline.api.credentials import Credentials, build_auth
 from pipeline.api.iam import IamError, IamTokenProvider
 from pipeline.api.signer import sign_request
-from pipeline.cli import main as dds_tasks
+from pipeline.cli.main import main as dds_tasks
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.credentials import (
     AK,
     AKSK_ENV,

@@ -14,7 +14,6 @@ from pipeline.api import (
     RetryPolicy,
     TimeWindow,
 )
-from pipeline.jobs.precedence import record_replaces
 from pipeline.simulator import (
     ApiError,
     DdsSimulator,
@@ -25,7 +24,7 @@ from pipeline.simulator import (
 )
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.server import JOBS_PATH, list_jobs
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs, record_replaces
 from tests.support.simulator_http import NOW, WEEK, StaticToken, by_id
 
 PROJECT = "p1"
@@ -359,7 +358,9 @@ def test_a_job_finished_is_not_turned_back_to_running():
         ({"project_id": "p1/../x"}, "project_id must be a non-empty string"),
         ({"page_size": 101}, "page_size must be an integer 1..100"),
         ({"page_size": 0}, "page_size must be an integer 1..100"),
-        ({"max_concurrency": 0}, "max_concurrency must be an integer >= 1"),
+        ({"max_concurrency": 0}, "max_concurrency must be a whole number in 1..32, got 0"),
+        # The one bound of every setting of concurrency (pipeline/values.py), also for a client made in code.
+        ({"max_concurrency": 33}, "max_concurrency must be a whole number in 1..32, got 33"),
         ({"timeout": (5, 0)}, "timeout must be seconds > 0"),
         ({"auth": "raw-token-value"}, "auth must be a requests AuthBase"),
     ],

@@ -11,10 +11,10 @@ import pytest
 
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.normalize import normalize_jobs
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import sync_days
-from pipeline.testing import api_record
+from tests.support.records import api_record
 from pipeline.warehouse.store import Warehouse
 from tests.support.job_rows import CREATED, MONDAY, TUESDAY
 from tests.support.warehouse_helpers import stored

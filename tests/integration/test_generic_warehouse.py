@@ -18,9 +18,9 @@ from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.sqlfiles import SQL_DIR
+from tests.support.paths import SQL_DIR
 from pipeline.sync import sync_days
-from pipeline.testing import api_record
+from tests.support.records import api_record
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.generic import upsert_generic
 from pipeline.warehouse.upserts.postgres import upsert_postgres

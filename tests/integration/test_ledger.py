@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.retry import RetryPolicy
-from pipeline.coverage import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING, SYNCED, day_state, unsynced_days
+from pipeline.history import AT_RISK, FAILED, GONE, IN_PROGRESS, MISSING, SYNCED, day_state, unsynced_days
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.sync import sync_days
 from pipeline.warehouse.ledger import (

@@ -8,9 +8,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
+from pipeline.records.schema import COLUMN_NAMES, PANDAS_DTYPES
 from pipeline.snapshots.store import ParquetStore
-from pipeline.testing import api_record
+from tests.support.records import api_record
 from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, by_key, rows
 from tests.support.parquet_damage import fail_writes_from
 

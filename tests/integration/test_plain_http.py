@@ -8,12 +8,12 @@ import pytest
 
 from pipeline.api import DdsTaskCenterClient
 from pipeline.api.iam import IamTokenProvider
-from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.definitions import dds_api_resource
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator
 from pipeline.targets import load_targets
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.credentials import DOMAIN, PASSWORD, USER
 from tests.support.simulator_http import TOKEN, WEEK, config
 

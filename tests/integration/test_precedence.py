@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.jobs.normalize import normalize_jobs
-from pipeline.jobs.precedence import (
+from pipeline.records.normalize import normalize_jobs
+from pipeline.records.precedence import (
     COLUMN_RULES,
     FIELD_BITS,
     INCOMPLETE,
@@ -20,9 +20,9 @@ from pipeline.jobs.precedence import (
     latest_states,
     merge_assignments,
 )
-from pipeline.jobs.schema import COLUMN_NAMES, conform
+from pipeline.records.schema import COLUMN_NAMES, conform
 from pipeline.snapshots.store import ParquetStore
-from pipeline.testing import api_record
+from tests.support.records import api_record
 from pipeline.warehouse.upserts.sqlite import UpsertCounts
 from tests.support.job_rows import CREATED, DAY, MONDAY
 from tests.support.warehouse_helpers import stored

@@ -14,7 +14,7 @@ from pipeline.api import DdsTaskCenterClient, FetchStats, RetryPolicy
 from pipeline.api.client import throttling_warning
 from pipeline.settings import DEFAULT_MAX_CONCURRENCY
 from pipeline.simulator import DdsSimulator, SimulatorConfig
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.simulator_http import NOW, WEEK, StaticToken, by_id
 
 TOKEN = "sim-token-quota"

@@ -7,10 +7,10 @@ import pytest
 import requests
 
 from pipeline.api import DdsTaskCenterClient
-from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.settings import ConfigError, Settings
 from pipeline.simulator import DdsSimulator, RequestInfo, SimulatorConfig
-from pipeline.simulator.cli import add_arguments, config_from_args
+from pipeline.cli.simulate import add_arguments, config_from_args
 from pipeline.simulator.ratelimit import RateSchedule, UserRateLimit
 from pipeline.targets import describe_targets, load_targets
 from tests.support.simulator_http import NOW, get_jobs

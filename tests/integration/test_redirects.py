@@ -15,11 +15,11 @@ from pipeline.api import DdsApiError, DdsTaskCenterClient, TimeWindow
 from pipeline.api.auth import AkSkAuth, IamTokenAuth, TokenAuth
 from pipeline.api.iam import IamError, IamTokenProvider
 from pipeline.api.retry import RetryPolicy
-from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.simulator import DdsSimulator, RequestInfo, Response, SimulatorConfig
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.targets import Target
-from pipeline.testing import fetch_jobs
+from tests.support.records import fetch_jobs
 from tests.support.credentials import AK, DOMAIN, PASSWORD, SECRETS, SK, STATIC_TOKEN, USER
 from tests.support.simulator_http import NOW
 

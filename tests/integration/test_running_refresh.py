@@ -7,7 +7,7 @@ import pandas as pd
 
 from pipeline.api import TimeWindow
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.normalize import normalize_jobs
 from pipeline.running import plan_lookups, refresh_running
 from pipeline.simulator import DdsSimulator
 from tests.support.simulator_http import NOW, TOKEN, StaticToken, config

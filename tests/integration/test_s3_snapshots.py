@@ -17,7 +17,7 @@ import pytest
 from pipeline.settings import ConfigError, Settings
 from pipeline.snapshots.s3 import S3Options
 from pipeline.snapshots.store import ParquetStore
-from pipeline.testing import api_record, synthetic_records
+from tests.support.records import api_record, synthetic_records
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, by_key, rows
 from tests.support.paths import ROOT
@@ -140,9 +140,9 @@ class StallingProxy:
 WRITER = """
 import sys
 from datetime import date, datetime, timezone
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.records.normalize import normalize_jobs
 from pipeline.snapshots.store import ParquetStore
-from pipeline.testing import synthetic_records
+from tests.support.records import synthetic_records
 records = synthetic_records(3000, date(2026, 11, 1), days=1, seed=5)
 ParquetStore(sys.argv[1]).write_days(normalize_jobs(records, "proj-1", datetime.now(timezone.utc)).frame)
 """

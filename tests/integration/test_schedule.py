@@ -4,10 +4,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from dagster import DagsterInstance, build_schedule_context
 
-from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
-from pipeline.dds.resources import WarehouseResource
-from pipeline.dds.schedules import build_daily_schedule
-from pipeline.jobs.normalize import normalize_jobs
+from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
+from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.sync.schedules import build_daily_schedule
+from pipeline.records.normalize import normalize_jobs
 from pipeline.settings import DEFAULT_START_DATE
 from pipeline.api.windows import retained_since
 from pipeline.warehouse.ledger import Attempt, record_failure, record_sync

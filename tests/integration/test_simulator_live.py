@@ -7,12 +7,12 @@ import pytest
 
 from pipeline.api import DdsTaskCenterClient, RetryPolicy, TimeWindow
 from pipeline.simulator import DdsSimulator
-from pipeline.simulator.cli import add_arguments, config_from_args, usage_text
-from pipeline.testing import fetch_jobs
+from pipeline.cli.simulate import add_arguments, config_from_args, usage_text
+from tests.support.records import fetch_jobs
 from tests.support.simulator_http import NOW, StaticToken, TOKEN, api_time, by_id, created_at, get_jobs, live_config
 
 # The window a tick pages ends at a fixed moment; the API shows a new job only seconds after its creation
-# (NOTES.md), so jobs created before that end keep appearing while the client pages. Here the simulator's clock
+# (docs/dds-api.md), so jobs created before that end keep appearing while the client pages. Here the simulator's clock
 # (what the API shows) starts 21 s before the end: its first 10 requests create jobs inside the window (at
 # NOW+2 s .. NOW+20 s, newest first: on the first page), the later ones after it.
 END = NOW + timedelta(seconds=21)

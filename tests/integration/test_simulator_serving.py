@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from pipeline.simulator import ApiError, DdsSimulator, Response, json_response
-from pipeline.simulator.cli import add_arguments, config_from_args
+from pipeline.cli.simulate import add_arguments, config_from_args
 from pipeline.simulator.faults import FAULT_KINDS
 from tests.support.simulator_http import (
     AUTH,

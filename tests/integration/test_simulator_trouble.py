@@ -12,7 +12,7 @@ import requests
 
 from pipeline.simulator import DdsSimulator
 from pipeline.simulator.answers import BROKEN_ANSWERS, DEGRADATIONS, UNREADABLE_TIME
-from pipeline.simulator.cli import add_arguments, config_from_args, trouble_text
+from pipeline.cli.simulate import add_arguments, config_from_args, trouble_text
 from pipeline.simulator.outages import STORM_MIX
 from tests.support.simulator_http import all_pages, config, get_jobs
 

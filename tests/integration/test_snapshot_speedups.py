@@ -12,11 +12,11 @@ import requests
 from pipeline.api.auth import AkSkAuth, TokenAuth
 from pipeline.api.http import JobsHttp
 from pipeline.api.pagination import job_key, job_keys
-from pipeline.jobs.normalize import normalize_jobs
-from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES, arrow_to_frame
+from pipeline.records.normalize import normalize_jobs
+from pipeline.records.schema import ARROW_SCHEMA, COLUMN_NAMES, arrow_to_frame
 from pipeline.snapshots.compare import compare_rows
 from pipeline.snapshots.store import ParquetStore
-from pipeline.testing import api_record, synthetic_records
+from tests.support.records import api_record, synthetic_records
 from pipeline.warehouse.store import Warehouse
 
 DAY = date(2026, 11, 1)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.jobs.schema import COLUMN_NAMES
-from pipeline.testing import api_record, synthetic_records
+from pipeline.records.schema import COLUMN_NAMES
+from tests.support.records import api_record, synthetic_records
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.sqlite import SqliteRows, UpsertCounts
 from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, rows

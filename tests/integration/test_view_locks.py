@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.simulator import DdsSimulator
-from pipeline.warehouse.views import VIEWS_DIR
+from tests.support.paths import SQL_DIR
 from tests.support.simulator_http import NOW, config
 from tests.support.sync_helpers import run_sync
 
@@ -47,8 +47,8 @@ def simulator():
 def views_dir(tmp_path, monkeypatch):
     """A copy of sql/views/ that the runs of the test read their views from, to be edited."""
     copy = tmp_path / "views"
-    shutil.copytree(VIEWS_DIR, copy)
-    monkeypatch.setattr("pipeline.warehouse.views.VIEWS_DIR", copy)
+    shutil.copytree(SQL_DIR / "views", copy)
+    monkeypatch.setattr("pipeline.warehouse.views.sql_folder", lambda folder: copy)
     return copy
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.coverage import day_state
-from pipeline.jobs.normalize import normalize_jobs
-from pipeline.sqlfiles import SQL_DIR
-from pipeline.testing import api_record, synthetic_records
+from pipeline.history import day_state
+from pipeline.records.normalize import normalize_jobs
+from tests.support.paths import SQL_DIR
+from tests.support.records import api_record, synthetic_records
 from pipeline.warehouse.ledger import Attempt, record_sync
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.views import load_views

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
-from pipeline.testing import api_record, synthetic_records
+from pipeline.records.schema import COLUMN_NAMES, PANDAS_DTYPES
+from tests.support.records import api_record, synthetic_records
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.sqlite import UpsertCounts
 from tests.support.job_rows import CREATED, DAY, MONDAY, TUESDAY, month, rows
@@ -82,6 +82,16 @@ def test_rows_of_one_key_in_one_frame_are_reduced_to_the_latest(warehouse):
     older = rows([api_record("job", CREATED, status="Running")], MONDAY)
     newer = rows([api_record("job", CREATED)], TUESDAY)
     assert warehouse.upsert(pd.concat([newer, older])) == UpsertCounts(inserted=1, updated=0)
+    assert stored(warehouse)["status"].tolist() == ["Completed"]
+
+
+def test_a_batch_said_to_be_reduced_yet_holding_a_job_twice_is_refused_before_any_write(warehouse):
+    # The sync reduces its batch once and hands it over as it is: a job twice would be a bug, never data.
+    older = rows([api_record("job", CREATED, status="Running")], MONDAY)
+    newer = rows([api_record("job", CREATED)], TUESDAY)
+    with pytest.raises(ValueError, match=r"one row per \(project_id, id\)"):
+        warehouse.upsert_latest(pd.concat([newer, older]))
+    assert warehouse.upsert_latest(newer) == UpsertCounts(inserted=1, updated=0)
     assert stored(warehouse)["status"].tolist() == ["Completed"]
 
 

@@ -20,8 +20,8 @@ from dagster import (
     define_asset_job,
 )
 
-from pipeline.dds.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
-from pipeline.dds.partitions import range_tags
+from pipeline.defs.sync.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
+from pipeline.defs.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
 from pipeline.simulator import DdsSimulator, SimulatorConfig
@@ -31,7 +31,7 @@ TOKEN = "sim-token-for-tests"
 
 
 def pipeline_env(sim: DdsSimulator, data_dir: Path) -> dict[str, str]:
-    """The CONTRACT.md variables that point the pipeline at a simulator and a data directory."""
+    """The docs/configuration.md variables that point the pipeline at a simulator and a data directory."""
     return {
         "DDS_ENDPOINT": sim.url,
         "DDS_PROJECT_ID": sim.project_id,

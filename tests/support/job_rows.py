@@ -1,12 +1,12 @@
 """The jobs the storage tests write: the day they were created on, the instants they were seen at, and their rows
-as the sync normalizes them (records made with ``pipeline.testing.api_record`` and ``synthetic_records``)."""
+as the sync normalizes them (records made with ``tests.support.records.api_record`` and ``synthetic_records``)."""
 
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
-from pipeline.jobs.normalize import normalize_jobs
-from pipeline.testing import synthetic_records
+from pipeline.records.normalize import normalize_jobs
+from tests.support.records import synthetic_records
 
 DAY = date(2026, 11, 1)
 CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.jobs.normalize import normalize_jobs
-from pipeline.jobs.schema import ARROW_SCHEMA, COLUMN_NAMES
+from pipeline.records.normalize import normalize_jobs
+from pipeline.records.schema import ARROW_SCHEMA, COLUMN_NAMES
 from pipeline.snapshots.store import DAY_FILE, FILE_SCHEMA, ParquetStore
-from pipeline.testing import synthetic_records
+from tests.support.records import synthetic_records
 from pipeline.warehouse.store import Warehouse
 
 GARBAGE = b"this is not a parquet file\n" * 20

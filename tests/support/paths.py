@@ -8,3 +8,5 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Screenshots and logs the browser tests keep (ignored by git: /tests/artifacts/).
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# The project's SQL as analysts find it in the checkout (the package reads the same files through pipeline.sql).
+SQL_DIR = ROOT / "sql"

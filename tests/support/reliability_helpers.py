@@ -15,8 +15,8 @@ import pyarrow.dataset as ds
 import sqlalchemy as sa
 from dagster import Definitions, ExecuteInProcessResult
 
-from pipeline.dds.partitions import range_tags
-from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.defs.partitions import range_tags
+from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.simulator.server import (
     JOBS_PATH,
     DdsSimulator,

@@ -4,8 +4,8 @@ from datetime import date, datetime, time, timezone
 
 from dagster import DagsterInstance, build_schedule_context
 
-from pipeline.dds.partitions import RANGE_END_TAG, RANGE_START_TAG
-from pipeline.dds.resources import WarehouseResource
+from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.defs.resources import WarehouseResource
 
 
 def tick_at(day: date) -> datetime:

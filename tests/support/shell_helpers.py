@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.demo_ui import STOP_TIMEOUT_SECONDS, usable_port
+from pipeline.cli.demo_ui import STOP_TIMEOUT_SECONDS, usable_port
 from tests.support.dagster_helpers import env_without_secrets
 from tests.support.paths import ROOT
 from tests.support.processes import spawn, stop
@@ -28,7 +28,10 @@ def fresh_clone(target: Path) -> Path:
     listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             capture_output=True, text=True, check=True).stdout.split("\0")
     for name in filter(None, listed):
-        if (ROOT / name).is_file():
+        if (ROOT / name).is_symlink():  # pipeline/sql links to sql/: a link in the clone too, as git checks it out
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).symlink_to(os.readlink(ROOT / name))
+        elif (ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target / name)
     (target / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
@@ -94,12 +97,14 @@ class Shell:
     def serve(self, line: str, timeout: float = 300, attempts: int = 3) -> str:
         """Runs a server until it answers, then stops its process group; its output up to then.
 
-        A port free when chosen (``DAGSTER_CLI_DEV_PORT``) can be taken before the server binds it: the server then
-        exits at once, and is started again on another.
+        A port free when chosen (``DAGSTER_CLI_DEV_PORT`` for ``dagster dev``, ``DAGSTER_DG_DEV_PORT`` for ``dg
+        dev``) can be taken before the server binds it: the server then exits at once, and is started again on
+        another.
         """
         for _ in range(attempts):
-            if "DAGSTER_CLI_DEV_PORT" in self.env:
-                self.env["DAGSTER_CLI_DEV_PORT"] = str(usable_port(0))
+            for variable in ("DAGSTER_CLI_DEV_PORT", "DAGSTER_DG_DEV_PORT"):
+                if variable in self.env:
+                    self.env[variable] = str(usable_port(0))
             output, url = self._serve_once(line, timeout)
             if url or "address already in use" not in output.lower():
                 break

@@ -2,7 +2,7 @@
 
     python -m tests.support.sync_child FIRST LAST [--stop-at POINT:N --marker FILE]
 
-The run is the production one: the CONTRACT.md variables, the Definitions of ``pipeline.definitions``, both
+The run is the production one: the docs/configuration.md variables, the Definitions of ``pipeline.definitions``, both
 assets and their checks over the days FIRST..LAST as one run, on an ephemeral Dagster instance. The exit status
 is 0 when the run succeeded, 1 when it failed.
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import DagsterInstance
 
-    from pipeline.dds.partitions import range_tags
+    from pipeline.defs.partitions import range_tags
     from pipeline.definitions import build_definitions
     from pipeline.settings import Settings
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.testing import api_record
+from tests.support.records import api_record
 from pipeline.warehouse.store import Warehouse
 from pipeline.warehouse.upserts.sqlite import UpsertCounts
 from tests.support.job_rows import CREATED, DAY, MONDAY, rows

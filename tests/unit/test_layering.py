@@ -25,9 +25,9 @@ def test_every_layer_imports_only_those_below_it():
 def test_an_upward_import_breaks_the_layering(tmp_path):
     shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    schema = tmp_path / "pipeline" / "jobs" / "schema.py"
+    schema = tmp_path / "pipeline" / "records" / "schema.py"
     # The vocabulary at the ground reaching up into the Dagster wiring.
-    schema.write_text(schema.read_text() + "\nfrom pipeline.dds import assets  # noqa: E402, F401\n")
+    schema.write_text(schema.read_text() + "\nfrom pipeline.defs.sync import assets  # noqa: E402, F401\n")
     done = lint(tmp_path)
     assert done.returncode == 1
-    assert "Layers look only down BROKEN" in done.stdout and "pipeline.jobs.schema -> pipeline.dds.assets" in done.stdout
+    assert "Layers look only down BROKEN" in done.stdout and "pipeline.records.schema -> pipeline.defs.sync.assets" in done.stdout

@@ -14,7 +14,7 @@ LOADED = ("import sys, json; import pipeline.definitions as d; assert d.defs is 
 
 
 def last_line_of(code: str, tmp_path, **env: str) -> str:
-    """The last line ``code`` prints in a fresh interpreter, with the CONTRACT.md variables of ``env`` only."""
+    """The last line ``code`` prints in a fresh interpreter, given only ``env``'s docs/configuration.md variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_", "ARROW_"))}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**clean, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path),

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.jobs.escape import escape_text, unescape_text
-from pipeline.jobs.normalize import normalize_jobs
-from pipeline.jobs.precedence import FIELD_BITS, INCOMPLETE, latest_states
-from pipeline.jobs.schema import COLUMN_NAMES, PANDAS_DTYPES
-from pipeline.testing import api_record
+from pipeline.records.escape import escape_text, unescape_text
+from pipeline.records.normalize import normalize_jobs
+from pipeline.records.precedence import FIELD_BITS, INCOMPLETE, latest_states
+from pipeline.records.schema import COLUMN_NAMES, PANDAS_DTYPES
+from tests.support.records import api_record
 
 SEEN = datetime(2026, 11, 8, 1, 2, 3, 456789, tzinfo=timezone.utc)
 CREATED = datetime(2026, 11, 1, 22, 30, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from dagster import MultiPartitionsDefinition
 
-from pipeline.dds.resources import DdsTaskCenterResource
+from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.definitions import build_definitions
 from pipeline.settings import ConfigError, Settings
 from pipeline.targets import Target, load_targets
@@ -117,7 +117,7 @@ def test_a_target_with_a_partial_set_of_prefixed_credentials_is_named_without_it
 
 
 def test_dds_tasks_targets_lists_each_target_and_its_credentials_without_secrets(tmp_path, monkeypatch, capsys):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     for name in ("DDS_PROJECT_ID", "DDS_AUTH_TOKEN", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"):
         monkeypatch.delenv(name, raising=False)

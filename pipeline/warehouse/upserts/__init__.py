@@ -1,2 +1,2 @@
-"""One upsert path per database family, each taking its semantics from ``pipeline.jobs.precedence``: SQLite
+"""One upsert path per database family, each taking its semantics from ``pipeline.records.precedence``: SQLite
 (``sqlite``), PostgreSQL (``postgres``: binary COPY), and any other SQLAlchemy database (``generic``)."""

@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.jobs.precedence import finished_changes, latest_states, no_unknowns
-from pipeline.jobs.schema import (
+from pipeline.records.precedence import finished_changes, latest_states, no_unknowns
+from pipeline.records.schema import (
     COLUMN_NAMES,
     DDS_JOBS,
     KEY_COLUMNS,

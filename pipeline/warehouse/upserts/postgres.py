@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from pipeline.jobs.precedence import no_unknowns
-from pipeline.jobs.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
+from pipeline.records.precedence import no_unknowns
+from pipeline.records.schema import COLUMN_NAMES, KEY_COLUMNS, TABLE_NAME, frame_to_arrow
 from pipeline.warehouse.upserts.sqlite import (
     FinishedTally,
     UpsertCounts,
@@ -147,7 +147,7 @@ def _copy(cursor, table: str, columns: str, data: pa.Buffer) -> None:
 def postgres_binary(frame: pd.DataFrame, unknown: np.ndarray | None = None) -> pa.Buffer:
     """The frame's rows in key order as one PostgreSQL binary COPY stream; ``unknown``: the rows' unknown masks, as
     a last smallint column. ValueError for a text holding a NUL character, which PostgreSQL text cannot hold (the
-    sync escapes them in the frame, pipeline/jobs/escape.py: stripped here, two ids would become one)."""
+    sync escapes them in the frame, pipeline/records/escape.py: stripped here, two ids would become one)."""
     table = frame_to_arrow(frame).combine_chunks()
     if unknown is not None:
         table = table.append_column(UNKNOWN_COLUMN, pa.array(unknown.astype(np.int16)))
@@ -155,7 +155,7 @@ def postgres_binary(frame: pd.DataFrame, unknown: np.ndarray | None = None) -> p
     for name, column in zip(table.column_names, table.columns):
         if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\x00")).as_py():
             raise ValueError(f"column {name!r} holds a NUL character, which PostgreSQL text cannot store: escape "
-                             "it first (pipeline.jobs.escape.escape_text, as normalize_jobs does)")
+                             "it first (pipeline.records.escape.escape_text, as normalize_jobs does)")
     fields = [_fields(column.combine_chunks()) for column in table.columns]
     rows = pc.binary_join_element_wise(_fixed_width(np.full(table.num_rows, len(fields), ">i2")), *fields, _NO_BYTES)
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=4 * rows.offset)

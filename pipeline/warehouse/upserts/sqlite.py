@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline.jobs.precedence import (
+from pipeline.records.precedence import (
     COLUMN_RULES,
     FINISHED_COLUMNS,
     Merge,
@@ -33,7 +33,7 @@ from pipeline.jobs.precedence import (
     sql_quoted,
     terminal_sql,
 )
-from pipeline.jobs.schema import (
+from pipeline.records.schema import (
     COLUMN_NAMES,
     COLUMNS,
     DDS_JOBS,

@@ -1,7 +1,7 @@
 """The asset check ``no_days_at_risk``: the sync coverage of the whole history, not only of the run's days.
 
 Every day of every project from DDS_START_DATE to today gets its state from the sync ledger
-(pipeline/coverage.py); today is in progress, never missing. The check fails, at ERROR severity, naming the days that are not synced although the DDS API
+(pipeline/history.py); today is in progress, never missing. The check fails, at ERROR severity, naming the days that are not synced although the DDS API
 starts forgetting them within AT_RISK_DAYS (or has begun to); days already gone are shown, not failed on: nothing
 can bring them back, and a check that stayed red for good would hide the next loss. Its metadata shows the
 coverage in the UI: days per state, and which days are not synced, as a table.
@@ -20,7 +20,7 @@ from dagster import (
     asset_check,
 )
 
-from pipeline.coverage import (
+from pipeline.history import (
     AT_RISK,
     AT_RISK_DAYS,
     STATES,
@@ -31,7 +31,7 @@ from pipeline.coverage import (
     day_ranges,
     ledger_projects,
 )
-from pipeline.dds.resources import WarehouseResource
+from pipeline.defs.resources import WarehouseResource
 
 NO_DAYS_AT_RISK = "no_days_at_risk"
 # Ranges of days shown per project and state: enough to act on, short enough to read in the UI.

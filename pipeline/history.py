@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from pipeline.api.windows import API_RETENTION, GONE
+from pipeline.api.windows import API_RETENTION, GONE, days_between
 from pipeline.warehouse.ledger import LedgerDay, ledger_rows
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def day_coverage(warehouse: Warehouse, project_id: str, first_day: date, today: 
     last_day = today
     with warehouse.connect() as connection:
         known = {row.created_date: row for row in ledger_rows(connection, project_id, first_day, last_day)}
-    return [_day(project_id, day, known.get(day), today) for day in _days(first_day, last_day)]
+    return [_day(project_id, day, known.get(day), today) for day in days_between(first_day, last_day)]
 
 
 def unsynced_days(warehouse: Warehouse, project_id: str | None, first_day: date, last_day: date) -> list[date]:
@@ -80,7 +80,7 @@ def unsynced_days(warehouse: Warehouse, project_id: str | None, first_day: date,
     with warehouse.connect() as connection:
         synced = {row.created_date for row in ledger_rows(connection, project_id, first_day, last_day)
                   if row.stored_and_snapshotted}
-    return [day for day in _days(first_day, last_day) if day not in synced]
+    return [day for day in days_between(first_day, last_day) if day not in synced]
 
 
 def ledger_projects(warehouse: Warehouse) -> list[str]:
@@ -116,7 +116,3 @@ def _day(project_id: str, day: date, row: LedgerDay | None, today: date) -> DayC
     synced, error = (row.synced, row.last_error) if row is not None else (False, None)
     state = day_state(day, today, synced=synced, failed=error is not None)
     return DayCoverage(project_id, day, state, None if synced else error)
-
-
-def _days(first_day: date, last_day: date) -> list[date]:
-    return [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]

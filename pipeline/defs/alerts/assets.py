@@ -33,7 +33,7 @@ from dagster import (
 
 from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, Destination, deliver, destinations
 from pipeline.alerts.dispatch import AlertRules, PassOutcome, run_pass
-from pipeline.dds.resources import WarehouseResource
+from pipeline.defs.resources import WarehouseResource
 from pipeline.settings import alert_task_patterns
 
 ALERTS_ASSET = "dds_jobs_alerts"

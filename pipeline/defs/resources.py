@@ -1,6 +1,6 @@
 """Dagster resources: the DDS task center API, the warehouse and the Parquet snapshots.
 
-Each reads the CONTRACT.md variables (see ``pipeline.definitions``), so tests and the demo swap only the
+Each reads the docs/configuration.md variables (see ``pipeline.definitions``), so tests and the demo swap only the
 endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name, never its value, and
 ``repr`` masks them too.
 """

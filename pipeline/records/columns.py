@@ -1,7 +1,7 @@
 """The column list of the ``dds_jobs`` table and its SQL table: the warehouse's vocabulary, without pandas or Arrow.
 
 A row of ``dds_jobs`` is the latest known state of one DDS task-center job, keyed by (project_id, id). Its Arrow
-schema and pandas dtypes are built from the same ``COLUMNS`` in pipeline/jobs/schema.py. Kept apart from them so
+schema and pandas dtypes are built from the same ``COLUMNS`` in pipeline/records/schema.py. Kept apart from them so
 that what loads with the definitions (the settings, the sync ledger, warehouse URLs) imports no pandas or Arrow.
 """
 

@@ -21,6 +21,7 @@ from dagster import (
     TimeWindow,
 )
 
+from pipeline.api.windows import days_between
 from pipeline.settings import ConfigError, Settings
 
 # The run tags through which Dagster hands a run its partition range (set by --partition-range, single-run
@@ -96,11 +97,6 @@ def days_of(window: TimeWindow) -> list[date]:
             f"partition range {day_key(first)}...{day_key(last)} is empty: its first day is after its last"
         )
     return days_between(first, date.fromordinal(end.toordinal() - 1))
-
-
-def days_between(first: date, last: date) -> list[date]:
-    """The UTC days ``first`` to ``last``, both included."""
-    return [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
 
 
 def day_key(day: date | datetime) -> str:

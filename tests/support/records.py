@@ -3,7 +3,7 @@
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -11,7 +11,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from pipeline.api.client import DdsTaskCenterClient, FetchStats
 from pipeline.api.pagination import Page, job_key
 from pipeline.api.windows import TimeWindow
-from pipeline.jobs.precedence import record_replaces
+from pipeline.records.precedence import incoming_wins
+from pipeline.records.schema import TERMINAL_STATUSES
 
 BEIJING = timezone(timedelta(hours=8))
 TASK_NAMES = (
@@ -25,6 +26,17 @@ TASK_NAMES = (
     "CreateMongoDB",
 )
 FAIL_REASONS = ("Insufficient resources in the AZ.", "Backup agent timed out.", "实例状态异常，请稍后重试。")
+
+
+def record_replaces(kept: Mapping, incoming: Mapping) -> bool:
+    """Whether ``incoming``, an API record of a job read in the same fetch as ``kept`` (both as sent), is the
+    latest state of the two: the latest-state rule (pipeline/records/precedence.py) with equal sightings."""
+    return bool(incoming_wins(_record_is_terminal(kept), _record_is_terminal(incoming), 0, 0))
+
+
+def _record_is_terminal(record: object) -> bool:
+    status = record.get("status") if isinstance(record, Mapping) else None
+    return isinstance(status, str) and status in TERMINAL_STATUSES
 
 
 def api_time(moment: datetime, zone: timezone = BEIJING) -> str:

@@ -26,14 +26,14 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise ConfigError("--days and --jobs-per-day must be at least 1")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port (1..65535)")
-    from pipeline.demo import run_demo
+    from pipeline.cli.demo import run_demo
 
     return run_demo(days=args.days, jobs_per_day=args.jobs_per_day, folder=args.dir,
                     ui_port=args.port if args.ui else None)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from pipeline.simulator import cli as simulator_cli
+    from pipeline.cli import simulate as simulator_cli
 
     return simulator_cli.run(args)
 
@@ -95,7 +95,7 @@ def _add_verify_parquet(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    from pipeline.demo import DEFAULT_FOLDER
+    from pipeline.cli.demo import DEFAULT_FOLDER
     from pipeline.simulator import dataset
 
     demo = commands.add_parser(
@@ -108,16 +108,16 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--dir", default=DEFAULT_FOLDER,
                       help=f"the demo's folder: its warehouse, Parquet files and Dagster home (default ./{DEFAULT_FOLDER})")
     demo.add_argument("--ui", action="store_true",
-                      help="then open the demo in Dagster's UI (dagster dev, with the simulator) until Ctrl-C")
+                      help="then open the demo in Dagster's UI (dg dev, with the simulator) until Ctrl-C")
     demo.add_argument("--port", type=int, default=3000,
                       help="with --ui: the UI's port on 127.0.0.1 (default 3000, or a free one when it is taken)")
     demo.set_defaults(run=_run_demo)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pipeline.alerts import cli as alerts_cli
-    from pipeline.report import cli as report_cli
-    from pipeline.simulator import cli as simulator_cli
+    from pipeline.cli import alerts as alerts_cli
+    from pipeline.cli import report as report_cli
+    from pipeline.cli import simulate as simulator_cli
 
     parser = _OneLineErrors(prog="dds-tasks", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)

@@ -26,8 +26,8 @@ from dagster import (
 )
 from pydantic import Field as ConfigField
 
-from pipeline.dds.assets import DDS_API_POOL, PARQUET_ASSET
-from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
+from pipeline.defs.sync.assets import DDS_API_POOL, PARQUET_ASSET
+from pipeline.defs.resources import ParquetSnapshotResource, WarehouseResource
 
 if TYPE_CHECKING:
     from pipeline.snapshots.verify import VerifyReport

@@ -23,9 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.jobs.escape import escaped_values
-from pipeline.jobs.precedence import FIELD_BITS, INCOMPLETE, UNKNOWN_FIELDS, no_unknowns
-from pipeline.jobs.schema import (
+from pipeline.records.escape import escaped_values
+from pipeline.records.precedence import FIELD_BITS, INCOMPLETE, UNKNOWN_FIELDS, no_unknowns
+from pipeline.records.schema import (
     ARROW_SCHEMA,
     COLUMN_NAMES,
     PANDAS_DTYPES,
@@ -43,7 +43,7 @@ _API_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 _OFFSET_AT_END = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$")
 # A date followed by a time of day (2026-12-01T10, 20261201 10...): what a value without one lacks.
 _TIME_OF_DAY = re.compile(r"^\s*\d{4}-?\d\d-?\d\d[Tt ]\d")
-# The text fields as sent, stored with their NULs escaped (pipeline/jobs/escape.py).
+# The text fields as sent, stored with their NULs escaped (pipeline/records/escape.py).
 ESCAPED_FIELDS = ("id", "name", "instance_id", "instance_name", "status", "fail_reason")
 _ALL_FIELDS = itemgetter(*KNOWN_FIELDS)
 MAX_SAMPLES = 20
@@ -60,7 +60,7 @@ class NormalizedJobs:
     records without a usable id or created_at, as sent. ``anomaly_samples``: one line per kind of problem met
     (rejections included), for the log. ``unknown``: each row's unknown mask (precedence.py); None when every row
     gives every field. ``text_escaped``: the values of accepted records stored escaped (a NUL in them, or the
-    escape's own ``\\x``: pipeline/jobs/escape.py).
+    escape's own ``\\x``: pipeline/records/escape.py).
     """
 
     frame: pd.DataFrame

@@ -3,7 +3,7 @@ hold no complete sync, the catch-up) and ``dds_jobs_intraday`` (today so far, ev
 
 A job Running at one sync usually ends within hours; re-syncing the days that still hold Running jobs (while the
 API still answers for them) lands their final state within a day. A day whose sync never ran, failed, met a broken
-answer or was interrupted holds no complete sync in the sync ledger (pipeline/coverage.py): every tick asks for it
+answer or was interrupted holds no complete sync in the sync ledger (pipeline/history.py): every tick asks for it
 again while the API still answers for it. The ledger is in the warehouse, written by the asset itself, so a
 backfill from the UI or the CLI counts as a scheduled run does, and a lost Dagster instance loses nothing of it.
 Contiguous days share one run, so the API is called once per run of days.
@@ -32,8 +32,8 @@ from dagster import (
 )
 
 from pipeline.api.windows import GONE, held_by_api, retained_since
-from pipeline.coverage import contiguous_runs, day_ranges, unsynced_days
-from pipeline.dds.partitions import (
+from pipeline.history import contiguous_runs, day_ranges, unsynced_days
+from pipeline.defs.partitions import (
     AS_OF_TAG,
     REGION_TAG,
     TARGET_TAG,
@@ -42,7 +42,7 @@ from pipeline.dds.partitions import (
     partition_key,
     range_tags,
 )
-from pipeline.dds.resources import WarehouseResource
+from pipeline.defs.resources import WarehouseResource
 from pipeline.targets import Target
 
 SYNC_ASSETS = (AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"))

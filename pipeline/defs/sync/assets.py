@@ -42,15 +42,15 @@ from pipeline.api.windows import FULL
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
-from pipeline.dds.console import ERROR_CHAIN_PREFIX, quiet_failure_frames
-from pipeline.dds.partitions import (
+from pipeline.defs.console import ERROR_CHAIN_PREFIX, quiet_failure_frames
+from pipeline.defs.partitions import (
     day_key,
     days_by_target,
     days_of,
     partition_key,
     run_moment,
 )
-from pipeline.dds.resources import (
+from pipeline.defs.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
     WarehouseResource,
@@ -84,7 +84,7 @@ EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError, SnapshotWriteError)
 def _expected_errors_as_failures(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[None]:
     """Ends the step with the error's one line (the expected errors, and the warehouse lost in the middle of the
     run): logged on its own, then as the description of Dagster's ``Failure``, which the CLI and the UI show
-    (pipeline/dds/console.py keeps Dagster's frames off the console). The chain of causes goes to the debug log.
+    (pipeline/defs/console.py keeps Dagster's frames off the console). The chain of causes goes to the debug log.
     Retrying would not change it."""
     try:
         yield

@@ -14,14 +14,14 @@ from dagster import (
     asset_check,
 )
 
-from pipeline.dds.partitions import (
+from pipeline.defs.partitions import (
     PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
-    days_between,
     split_key,
 )
-from pipeline.dds.resources import ParquetSnapshotResource, WarehouseResource
+from pipeline.api.windows import days_between
+from pipeline.defs.resources import ParquetSnapshotResource, WarehouseResource
 from pipeline.sqlfiles import read_sql
 
 if TYPE_CHECKING:

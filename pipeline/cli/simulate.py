@@ -11,7 +11,7 @@ import sys
 import threading
 from datetime import timedelta
 
-from pipeline.shellcommands import venv_command
+from pipeline.cli.shellcommands import venv_command
 from pipeline.simulator import dataset
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.auth import SimulatorAuthenticator
@@ -142,8 +142,7 @@ def pipeline_instructions(sim: DdsSimulator, args: argparse.Namespace) -> list[s
     if ways:
         lines.append("  and one way of authenticating:")
         lines.extend(f"  {line}   # {why}" for line, why in ways)
-    lines.append(f"  then: {venv_command('dagster')} asset materialize -m pipeline.definitions "
-                 f"--select dds_jobs,dds_jobs_parquet --partition-range {last - timedelta(days=2)}...{last}")
+    lines.append(f"  then: {venv_command('dg')} launch --assets dds_jobs,dds_jobs_parquet --partition-range {last - timedelta(days=2)}...{last}")
     return lines
 
 
@@ -206,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.simulator.cli`, the same as `dds-tasks simulate`."""
+    """`python -m pipeline.cli.simulate`, the same as `dds-tasks simulate`."""
     parser = argparse.ArgumentParser(prog="dds-tasks simulate", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -1,8 +1,8 @@
-"""``dds-tasks demo --ui``: Dagster's UI (``dagster dev``) on the demo's Dagster home, configuration and simulator.
+"""``dds-tasks demo --ui``: Dagster's UI (``dg dev``) on the demo's Dagster home, configuration and simulator.
 
 The UI shows the demo's runs, partitions, checks and plots, and a backfill launched from it fetches from the same
 simulator (kept serving by the demo's process) into the demo's folder. Ctrl-C (SIGINT), SIGTERM or a closed
-terminal (SIGHUP) stop ``dagster dev`` and everything it started, then the simulator: nothing is left running.
+terminal (SIGHUP) stop ``dg dev`` and everything it started, then the simulator: nothing is left running.
 """
 
 import os
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import requests
 
-from pipeline.shellcommands import shell_path
+from pipeline.cli.shellcommands import shell_path
 
 LOOPBACK = "127.0.0.1"
-# dagster dev loads the definitions in a code server before it answers: up to a minute on a busy 2-core host.
+# dg dev loads the definitions in a code server before it answers: up to a minute on a busy 2-core host.
 READY_TIMEOUT_SECONDS = 180
-# dagster dev asks its webserver and daemon to stop and waits for them; past this, the rest of the group is killed.
+# dg dev asks its webserver and daemon to stop and waits for them; past this, the rest of the group is killed.
 STOP_TIMEOUT_SECONDS = 30
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -83,18 +83,20 @@ def _answers(url: str) -> bool:
 
 
 def serve_ui(folder: Path, env: dict[str, str], port: int) -> int:
-    """Runs ``dagster dev`` on the demo until a stop signal; 0 when stopped so, 1 when it ended by itself."""
+    """Runs ``dg dev`` on the demo until a stop signal; 0 when stopped so, 1 when it ended by itself."""
     stop = threading.Event()
     # Handlers (rather than KeyboardInterrupt) so that SIGTERM and SIGHUP stop the same way, and Ctrl-C works even
-    # where the shell started us with SIGINT ignored. dagster dev gets the default handlers back at exec.
+    # where the shell started us with SIGINT ignored. dg dev gets the default handlers back at exec.
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     port = usable_port(port)
     url = f"http://{LOOPBACK}:{port}"
     log_path = folder / "dagster_dev.log"
-    print(f"\nStarting Dagster's UI on the demo (dagster dev, its log in {shell_path(log_path)}) ...", flush=True)
+    print(f"\nStarting Dagster's UI on the demo (dg dev, its log in {shell_path(log_path)}) ...", flush=True)
     with open(log_path, "ab") as log:
         server = subprocess.Popen(
-            [os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "dagster"), "dev",
+            # -m: the demo's folder is no dg project (nor is an installed package's); dg then serves the module
+            # as `dagster dev -m` did, without its SupersessionWarning.
+            [os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "dg"), "dev",
              "-m", "pipeline.definitions", "-h", LOOPBACK, "-p", str(port)],
             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -112,7 +114,7 @@ def serve_ui(folder: Path, env: dict[str, str], port: int) -> int:
         while not stop.is_set() and server.poll() is None:
             stop.wait(0.5)
         if not stop.is_set():
-            print(f"dds-tasks demo: dagster dev stopped by itself (exit {server.returncode}); see "
+            print(f"dds-tasks demo: dg dev stopped by itself (exit {server.returncode}); see "
                   f"{shell_path(log_path)}", file=sys.stderr)
             return 1
         print("\nStopping Dagster's UI and the simulator ...", flush=True)

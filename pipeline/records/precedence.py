@@ -22,13 +22,12 @@ COLUMN_RULES declares each column's part; ``merge_assignments`` writes them as S
 """
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pipeline.jobs.schema import KEY_COLUMNS, TERMINAL_STATUSES
+from pipeline.records.schema import KEY_COLUMNS, TERMINAL_STATUSES
 
 # The API fields whose value a record may fail to give: missing, null, not a string, or unreadable. One bit each
 # in a row's unknown mask, and INCOMPLETE: the row's state comes from a record that lacked some field.
@@ -88,17 +87,6 @@ def incoming_wins(stored_terminal, incoming_terminal, stored_seen, incoming_seen
     non-terminal one; between equal ranks the later sighting, on a tie the incoming one."""
     same_rank = np.equal(stored_terminal, incoming_terminal)
     return np.greater(incoming_terminal, stored_terminal) | (same_rank & np.greater_equal(incoming_seen, stored_seen))
-
-
-def record_replaces(kept: Mapping, incoming: Mapping) -> bool:
-    """Whether ``incoming``, an API record of a job read in the same sync as ``kept`` (both as sent), is the
-    latest state of the two: the rule above with equal sightings."""
-    return bool(incoming_wins(_record_is_terminal(kept), _record_is_terminal(incoming), 0, 0))
-
-
-def _record_is_terminal(record: object) -> bool:
-    status = record.get("status") if isinstance(record, Mapping) else None
-    return isinstance(status, str) and status in TERMINAL_STATUSES
 
 
 # --- The rule in SQL ----------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from pipeline.dds.resources import WarehouseResource
+from pipeline.defs.resources import WarehouseResource
 from pipeline.report.build import report_file_name, write_report
 from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, ReportScope, default_period
 from pipeline.report.synced_days import synced_period

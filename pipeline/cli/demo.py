@@ -2,7 +2,7 @@
 
 The simulator stands in for the DDS API on a free loopback port; everything else is the production code path:
 the same ``Definitions``, resources, assets, checks and storage. The demo never reads or writes the configured
-storage: it runs on a configuration of its own (the CONTRACT.md variables set for the run, the user's own
+storage: it runs on a configuration of its own (the docs/configuration.md variables set for the run, the user's own
 ``DDS_*`` and credential variables set aside), and keeps its warehouse, Parquet snapshots and Dagster home in its
 folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show what it did.
 """
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.api.auth import mask_key
-from pipeline.coverage import AT_RISK_DAYS, RETENTION_DAYS
-from pipeline.shellcommands import shell_path, venv_command
+from pipeline.history import AT_RISK_DAYS, RETENTION_DAYS
+from pipeline.cli.shellcommands import shell_path, venv_command
 from pipeline.simulator import DdsSimulator, SimulatorConfig, dataset
 from pipeline.simulator.auth import SimulatorAuthenticator
 from pipeline.api.windows import retained_since
@@ -99,7 +99,7 @@ def demo_key_pair() -> tuple[str, str]:
 
 
 def demo_settings_values(place: DemoPlace, sim: DdsSimulator, key_pair: tuple[str, str], start: date) -> dict[str, str]:
-    """The demo's whole configuration, as the environment variables the pipeline (and ``dagster dev``) read."""
+    """The demo's whole configuration, as the environment variables the pipeline (and ``dg dev``) read."""
     return {
         "DDS_DATA_DIR": str(place.data_dir.absolute()),
         "DDS_ENDPOINT": sim.url,
@@ -219,7 +219,7 @@ def _sync(first_day: date, last_day: date) -> "ExecuteInProcessResult":
     # Imported here, once the demo's environment is in place: these modules read settings when first imported.
     from dagster import DagsterInstance
 
-    from pipeline.dds.partitions import range_tags
+    from pipeline.defs.partitions import range_tags
     from pipeline.definitions import build_definitions
     from pipeline.settings import Settings
 
@@ -236,7 +236,7 @@ def _sync(first_day: date, last_day: date) -> "ExecuteInProcessResult":
 def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: tuple[str, str] | None = None,
              folder: str | os.PathLike[str] = DEFAULT_FOLDER, ui_port: int | None = None) -> int:
     """Syncs the last ``days`` days from a fresh simulator into ``folder``; ``key_pair`` is (AK, SK), generated
-    when None. With ``ui_port``, then serves Dagster's UI on the demo until interrupted (pipeline.demo_ui).
+    when None. With ``ui_port``, then serves Dagster's UI on the demo until interrupted (pipeline.cli.demo_ui).
     Exit code 1 when the run fails or an ERROR-severity asset check does."""
     place = DemoPlace(Path(folder))
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -282,6 +282,6 @@ def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: 
         code = 1 if error_check_failed else 0
         if ui_port is None:
             return code
-        from pipeline.demo_ui import serve_ui
+        from pipeline.cli.demo_ui import serve_ui
 
         return serve_ui(place.folder, environment_for_demo(values, os.environ), ui_port) or code

@@ -1,4 +1,4 @@
-"""The ``dds_jobs`` columns (pipeline/jobs/columns.py) as pandas and Arrow see them, and the frames built on them.
+"""The ``dds_jobs`` columns (pipeline/records/columns.py) as pandas and Arrow see them, and the frames built on them.
 
 A row of ``dds_jobs`` is the latest known state of one DDS task-center job, keyed by (project_id, id).
 The SQLAlchemy table (columns.py), the pyarrow schema and the pandas dtypes below are all built from ``COLUMNS``,
@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 # Re-exported: the column vocabulary lives in columns.py (light), this module adds its pandas and Arrow forms.
-from pipeline.jobs.columns import (  # noqa: F401
+from pipeline.records.columns import (  # noqa: F401
     COLUMN_NAMES,
     COLUMNS,
     DDS_JOBS,
