@@ -239,6 +239,12 @@ class Settings:
     warehouse_setting: str = "DDS_WAREHOUSE_URL"
     parquet_setting: str = "DDS_PARQUET_ROOT"
 
+    def projects_shown(self) -> dict[str, str] | None:
+        """Name shown -> project id of the projects read: the targets, or the one project; None: neither is set
+        (every project the sync ledger holds days of)."""
+        return {target.name: target.project_id for target in self.targets} or (
+            {self.project_id: self.project_id} if self.project_id else None)
+
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
         shown = {**vars(self), "warehouse_url": masked_url(self.warehouse_url)}

@@ -1,4 +1,4 @@
-"""Dagster resources: the DDS task center API, the warehouse and the Parquet snapshots.
+"""Dagster resources: the DDS task center API, the warehouse, the Parquet snapshots, the alerts and the reports.
 
 Each reads the CONTRACT.md variables (see ``pipeline.definitions``), so tests and the demo swap only the
 endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name, never its value, and
@@ -13,6 +13,9 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS as ALERT_CONNECT_TIMEOUT_SECONDS
+from pipeline.alerts.delivery import READ_TIMEOUT_SECONDS as ALERT_READ_TIMEOUT_SECONDS
+from pipeline.alerts.delivery import Destination, deliver, destinations
 from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.credentials import (
@@ -220,3 +223,33 @@ class ParquetSnapshotResource(ConfigurableResource):
         from pipeline.snapshots.store import ParquetStore
 
         return ParquetStore(self.root, setting=self.setting)
+
+
+class AlertsResource(ConfigurableResource):
+    """Where alerts go and which: ``urls`` is DDS_ALERT_URLS (bound as EnvVar: Dagster records the variable's name,
+    never the URLs); empty: alerts are off."""
+
+    urls: str = ""
+    tasks: str = ""
+    window_hours: int = 24
+    intraday_minutes: int = 15
+    connect_timeout_seconds: float = ALERT_CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = ALERT_READ_TIMEOUT_SECONDS
+
+    def destinations(self) -> list[Destination]:
+        return destinations(self.urls)
+
+    def send(self, destination: Destination, title: str, body: str):
+        return deliver(destination, title, body, self.connect_timeout_seconds, self.read_timeout_seconds)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(destination.name for destination in destinations(self.urls)) if self.urls else "off"
+        return f"AlertsResource(destinations={shown!r}, tasks={self.tasks!r}, window_hours={self.window_hours})"
+
+    __str__ = __repr__
+
+
+class ReportStoreResource(ConfigurableResource):
+    """Where the reports are written: a local folder, or ``s3://bucket/prefix`` (credentials from DDS_S3_*/AWS_*)."""
+
+    location: str

@@ -43,12 +43,12 @@ from pipeline.defs.partitions import (
     range_tags,
 )
 from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.steps import ALERTS_ASSET, PARQUET_ASSET, REPORT_ASSET, SYNC_ASSET
 from pipeline.targets import Target
 
-SYNC_ASSETS = (AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"))
+SYNC_ASSETS = (SYNC_ASSET, PARQUET_ASSET)
 # What every sync run of both schedules materializes after its sync: the one list to extend.
-AFTER_SYNC_ASSETS: tuple[AssetKey, ...] = (AssetKey("dds_jobs_alerts"),)
-REPORT_ASSET = AssetKey("dds_jobs_report")
+AFTER_SYNC_ASSETS: tuple[AssetKey, ...] = (ALERTS_ASSET,)
 INTRADAY_ASSETS = (*SYNC_ASSETS, *AFTER_SYNC_ASSETS)
 DAILY_ASSETS = (*SYNC_ASSETS, *AFTER_SYNC_ASSETS, REPORT_ASSET)
 # Marks the intraday runs, so that a tick finds the previous one still going.
