@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.api.auth import mask_key
-from pipeline.history import AT_RISK_DAYS, RETENTION_DAYS
 from pipeline.cli.shellcommands import shell_path, venv_command
 from pipeline.simulator import DdsSimulator, SimulatorConfig, dataset
 from pipeline.simulator.auth import SimulatorAuthenticator
@@ -35,10 +34,6 @@ if TYPE_CHECKING:
 DEFAULT_FOLDER = "demo"
 # A region is part of every stored row; the demo's jobs come from a simulated one.
 DEMO_REGION = "ap-southeast-1"
-# Days before the synced ones that the demo's partitions offer, for a backfill from the UI.
-EARLIER_DAYS_OFFERED = 7
-# The oldest a day may be (counted from yesterday) and still not be at risk: it leaves the API's month later.
-SAFE_AGE = RETENTION_DAYS - AT_RISK_DAYS - 2
 # Variables of the user's configuration that the demo sets aside for its run: storage, source, credentials
 # (prefixed ones too: they only count with DDS_TARGETS_FILE, which is set aside as well).
 _USER_PREFIXES = ("DDS_", "HUAWEICLOUD_")
@@ -192,12 +187,6 @@ def _mismatch(metadata: Mapping[str, object]) -> str:
     return "; ".join([", ".join(figures), *shown])
 
 
-def demo_start(first_day: date, last_day: date) -> date:
-    """The first day of the demo's partitions: up to a week before the days it syncs, for the UI to backfill, but
-    never a day the API starts to forget (the no_days_at_risk check would rightly fail on a day left unsynced)."""
-    return min(first_day, max(first_day - timedelta(days=EARLIER_DAYS_OFFERED), last_day - timedelta(days=SAFE_AGE)))
-
-
 def _last_days(days: int, now: datetime, start: date) -> tuple[date, date]:
     last_day = now.date() - timedelta(days=1)
     return max(last_day - timedelta(days=days - 1), start), last_day
@@ -241,7 +230,8 @@ def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: 
     place = DemoPlace(Path(folder))
     now = datetime.now(timezone.utc).replace(microsecond=0)
     first_day, last_day = _last_days(days, now, retained_since(now).date() + timedelta(days=1))
-    start = demo_start(first_day, last_day)
+    # The demo's partitions start at the first day it syncs: the UI shows them all filled, none it never meant to.
+    start = first_day
     first, last = first_day.isoformat(), last_day.isoformat()
     wanted = {"seed": dataset.SEED, "jobs_per_day": jobs_per_day, "project_id": dataset.PROJECT_ID,
               "region": DEMO_REGION}

@@ -31,7 +31,7 @@ from dagster import (
 from pipeline.api.client import FetchStats, Page, throttling_warning
 from pipeline.api.windows import FULL
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
-from pipeline.defs.partitions import day_key, partition_key, run_moment
+from pipeline.defs.partitions import REGION_TAG, TARGET_TAG, day_key, partition_key, run_moment
 from pipeline.defs.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
@@ -149,6 +149,7 @@ def _sync_targets(
     targets: Sequence[Target],
 ) -> MaterializeResult:
     plan = run_plan(context, targets)
+    _tag_run(context, dds_api, plan)
     # One moment for every target of the run: a job created while the run pages is the next run's, for each.
     as_of = run_moment(context)
     results: dict[str | None, SyncResult] = {}
@@ -186,6 +187,21 @@ def _sync_targets(
             metadata={"failed_targets": MetadataValue.json(failures)},
         )
     return MaterializeResult(check_results=[_count_check(results)])
+
+
+def _tag_run(
+    context: AssetExecutionContext, dds_api: DdsTaskCenterResource, plan: Mapping[Target | None, list[date]]
+) -> None:
+    """A run of one target carries it (and its region) as run tags, launched by hand too (the schedules tag theirs
+    when they ask for it): the UI filters the runs by them. A run over several targets has no one target."""
+    if len(plan) != 1:
+        return
+    [target] = plan
+    tags = {TARGET_TAG: target.name if target else dds_api.project_id,
+            REGION_TAG: target.region if target else dds_api.region}
+    missing = {name: value for name, value in tags.items() if value and name not in context.run.tags}
+    if missing:
+        context.instance.add_run_tags(context.run.run_id, missing)
 
 
 def _changed_days(result: "SyncResult", refresh: "RunningRefresh | None") -> dict[str, list[str]]:

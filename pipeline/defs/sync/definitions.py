@@ -12,7 +12,7 @@ from pipeline.settings import Settings
 
 
 def build_sync_definitions(deployment: Settings) -> Definitions:
-    intraday = build_intraday_schedule(deployment.intraday_minutes, deployment.targets)
+    intraday = build_intraday_schedule(deployment.intraday_minutes, deployment.targets, deployment.project_id)
     return Definitions(
         assets=[build_sync_assets(dds_partitions(deployment), deployment.targets,
                                   sync_freshness_policy(deployment.intraday_minutes))],

@@ -1,0 +1,77 @@
+"""The definitions load the way dg loads them, and hold every asset, check, schedule and job the public interface
+names (issue 23 item 11): `dg check defs` and `dg list defs --json` from the checkout, and ``defs()`` in process."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.support.paths import BIN, ROOT
+
+ASSETS = {"dds_jobs", "dds_jobs_parquet", "dds_jobs_report", "dds_jobs_alerts"}
+CHECKS = {("dds_jobs", "no_duplicate_keys"), ("dds_jobs", "ended_not_before_created"),
+          ("dds_jobs", "stored_count_matches_api"), ("dds_jobs", "no_days_at_risk"),
+          ("dds_jobs_parquet", "parquet_matches_warehouse"), ("dds_jobs_alerts", "alerts_delivered")}
+SCHEDULES = {"dds_jobs_daily", "dds_jobs_intraday"}
+JOBS = {"dds_parquet_verify"}
+# With DDS_ALERT_URLS set, the sensor that alerts after a failed sync.
+ALERTS_SENSOR = "dds_jobs_alerts_after_failure"
+
+
+def dg_env(tmp_path, **settings: str) -> dict[str, str]:
+    """This environment without the user's pipeline settings, on a data folder and Dagster home of the test's."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DDS_", "HUAWEICLOUD_", "DAGSTER_"))}
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return {**clean, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home"),
+            "DDS_DATA_DIR": str(tmp_path / "data"), **settings}
+
+
+def dg(tmp_path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "dg"), *args], cwd=ROOT, env=dg_env(tmp_path, **settings),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_dg_check_defs_passes_from_the_checkout(tmp_path):
+    done = dg(tmp_path, "check", "defs")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_dg_lists_every_asset_check_schedule_sensor_and_job_of_the_interface(tmp_path):
+    done = dg(tmp_path, "list", "defs", "--json", DDS_ALERT_URLS="json://127.0.0.1:9/alerts")
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = json.loads(done.stdout)
+    assert ASSETS <= {asset["asset_key"] for asset in listed["assets"]}
+    assert CHECKS <= {(check["asset_key"], check["name"]) for check in listed["asset_checks"]}
+    assert SCHEDULES <= {schedule["name"] for schedule in listed["schedules"]}
+    assert ALERTS_SENSOR in {sensor["name"] for sensor in listed["sensors"]}
+    assert JOBS <= {job["name"] for job in listed["jobs"]}
+
+
+@pytest.fixture
+def loaded(tmp_path, monkeypatch):
+    """``pipeline.definitions.defs()`` in process, as dg and Dagster's code server call it."""
+    for name in [name for name in os.environ if name.startswith(("DDS_", "HUAWEICLOUD_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
+    from pipeline.definitions import defs
+
+    return defs()
+
+
+def test_defs_loaded_in_process_hold_the_interface(loaded):
+    assert ASSETS <= {key.to_user_string() for key in loaded.resolve_all_asset_keys()}
+    graph = loaded.get_repository_def().asset_graph
+    assert CHECKS <= {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert SCHEDULES <= {schedule.name for schedule in loaded.schedules}
+    assert JOBS <= {job.name for job in loaded.jobs}
+    # Alerts off (DDS_ALERT_URLS unset): no sensor to run them.
+    assert not list(loaded.sensors or [])
+
+
+def test_no_days_at_risk_says_its_error_severity_where_the_ui_shows_the_check(loaded):
+    graph = loaded.get_repository_def().asset_graph
+    specs = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    at_risk = specs["no_days_at_risk"]
+    assert not at_risk.blocking and at_risk.metadata["severity"] == "ERROR"
+    assert "ERROR severity" in at_risk.description
