@@ -21,6 +21,7 @@ from pipeline.defs.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
     ReportStoreResource,
+    TargetCredentials,
     WarehouseResource,
 )
 from pipeline.defs.snapshots.definitions import build_snapshot_definitions
@@ -30,10 +31,16 @@ from pipeline.report.build import reports_location
 from pipeline.settings import ALERT_URLS_VARIABLE, Settings, settings_at_load
 
 
+def credential_fields(settings: Settings, prefix: str = "") -> dict[str, dg.EnvVar]:
+    """The credential fields whose variables (under ``prefix``) are set, as ``EnvVar``: an EnvVar of an unset
+    variable fails the resource even when unused."""
+    return {field: dg.EnvVar(prefix + var) for field, var in ENV_VARIABLES.items()
+            if prefix + var in settings.credential_variables}
+
+
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
-    # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
-    credentials = {field: dg.EnvVar(var) for field, var in ENV_VARIABLES.items()
-                   if var in settings.credential_variables}
+    targets = {target.name: TargetCredentials(**credential_fields(settings, target.credentials_prefix))
+               for target in settings.targets if target.credentials_prefix}
     return DdsTaskCenterResource(
         project_id=settings.project_id or "",
         region=settings.region or "",
@@ -43,7 +50,8 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
         retry_budget_seconds=settings.retry_budget_seconds,
         ca_bundle=settings.ca_bundle,
         allow_insecure_http=settings.allow_insecure_http,
-        **credentials,
+        target_credentials=targets,
+        **credential_fields(settings),
     )
 
 

@@ -221,7 +221,7 @@ class Settings:
     retry_budget_seconds: int = int(DEFAULT_RETRY_BUDGET_SECONDS)
     # The CA bundle of the API's TLS (DDS_CA_BUNDLE); None: the system's.
     ca_bundle: str | None = None
-    # The credential variables (names only, never values) that are set: the resources read those at run time.
+    # The credential variables (names only, never values) that are set, prefixed ones too: bound as EnvVar.
     credential_variables: frozenset[str] = frozenset()
     # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (DDS API, targets, IAM) allowed off loopback too.
     allow_insecure_http: bool = False
@@ -299,7 +299,7 @@ class Settings:
             intraday_minutes=_int_setting(
                 env, "DDS_INTRADAY_MINUTES", DEFAULT_INTRADAY_MINUTES, 0, MAX_INTRADAY_MINUTES
             ),
-            credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
+            credential_variables=_set_credential_variables(env, targets),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
             alert_destinations=tuple(map(masked_destination, check_alert_urls(env.get(ALERT_URLS_VARIABLE)))),
             alert_tasks=alert_task_patterns(env.get("DDS_ALERT_TASKS")),
@@ -314,10 +314,12 @@ class Settings:
 CREDENTIAL_VARIABLES = tuple(CREDENTIAL_FIELDS.values())
 
 
-def environment() -> Mapping[str, str]:
-    """The process's environment, for what is read when a run starts rather than when the definitions load: the
-    credentials of a target (under its prefix), so that one with missing credentials fails alone."""
-    return os.environ
+def _set_credential_variables(env: Mapping[str, str], targets: tuple[Target, ...]) -> frozenset[str]:
+    """The credential variables that are set (names only): unprefixed, and under each target's prefix. The wiring
+    binds those, as EnvVar, so a run reads their values when it starts and Dagster records only the names."""
+    prefixes = {"", *(target.credentials_prefix for target in targets)}
+    return frozenset(prefix + name for prefix in prefixes for name in CREDENTIAL_VARIABLES
+                     if env.get(prefix + name, "").strip())
 
 
 def settings_at_load() -> Settings:

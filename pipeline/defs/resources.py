@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import requests
 import sqlalchemy as sa
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import Config, ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS as ALERT_CONNECT_TIMEOUT_SECONDS
@@ -30,7 +30,6 @@ from pipeline.settings import (
     DEFAULT_MAX_CONCURRENCY,
     ConfigError,
     check_max_rate,
-    environment,
     masked_url,
     require_source,
 )
@@ -51,9 +50,31 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
+class TargetCredentials(Config):
+    """The credentials of one target of DDS_TARGETS_FILE, from the variables under its prefix (``SG_PROD_`` reads
+    ``SG_PROD_HUAWEICLOUD_SDK_AK`` and so on): bound at wiring as ``EnvVar``, so Dagster records the variables'
+    names, never their values, and shows where each comes from. Unset: the target has no credentials of that kind."""
+
+    auth_token: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    security_token: str | None = None
+    iam_username: str | None = None
+    iam_password: str | None = None
+    iam_domain: str | None = None
+    iam_endpoint: str | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(name for name in ENV_VARIABLES if getattr(self, name))
+        return f"TargetCredentials(set: {shown or 'none'})"
+
+    __str__ = __repr__
+
+
 class DdsTaskCenterResource(ConfigurableResource):
     """The task center ("Querying Tasks and Details") of one DDS project in one region, or of the targets of
-    DDS_TARGETS_FILE (whose credentials are read from their prefixed variables at run time)."""
+    DDS_TARGETS_FILE (with the credentials ``target_credentials`` holds for a target with a prefix). Every value is
+    a field bound at wiring (pipeline/definitions.py): the resource never reads the environment."""
 
     project_id: str = ""
     region: str = ""
@@ -78,6 +99,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     retry_max_attempts: int | None = None
     # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (API, IAM) allowed off loopback.
     allow_insecure_http: bool = False
+    # Target name -> its prefixed credentials, for the targets with a credentials prefix.
+    target_credentials: dict[str, TargetCredentials] = {}
 
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
@@ -122,7 +145,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     def _credentials_of(self, target: Target | None) -> Credentials:
         if target is None or not target.credentials_prefix:
             return self.credentials()
-        credentials = target.credentials(environment())
+        bound = self.target_credentials.get(target.name)
+        credentials = Credentials(**{name: getattr(bound, name) for name in ENV_VARIABLES} if bound else {})
         try:
             credentials.method()
         except ConfigError as exc:
