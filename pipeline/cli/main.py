@@ -115,8 +115,8 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pipeline.alerts import cli as alerts_cli
-    from pipeline.report import cli as report_cli
+    from pipeline.cli import alerts as alerts_cli
+    from pipeline.cli import report as report_cli
     from pipeline.cli import simulate as simulator_cli
 
     parser = _OneLineErrors(prog="dds-tasks", description=__doc__.split("\n\n")[0])
