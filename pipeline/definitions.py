@@ -76,14 +76,22 @@ def alerts_resource(settings: Settings) -> AlertsResource:
     )
 
 
+def s3_variables(settings: Settings) -> dict[str, dg.EnvVar]:
+    """The S3 variables that are set (an s3:// Parquet root), each as ``EnvVar`` of itself: the run reads the
+    values, Dagster records the names (AWS_SECRET_ACCESS_KEY among them)."""
+    return {name: dg.EnvVar(name) for name in sorted(settings.s3_variables)}
+
+
 def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Every resource a run needs, bound to the deployment's values (secrets as ``EnvVar``)."""
     return {
         "dds_api": dds_api_resource(settings),
         "warehouse": WarehouseResource(url=warehouse_url_config(settings), setting=settings.warehouse_setting),
-        "parquet": ParquetSnapshotResource(root=settings.parquet_root, setting=settings.parquet_setting),
+        "parquet": ParquetSnapshotResource(root=settings.parquet_root, setting=settings.parquet_setting,
+                                           s3_variables=s3_variables(settings)),
         "alerts": alerts_resource(settings),
-        "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
+        "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root),
+                                       s3_variables=s3_variables(settings)),
     }
 
 

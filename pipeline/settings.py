@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
-from pipeline.snapshots.s3 import check_parquet_root
+from pipeline.snapshots.s3 import S3_VARIABLES, check_parquet_root, is_s3_uri
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
 from pipeline.values import (
     INSECURE_HTTP_VARIABLE,
@@ -238,6 +238,8 @@ class Settings:
     # an error met at run time in either place names.
     warehouse_setting: str = "DDS_WAREHOUSE_URL"
     parquet_setting: str = "DDS_PARQUET_ROOT"
+    # With an s3:// Parquet root: the S3 variables (DDS_S3_*, AWS_*) that are set, names only: bound as EnvVar.
+    s3_variables: frozenset[str] = frozenset()
 
     def projects_shown(self) -> dict[str, str] | None:
         """Name shown -> project id of the projects read: the targets, or the one project; None: neither is set
@@ -308,6 +310,8 @@ class Settings:
             ),
             warehouse_setting=warehouse_setting,
             parquet_setting=parquet_setting,
+            s3_variables=frozenset(name for name in S3_VARIABLES if env.get(name, "").strip())
+            if is_s3_uri(parquet_root) else frozenset(),
         )
 
 

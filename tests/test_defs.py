@@ -75,3 +75,26 @@ def test_no_days_at_risk_says_its_error_severity_where_the_ui_shows_the_check(lo
     at_risk = specs["no_days_at_risk"]
     assert not at_risk.blocking and at_risk.metadata["severity"] == "ERROR"
     assert "ERROR severity" in at_risk.description
+
+
+def test_every_value_a_run_needs_is_bound_by_variable_name_at_wiring(tmp_path, monkeypatch):
+    """Credentials (a target's prefixed ones too) and the S3 options are EnvVar fields of the resources: the UI
+    shows which variable each comes from, and the resources read no environment themselves."""
+    from dagster import EnvVar
+
+    from pipeline.definitions import defs
+
+    for name in [name for name in os.environ if name.startswith(("DDS_", "HUAWEICLOUD_", "AWS_"))]:
+        monkeypatch.delenv(name)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - {name: sg-prod, region: ap-southeast-1, project_id: p1, credentials: SG_}\n")
+    for name, value in {"DDS_TARGETS_FILE": str(targets), "DDS_DATA_DIR": str(tmp_path / "data"),
+                        "DDS_PARQUET_ROOT": "s3://bucket/dds", "DDS_S3_ENDPOINT": "http://127.0.0.1:9",
+                        "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s3-secret",
+                        "SG_DDS_AUTH_TOKEN": "sg-token"}.items():
+        monkeypatch.setenv(name, value)
+    resources = defs().resources
+    assert resources["dds_api"].target_credentials["sg-prod"].auth_token == EnvVar("SG_DDS_AUTH_TOKEN")
+    bound = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DDS_S3_ENDPOINT"}
+    for name in ("parquet", "reports"):
+        assert resources[name].s3_variables == {variable: EnvVar(variable) for variable in bound}

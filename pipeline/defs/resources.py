@@ -44,6 +44,7 @@ from pipeline.warehouse.engine import (
 )
 
 if TYPE_CHECKING:
+    from pipeline.snapshots.s3 import S3Options
     from pipeline.snapshots.store import ParquetStore
     from pipeline.warehouse.store import Warehouse
 
@@ -236,17 +237,33 @@ class WarehouseResource(ConfigurableResource):
     __str__ = __repr__
 
 
+def s3_options(s3_variables: dict[str, str]) -> "S3Options":
+    """The object storage's options from the S3 variables bound at wiring (docs/deployment.md): checked as the
+    environment's are, read from this mapping only."""
+    from pipeline.snapshots.s3 import S3Options
+
+    try:
+        return S3Options.from_env(s3_variables)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class ParquetSnapshotResource(ConfigurableResource):
     """The root of the hive-partitioned Parquet snapshots (``{root}/dds_jobs/created_date=.../``)."""
 
     root: str
     # The variable that set the root, named by a failure to write there: DDS_DATA_DIR for the default folder.
     setting: str = "DDS_PARQUET_ROOT"
+    # With an s3:// root: the S3 variables that are set (DDS_S3_*, AWS_*), by name, bound as EnvVar at wiring.
+    s3_variables: dict[str, str] = {}
 
     def get(self) -> "ParquetStore":
         from pipeline.snapshots.store import ParquetStore
 
-        return ParquetStore(self.root, setting=self.setting)
+        from pipeline.snapshots.s3 import is_s3_uri
+
+        s3 = s3_options(self.s3_variables) if is_s3_uri(self.root) else None
+        return ParquetStore(self.root, s3=s3, setting=self.setting)
 
 
 class AlertsResource(ConfigurableResource):
@@ -277,3 +294,8 @@ class ReportStoreResource(ConfigurableResource):
     """Where the reports are written: a local folder, or ``s3://bucket/prefix`` (credentials from DDS_S3_*/AWS_*)."""
 
     location: str
+    # With an s3:// location: the S3 variables that are set, by name, bound as EnvVar at wiring.
+    s3_variables: dict[str, str] = {}
+
+    def s3(self) -> "S3Options":
+        return s3_options(self.s3_variables)

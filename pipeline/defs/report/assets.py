@@ -65,7 +65,7 @@ def build_report_asset(scope: ReportScope) -> AssetsDefinition:
         store = warehouse.get()
         period = synced_period(store, scope, now) if config.days is None else default_period(now, config.days)
         destination = f"{reports.location.rstrip('/')}/{report_file_name(period.last_day)}"
-        written = write_report(store, period, scope, destination, now)
+        written = write_report(store, period, scope, destination, now, s3=reports.s3())
         figures = written.figures
         context.log.info(f"report of {period} written to {written.location} ({written.size_bytes:,} bytes)")
         return MaterializeResult(metadata={
