@@ -42,13 +42,14 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     targets = {target.name: TargetCredentials(**credential_fields(settings, target.credentials_prefix))
                for target in settings.targets if target.credentials_prefix}
     return DdsTaskCenterResource(
-        project_id=settings.project_id or "",
-        region=settings.region or "",
-        endpoint=settings.endpoint or "",
-        max_concurrency=settings.max_concurrency,
+        project_id=settings.bound("DDS_PROJECT_ID", settings.project_id or ""),
+        region=settings.bound("DDS_REGION", settings.region or ""),
+        endpoint=settings.bound("DDS_ENDPOINT", settings.endpoint or ""),
+        max_concurrency=settings.bound("DDS_MAX_CONCURRENCY", settings.max_concurrency),
         max_rate=settings.max_rate,
+        # A float field: Dagster binds EnvVar to strings and whole numbers only.
         retry_budget_seconds=settings.retry_budget_seconds,
-        ca_bundle=settings.ca_bundle,
+        ca_bundle=settings.bound("DDS_CA_BUNDLE", settings.ca_bundle),
         allow_insecure_http=settings.allow_insecure_http,
         target_credentials=targets,
         **credential_fields(settings),
@@ -71,8 +72,8 @@ def alerts_resource(settings: Settings) -> AlertsResource:
     return AlertsResource(
         urls=dg.EnvVar(ALERT_URLS_VARIABLE) if settings.alert_destinations else "",
         tasks=",".join(settings.alert_tasks),
-        window_hours=settings.alert_window_hours,
-        intraday_minutes=settings.intraday_minutes,
+        window_hours=settings.bound("DDS_ALERT_WINDOW_HOURS", settings.alert_window_hours),
+        intraday_minutes=settings.bound("DDS_INTRADAY_MINUTES", settings.intraday_minutes),
     )
 
 
@@ -87,7 +88,8 @@ def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "dds_api": dds_api_resource(settings),
         "warehouse": WarehouseResource(url=warehouse_url_config(settings), setting=settings.warehouse_setting),
-        "parquet": ParquetSnapshotResource(root=settings.parquet_root, setting=settings.parquet_setting,
+        "parquet": ParquetSnapshotResource(root=settings.bound("DDS_PARQUET_ROOT", settings.parquet_root),
+                                           setting=settings.parquet_setting,
                                            s3_variables=s3_variables(settings)),
         "alerts": alerts_resource(settings),
         "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root),

@@ -238,8 +238,21 @@ class Settings:
     # an error met at run time in either place names.
     warehouse_setting: str = "DDS_WAREHOUSE_URL"
     parquet_setting: str = "DDS_PARQUET_ROOT"
+    # The non-secret variables of PLAIN_VARIABLES that are set, as given: the wiring binds a resource field to
+    # its variable (EnvVar) where the field's value is the variable's, so the UI shows where it comes from.
+    given: tuple[tuple[str, str], ...] = ()
     # With an s3:// Parquet root: the S3 variables (DDS_S3_*, AWS_*) that are set, names only: bound as EnvVar.
     s3_variables: frozenset[str] = frozenset()
+
+    def bound(self, variable: str, value: object) -> object:
+        """``value`` as a resource field takes it: ``EnvVar(variable)`` when the variable is set to exactly it
+        (so the UI shows where it comes from), else the value itself (a default, or derived from others)."""
+        from dagster import EnvVar
+
+        given = dict(self.given).get(variable)
+        if given is None or given != str(value):
+            return value
+        return EnvVar.int(variable) if isinstance(value, int) else EnvVar(variable)
 
     def projects_shown(self) -> dict[str, str] | None:
         """Name shown -> project id of the projects read: the targets, or the one project; None: neither is set
@@ -310,12 +323,18 @@ class Settings:
             ),
             warehouse_setting=warehouse_setting,
             parquet_setting=parquet_setting,
+            # Bound by name only when the process's environment is the one read: a run resolves EnvVar from it.
+            given=tuple((name, env[name]) for name in PLAIN_VARIABLES if env.get(name, "").strip())
+            if env is os.environ else (),
             s3_variables=frozenset(name for name in S3_VARIABLES if env.get(name, "").strip())
             if is_s3_uri(parquet_root) else frozenset(),
         )
 
 
 CREDENTIAL_VARIABLES = tuple(CREDENTIAL_FIELDS.values())
+# The variables that hold no secret and set a resource field as they are given (Settings.given).
+PLAIN_VARIABLES = ("DDS_PROJECT_ID", "DDS_REGION", "DDS_ENDPOINT", "DDS_CA_BUNDLE", "DDS_MAX_CONCURRENCY",
+                   "DDS_PARQUET_ROOT", "DDS_ALERT_WINDOW_HOURS", "DDS_INTRADAY_MINUTES")
 
 
 def _set_credential_variables(env: Mapping[str, str], targets: tuple[Target, ...]) -> frozenset[str]:

@@ -98,3 +98,21 @@ def test_every_value_a_run_needs_is_bound_by_variable_name_at_wiring(tmp_path, m
     bound = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "DDS_S3_ENDPOINT"}
     for name in ("parquet", "reports"):
         assert resources[name].s3_variables == {variable: EnvVar(variable) for variable in bound}
+
+
+def test_settings_set_as_given_are_bound_by_name_and_defaults_by_value(tmp_path, monkeypatch):
+    from dagster import EnvVar
+
+    from pipeline.definitions import defs
+
+    for name in [name for name in os.environ if name.startswith(("DDS_", "HUAWEICLOUD_"))]:
+        monkeypatch.delenv(name)
+    for name, value in {"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1",
+                        "DDS_ENDPOINT": "http://127.0.0.1:9", "DDS_MAX_CONCURRENCY": "4"}.items():
+        monkeypatch.setenv(name, value)
+    resources = defs().resources
+    api = resources["dds_api"]
+    assert (api.project_id, api.endpoint) == (EnvVar("DDS_PROJECT_ID"), EnvVar("DDS_ENDPOINT"))
+    assert api.process_config_and_initialize().max_concurrency == 4
+    # Not set: the default, as a value (the data folder's Parquet root is derived from DDS_DATA_DIR).
+    assert resources["parquet"].root == str(tmp_path / "data" / "parquet")
