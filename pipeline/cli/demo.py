@@ -3,8 +3,9 @@
 The simulator stands in for the DDS API on a free loopback port; everything else is the production code path:
 the same ``Definitions``, resources, assets, checks and storage. The demo never reads or writes the configured
 storage: it runs on a configuration of its own (the CONTRACT.md variables given to the run's process as values,
-the user's own ``DDS_*`` and credential variables set aside, and named), and keeps its warehouse, Parquet snapshots and Dagster home in its
-folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show what it did.
+the user's own ``DDS_*`` and credential variables set aside, and named), and keeps its warehouse, Parquet
+snapshots and Dagster home in its folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show
+what it did.
 """
 
 import json

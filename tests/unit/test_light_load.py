@@ -45,7 +45,8 @@ def test_arrow_still_gets_the_returning_allocator(tmp_path):
 
 # Every module of the package imported, with a setting that would fail the load: nothing is read, nothing changes
 # (the libraries, which add warning filters of their own, imported first).
-IMPORT_ALL = ("import importlib, json, os, pkgutil, sys, warnings, dagster, pandas, pyarrow, requests, pipeline; hook, env = sys.excepthook, dict(os.environ); "
+IMPORT_ALL = ("import importlib, json, os, pkgutil, sys, warnings, dagster, pandas, pyarrow, requests, pipeline; "
+              "hook, env = sys.excepthook, dict(os.environ); "
               "filters = list(warnings.filters); "
               "names = [m.name for m in pkgutil.walk_packages(pipeline.__path__, 'pipeline.') "
               "]; [importlib.import_module(n) for n in names]; "

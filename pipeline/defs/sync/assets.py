@@ -1,5 +1,6 @@
-"""The assets: ``dds_jobs`` (warehouse table) and ``dds_jobs_parquet`` (Parquet snapshots), one partition per UTC day
-(per UTC day and target when the deployment reads several projects).
+"""The asset ``dds_jobs`` (the warehouse table), one partition per UTC day (per UTC day and target when the
+deployment reads several projects). Its Parquet snapshots, ``dds_jobs_parquet``, are the snapshots area's
+(pipeline/defs/snapshots/assets.py): the run summary below tells that step which days outside the run changed.
 
 A run may cover many days (single-run backfill policy): the API is called once for the run's whole window,
 in slices of at most 30 days, and every day gets its own materialization with its own figures (what Dagster plots
@@ -252,11 +253,14 @@ def _record_healthy_targets(
         for day in days:
             context.log_event(AssetMaterialization(
                 asset_key=PARQUET_ASSET, partition=partition_key(day, name),
-                metadata={**as_metadata(written[day].metadata()), "path": MetadataValue.path(str(store.day_path(day)))}))
+                metadata={**as_metadata(written[day].metadata()),
+                          "path": MetadataValue.path(str(store.day_path(day)))}))
 
 
 def build_sync_assets(
-    partitions_def: PartitionsDefinition, targets: Sequence[Target] = (), freshness_policy: FreshnessPolicy | None = None
+    partitions_def: PartitionsDefinition,
+    targets: Sequence[Target] = (),
+    freshness_policy: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
     """``dds_jobs`` over ``partitions_def`` (days, or days x ``targets``); shows late in the UI when not stored
     within ``freshness_policy``."""
