@@ -1,49 +1,58 @@
-"""The one Dagster ``Definitions`` object, ``defs``: assets, checks, jobs, schedules and resources, assembled.
+"""The code location's definitions, ``defs``: built lazily (``@dg.definitions``), when Dagster or dg loads them.
 
-Resources read the docs/configuration.md variables; secrets go in as ``EnvVar`` so Dagster records the variable's name,
-never its value. All steps run in one process: a run pays Python and Dagster start-up once.
+Importing this module (or any other of the package) reads no environment and changes no process state: ``defs()``
+reads the deployment once (pipeline/settings.py), sets the process up, merges the definitions of each area of
+pipeline/defs/ (sync, snapshots, alerts, report) and binds the resources. Secrets go in as ``EnvVar`` so Dagster
+records the variable's name, never its value. All steps run in one process: a run pays Python and Dagster start-up
+once.
 """
 
+import warnings
+
+import dagster as dg
 import sqlalchemy as sa
-from dagster import Definitions, EnvVar
 
 from pipeline.api.credentials import ENV_VARIABLES
-from pipeline.defs.alerts.assets import AlertsResource, build_alerts_after_failure, build_alerts_asset
-from pipeline.defs.sync.assets import build_dds_assets
-from pipeline.defs.sync.checks import (
-    ended_not_before_created,
-    no_duplicate_keys,
-    parquet_matches_warehouse,
-)
+from pipeline.defs.alerts.definitions import build_alerts_definitions
 from pipeline.defs.console import quiet_failures_in_process_executor
-from pipeline.defs.sync.days_at_risk import build_coverage_check
-from pipeline.defs.snapshots.verify_job import dds_parquet_verify
-from pipeline.defs.partitions import daily_partitions, dds_partitions
-from pipeline.defs.report.assets import ReportStoreResource, build_report_asset
+from pipeline.defs.report.definitions import build_report_definitions
 from pipeline.defs.resources import (
+    AlertsResource,
     DdsTaskCenterResource,
     ParquetSnapshotResource,
+    ReportStoreResource,
+    TargetCredentials,
     WarehouseResource,
 )
-from pipeline.defs.sync.schedules import build_daily_schedule, build_intraday_schedule, sync_freshness_policy
+from pipeline.defs.snapshots.definitions import build_snapshot_definitions
+from pipeline.defs.sync.definitions import build_sync_definitions
 from pipeline.memory import use_returning_allocator
-from pipeline.report.build import report_scope, reports_location
+from pipeline.report.build import reports_location
 from pipeline.settings import ALERT_URLS_VARIABLE, Settings, settings_at_load
 
 
+def credential_fields(settings: Settings, prefix: str = "") -> dict[str, dg.EnvVar]:
+    """The credential fields whose variables (under ``prefix``) are set, as ``EnvVar``: an EnvVar of an unset
+    variable fails the resource even when unused."""
+    return {field: dg.EnvVar(prefix + var) for field, var in ENV_VARIABLES.items()
+            if prefix + var in settings.credential_variables}
+
+
 def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
-    # Only the variables that are set: EnvVar of an unset variable fails the resource even when unused.
-    credentials = {field: EnvVar(var) for field, var in ENV_VARIABLES.items() if var in settings.credential_variables}
+    targets = {target.name: TargetCredentials(**credential_fields(settings, target.credentials_prefix))
+               for target in settings.targets if target.credentials_prefix}
     return DdsTaskCenterResource(
-        project_id=settings.project_id or "",
-        region=settings.region or "",
-        endpoint=settings.endpoint or "",
-        max_concurrency=settings.max_concurrency,
+        project_id=settings.bound("DDS_PROJECT_ID", settings.project_id or ""),
+        region=settings.bound("DDS_REGION", settings.region or ""),
+        endpoint=settings.bound("DDS_ENDPOINT", settings.endpoint or ""),
+        max_concurrency=settings.bound("DDS_MAX_CONCURRENCY", settings.max_concurrency),
         max_rate=settings.max_rate,
+        # A float field: Dagster binds EnvVar to strings and whole numbers only.
         retry_budget_seconds=settings.retry_budget_seconds,
-        ca_bundle=settings.ca_bundle,
+        ca_bundle=settings.bound("DDS_CA_BUNDLE", settings.ca_bundle),
         allow_insecure_http=settings.allow_insecure_http,
-        **credentials,
+        target_credentials=targets,
+        **credential_fields(settings),
     )
 
 
@@ -54,51 +63,62 @@ def warehouse_url_config(settings: Settings) -> str:
     PostgreSQL password in the URL would be stored in plain text there.
     """
     if settings.warehouse_url_from_env and sa.engine.make_url(settings.warehouse_url).password:
-        return EnvVar("DDS_WAREHOUSE_URL")
+        return dg.EnvVar("DDS_WAREHOUSE_URL")
     return settings.warehouse_url
 
 
 def alerts_resource(settings: Settings) -> AlertsResource:
     """The alerts' resource: the URLs (tokens, passwords) as ``EnvVar``, so Dagster never stores them."""
     return AlertsResource(
-        urls=EnvVar(ALERT_URLS_VARIABLE) if settings.alert_destinations else "",
+        urls=dg.EnvVar(ALERT_URLS_VARIABLE) if settings.alert_destinations else "",
         tasks=",".join(settings.alert_tasks),
-        window_hours=settings.alert_window_hours,
-        intraday_minutes=settings.intraday_minutes,
+        window_hours=settings.bound("DDS_ALERT_WINDOW_HOURS", settings.alert_window_hours),
+        intraday_minutes=settings.bound("DDS_INTRADAY_MINUTES", settings.intraday_minutes),
     )
 
 
-def build_definitions(settings: Settings) -> Definitions:
-    """Partitions by day, or by day and target when ``settings`` lists targets (DDS_TARGETS_FILE)."""
-    projects = {target.name: target.project_id for target in settings.targets} or (
-        {settings.project_id: settings.project_id} if settings.project_id else None)
-    intraday = build_intraday_schedule(settings.intraday_minutes, settings.targets)
-    # With alerts on, a failed sync still reports (its run's own alerts step is skipped): alerts_asset.py.
-    alerts_job, after_failure = build_alerts_after_failure()
-    on_failure = {"jobs": [alerts_job], "sensors": [after_failure]} if settings.alert_destinations else {}
-    return Definitions(
-        assets=[*build_dds_assets(dds_partitions(settings), settings.targets,
-                                  sync_freshness_policy(settings.intraday_minutes)),
-                build_report_asset(report_scope(settings)), build_alerts_asset(settings.start_date, projects)],
-        jobs=[dds_parquet_verify, *on_failure.get("jobs", [])],
-        sensors=on_failure.get("sensors", []),
-        asset_checks=[no_duplicate_keys, ended_not_before_created, parquet_matches_warehouse,
-                      build_coverage_check(settings.start_date, projects)],
-        schedules=[build_daily_schedule(daily_partitions(settings.start_date), settings.targets,
-                                        settings.project_id), *([intraday] if intraday else [])],
-        resources={
-            "dds_api": dds_api_resource(settings),
-            "warehouse": WarehouseResource(url=warehouse_url_config(settings), setting=settings.warehouse_setting),
-            "parquet": ParquetSnapshotResource(root=settings.parquet_root, setting=settings.parquet_setting),
-            "alerts": alerts_resource(settings),
-            "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root)),
-        },
-        # In process, as Dagster's in_process_executor; a run failing on one of our one-line errors prints it
-        # without Dagster's frames (pipeline/defs/console.py).
-        executor=quiet_failures_in_process_executor,
+def s3_variables(settings: Settings) -> dict[str, dg.EnvVar]:
+    """The S3 variables that are set (an s3:// Parquet root), each as ``EnvVar`` of itself: the run reads the
+    values, Dagster records the names (AWS_SECRET_ACCESS_KEY among them)."""
+    return {name: dg.EnvVar(name) for name in sorted(settings.s3_variables)}
+
+
+def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every resource a run needs, bound to the deployment's values (secrets as ``EnvVar``)."""
+    return {
+        "dds_api": dds_api_resource(settings),
+        "warehouse": WarehouseResource(url=warehouse_url_config(settings), setting=settings.warehouse_setting),
+        "parquet": ParquetSnapshotResource(root=settings.bound("DDS_PARQUET_ROOT", settings.parquet_root),
+                                           setting=settings.parquet_setting,
+                                           s3_variables=s3_variables(settings)),
+        "alerts": alerts_resource(settings),
+        "reports": ReportStoreResource(location=reports_location(settings.data_dir, settings.parquet_root),
+                                       s3_variables=s3_variables(settings)),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Each area's definitions over ``settings``' partitions (days, or days x targets with DDS_TARGETS_FILE),
+    merged, with the resources bound."""
+    return dg.Definitions.merge(
+        build_sync_definitions(settings),
+        build_snapshot_definitions(settings),
+        build_alerts_definitions(settings),
+        build_report_definitions(settings),
+        dg.Definitions(
+            resources=resources(settings),
+            # In process, as Dagster's in_process_executor; a run failing on one of our one-line errors prints it
+            # without Dagster's frames (pipeline/defs/console.py).
+            executor=quiet_failures_in_process_executor,
+        ),
     )
 
 
-# The one place where the environment is read and the process is set up when the definitions load.
-use_returning_allocator()
-defs = build_definitions(settings_at_load())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The definitions of the deployment the environment describes, read once, when Dagster or dg loads them."""
+    use_returning_allocator()
+    # Single-run backfills are the point of the sync assets (one API window per run); Dagster still labels the
+    # parameter beta, and repeating that on every load and run says nothing to our users.
+    warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+    return build_definitions(settings_at_load())

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
-from pipeline.snapshots.s3 import check_parquet_root
+from pipeline.snapshots.s3 import S3_VARIABLES, check_parquet_root, is_s3_uri
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
 from pipeline.values import (
     INSECURE_HTTP_VARIABLE,
@@ -221,7 +221,7 @@ class Settings:
     retry_budget_seconds: int = int(DEFAULT_RETRY_BUDGET_SECONDS)
     # The CA bundle of the API's TLS (DDS_CA_BUNDLE); None: the system's.
     ca_bundle: str | None = None
-    # The credential variables (names only, never values) that are set: the resources read those at run time.
+    # The credential variables (names only, never values) that are set, prefixed ones too: bound as EnvVar.
     credential_variables: frozenset[str] = frozenset()
     # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (DDS API, targets, IAM) allowed off loopback too.
     allow_insecure_http: bool = False
@@ -238,6 +238,27 @@ class Settings:
     # an error met at run time in either place names.
     warehouse_setting: str = "DDS_WAREHOUSE_URL"
     parquet_setting: str = "DDS_PARQUET_ROOT"
+    # The non-secret variables of PLAIN_VARIABLES that are set, as given: the wiring binds a resource field to
+    # its variable (EnvVar) where the field's value is the variable's, so the UI shows where it comes from.
+    given: tuple[tuple[str, str], ...] = ()
+    # With an s3:// Parquet root: the S3 variables (DDS_S3_*, AWS_*) that are set, names only: bound as EnvVar.
+    s3_variables: frozenset[str] = frozenset()
+
+    def bound(self, variable: str, value: object) -> object:
+        """``value`` as a resource field takes it: ``EnvVar(variable)`` when the variable is set to exactly it
+        (so the UI shows where it comes from), else the value itself (a default, or derived from others)."""
+        from dagster import EnvVar
+
+        given = dict(self.given).get(variable)
+        if given is None or given != str(value):
+            return value
+        return EnvVar.int(variable) if isinstance(value, int) else EnvVar(variable)
+
+    def projects_shown(self) -> dict[str, str] | None:
+        """Name shown -> project id of the projects read: the targets, or the one project; None: neither is set
+        (every project the sync ledger holds days of)."""
+        return {target.name: target.project_id for target in self.targets} or (
+            {self.project_id: self.project_id} if self.project_id else None)
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -293,7 +314,7 @@ class Settings:
             intraday_minutes=_int_setting(
                 env, "DDS_INTRADAY_MINUTES", DEFAULT_INTRADAY_MINUTES, 0, MAX_INTRADAY_MINUTES
             ),
-            credential_variables=frozenset(name for name in CREDENTIAL_VARIABLES if env.get(name, "").strip()),
+            credential_variables=_set_credential_variables(env, targets),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
             alert_destinations=tuple(map(masked_destination, check_alert_urls(env.get(ALERT_URLS_VARIABLE)))),
             alert_tasks=alert_task_patterns(env.get("DDS_ALERT_TASKS")),
@@ -302,16 +323,26 @@ class Settings:
             ),
             warehouse_setting=warehouse_setting,
             parquet_setting=parquet_setting,
+            # Bound by name only when the process's environment is the one read: a run resolves EnvVar from it.
+            given=tuple((name, env[name]) for name in PLAIN_VARIABLES if env.get(name, "").strip())
+            if env is os.environ else (),
+            s3_variables=frozenset(name for name in S3_VARIABLES if env.get(name, "").strip())
+            if is_s3_uri(parquet_root) else frozenset(),
         )
 
 
 CREDENTIAL_VARIABLES = tuple(CREDENTIAL_FIELDS.values())
+# The variables that hold no secret and set a resource field as they are given (Settings.given).
+PLAIN_VARIABLES = ("DDS_PROJECT_ID", "DDS_REGION", "DDS_ENDPOINT", "DDS_CA_BUNDLE", "DDS_MAX_CONCURRENCY",
+                   "DDS_PARQUET_ROOT", "DDS_ALERT_WINDOW_HOURS", "DDS_INTRADAY_MINUTES")
 
 
-def environment() -> Mapping[str, str]:
-    """The process's environment, for what is read when a run starts rather than when the definitions load: the
-    credentials of a target (under its prefix), so that one with missing credentials fails alone."""
-    return os.environ
+def _set_credential_variables(env: Mapping[str, str], targets: tuple[Target, ...]) -> frozenset[str]:
+    """The credential variables that are set (names only): unprefixed, and under each target's prefix. The wiring
+    binds those, as EnvVar, so a run reads their values when it starts and Dagster records only the names."""
+    prefixes = {"", *(target.credentials_prefix for target in targets)}
+    return frozenset(prefix + name for prefix in prefixes for name in CREDENTIAL_VARIABLES
+                     if env.get(prefix + name, "").strip())
 
 
 def settings_at_load() -> Settings:

@@ -2,18 +2,19 @@
 
 The simulator stands in for the DDS API on a free loopback port; everything else is the production code path:
 the same ``Definitions``, resources, assets, checks and storage. The demo never reads or writes the configured
-storage: it runs on a configuration of its own (the docs/configuration.md variables set for the run, the user's own
-``DDS_*`` and credential variables set aside), and keeps its warehouse, Parquet snapshots and Dagster home in its
-folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show what it did.
+storage: it runs on a configuration of its own (the docs/configuration.md variables given to the run's process as values,
+the user's own ``DDS_*`` and credential variables set aside, and named), and keeps its warehouse, Parquet
+snapshots and Dagster home in its folder (``./demo`` by default), so ``dds-tasks demo --ui`` and Dagster's UI show
+what it did.
 """
 
 import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.api.auth import mask_key
-from pipeline.history import AT_RISK_DAYS, RETENTION_DAYS
 from pipeline.cli.shellcommands import shell_path, venv_command
 from pipeline.simulator import DdsSimulator, SimulatorConfig, dataset
 from pipeline.simulator.auth import SimulatorAuthenticator
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 DEFAULT_FOLDER = "demo"
 # A region is part of every stored row; the demo's jobs come from a simulated one.
 DEMO_REGION = "ap-southeast-1"
-# Days before the synced ones that the demo's partitions offer, for a backfill from the UI.
-EARLIER_DAYS_OFFERED = 7
-# The oldest a day may be (counted from yesterday) and still not be at risk: it leaves the API's month later.
-SAFE_AGE = RETENTION_DAYS - AT_RISK_DAYS - 2
 # Variables of the user's configuration that the demo sets aside for its run: storage, source, credentials
 # (prefixed ones too: they only count with DDS_TARGETS_FILE, which is set aside as well).
 _USER_PREFIXES = ("DDS_", "HUAWEICLOUD_")
@@ -117,23 +113,6 @@ def environment_for_demo(values: Mapping[str, str], env: Mapping[str, str]) -> d
     return {**{k: v for k, v in env.items() if not k.startswith(_USER_PREFIXES)}, **values}
 
 
-@contextmanager
-def demo_environment(values: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` holding ``values`` and none of the user's own ``DDS_*`` and credential variables, restored on
-    exit: the demo must neither write into the configured storage nor send the user's credentials anywhere."""
-    names = {*values, *(name for name in os.environ if name.startswith(_USER_PREFIXES))}
-    saved = {name: os.environ.pop(name, None) for name in names}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _frame(title: str, frame: pd.DataFrame) -> str:
     body = frame.to_string(index=False) if not frame.empty else "(none)"
     return f"\n{title}\n" + "\n".join(f"  {line}" for line in body.splitlines())
@@ -192,12 +171,6 @@ def _mismatch(metadata: Mapping[str, object]) -> str:
     return "; ".join([", ".join(figures), *shown])
 
 
-def demo_start(first_day: date, last_day: date) -> date:
-    """The first day of the demo's partitions: up to a week before the days it syncs, for the UI to backfill, but
-    never a day the API starts to forget (the no_days_at_risk check would rightly fail on a day left unsynced)."""
-    return min(first_day, max(first_day - timedelta(days=EARLIER_DAYS_OFFERED), last_day - timedelta(days=SAFE_AGE)))
-
-
 def _last_days(days: int, now: datetime, start: date) -> tuple[date, date]:
     last_day = now.date() - timedelta(days=1)
     return max(last_day - timedelta(days=days - 1), start), last_day
@@ -214,23 +187,61 @@ def _failure_line(result: "ExecuteInProcessResult") -> str:
     return "see the log above"
 
 
-def _sync(first_day: date, last_day: date) -> "ExecuteInProcessResult":
-    """Materializes both assets for first_day..last_day as one run, recorded in the demo's Dagster home."""
-    # Imported here, once the demo's environment is in place: these modules read settings when first imported.
-    from dagster import DagsterInstance
+@dataclass(frozen=True)
+class DemoRun:
+    """What the demo's run did, as its process reports it: success, the first failure's line, the checks."""
+
+    success: bool
+    failure: str
+    evaluations: list["AssetCheckEvaluation"]
+
+
+def sync_in_this_process(first: str, last: str, report: str) -> int:
+    """The demo's run, in the process ``_sync`` starts: materializes both assets for first..last as one run,
+    recorded in the demo's Dagster home; what it did goes to the file ``report``. The configuration is this
+    process's environment, which ``_sync`` gave it."""
+    from dagster import DagsterInstance, serialize_value
 
     from pipeline.defs.partitions import range_tags
-    from pipeline.definitions import build_definitions
-    from pipeline.settings import Settings
+    from pipeline.definitions import defs
 
-    job = build_definitions(Settings.from_env()).resolve_implicit_global_asset_job_def()
+    job = defs().resolve_implicit_global_asset_job_def()
     with DagsterInstance.get() as instance:
-        return job.execute_in_process(
+        result = job.execute_in_process(
             instance=instance,
-            tags=range_tags(first_day, last_day),
+            tags=range_tags(date.fromisoformat(first), date.fromisoformat(last)),
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             raise_on_error=False,
         )
+    Path(report).write_text(json.dumps({
+        "success": result.success, "failure": "" if result.success else _failure_line(result),
+        "evaluations": [serialize_value(evaluation) for evaluation in result.get_asset_check_evaluations()]}))
+    return 0 if result.success else 1
+
+
+def _sync(place: DemoPlace, values: Mapping[str, str], first_day: date, last_day: date) -> DemoRun:
+    """The demo's run, in a process of its own whose environment is ``values`` and none of the user's own
+    ``DDS_*`` and credential variables: the demo passes its configuration as values, and this process's
+    environment is never changed. Secrets (the demo's key pair) reach the run through EnvVar, as in production,
+    so Dagster records only the variables' names."""
+    from dagster import deserialize_value
+
+    report = place.folder / ".demo-run.json"
+    report.unlink(missing_ok=True)
+    code = ("import sys; from pipeline.cli.demo import sync_in_this_process as run; "
+            "sys.exit(run(*sys.argv[1:]))")
+    subprocess.run([sys.executable, "-c", code, first_day.isoformat(), last_day.isoformat(), str(report)],
+                   env=environment_for_demo(values, os.environ), check=False)
+    if not report.exists():
+        return DemoRun(False, "the demo's run stopped before it ended (see the log above)", [])
+    done = json.loads(report.read_text())
+    report.unlink()
+    return DemoRun(done["success"], done["failure"], [deserialize_value(e) for e in done["evaluations"]])
+
+
+def set_aside(env: Mapping[str, str]) -> list[str]:
+    """The names of the user's own settings (``DDS_*``, credentials) in ``env`` that the demo does not use."""
+    return sorted(name for name in env if name.startswith(_USER_PREFIXES))
 
 
 def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: tuple[str, str] | None = None,
@@ -241,7 +252,8 @@ def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: 
     place = DemoPlace(Path(folder))
     now = datetime.now(timezone.utc).replace(microsecond=0)
     first_day, last_day = _last_days(days, now, retained_since(now).date() + timedelta(days=1))
-    start = demo_start(first_day, last_day)
+    # The demo's partitions start at the first day it syncs: the UI shows them all filled, none it never meant to.
+    start = first_day
     first, last = first_day.isoformat(), last_day.isoformat()
     wanted = {"seed": dataset.SEED, "jobs_per_day": jobs_per_day, "project_id": dataset.PROJECT_ID,
               "region": DEMO_REGION}
@@ -260,12 +272,14 @@ def run_demo(days: int = 7, jobs_per_day: int = dataset.JOBS_PER_DAY, key_pair: 
               "schedules: docs/authentication.md)")
         print(f"Syncing {first} ... {last} ({(last_day - first_day).days + 1} days) through Dagster into "
               f"{shell_path(place.folder)}/ ...", flush=True)
-        with demo_environment(values):
-            result = _sync(first_day, last_day)
+        aside = set_aside(os.environ)
+        if aside:
+            print(f"Your own settings, set aside for the demo (its run does not see them): {', '.join(aside)}")
+        result = _sync(place, values, first_day, last_day)
         if not result.success:
-            print(f"\nThe demo run failed: {_failure_line(result)}", file=sys.stderr)
+            print(f"\nThe demo run failed: {result.failure}", file=sys.stderr)
             return 1
-        checks, error_check_failed = check_report(result.get_asset_check_evaluations())
+        checks, error_check_failed = check_report(result.evaluations)
         warehouse = Warehouse(f"sqlite:///{place.warehouse_file}")
         try:
             report = summary(warehouse, first, last)

@@ -2,7 +2,7 @@
 line, without Dagster's frames, and last.
 
 A step ends on an error the user fixes (a setting, the credentials, a Parquet folder, the warehouse out of reach) by
-raising a ``Failure`` whose description is that line (pipeline/defs/sync/assets.py). Dagster's console logger printed
+raising a ``Failure`` whose description is that line (pipeline/defs/steps.py). Dagster's console logger printed
 such a failure with its stack of framework frames, twice (the step's failure, then the run's), and `dagster asset
 materialize` and `dg launch` then end with their own "Error: Materialization failed.". Here the failure events
 print their line without the frames (the run's event log keeps the whole error, and the chain of causes is

@@ -9,9 +9,10 @@ days are synced, failed and retried in runs of their own.
 """
 
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetExecutionContext,
     DailyPartitionsDefinition,
     MultiPartitionKey,
@@ -119,3 +120,21 @@ def run_moment(context: AssetExecutionContext) -> datetime:
     if moment.tzinfo is None:
         raise ConfigError(f"run tag {AS_OF_TAG}={tagged!r} has no UTC offset, such as +00:00")
     return min(moment.astimezone(timezone.utc), now)
+
+
+# Launched without a partition (from the UI's check list), a check covers the API's month and a day more.
+CHECK_DAYS_ALONE = 31
+# Rows a check shows of what it found.
+SAMPLE_ROWS = 20
+
+
+def checked_days(context: AssetCheckExecutionContext) -> tuple[date, date]:
+    """The first and last day of the run's partitions, or the last CHECK_DAYS_ALONE days."""
+    tags = context.run.tags
+    first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+    last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
+    if first and last:
+        # With several targets the keys read YYYY-MM-DD|target; a run's range is of one target's days.
+        return split_key(first)[0], split_key(last)[0]
+    today = datetime.now(timezone.utc).date()
+    return today - timedelta(days=CHECK_DAYS_ALONE), today

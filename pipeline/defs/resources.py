@@ -1,4 +1,4 @@
-"""Dagster resources: the DDS task center API, the warehouse and the Parquet snapshots.
+"""Dagster resources: the DDS task center API, the warehouse, the Parquet snapshots, the alerts and the reports.
 
 Each reads the docs/configuration.md variables (see ``pipeline.definitions``), so tests and the demo swap only the
 endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name, never its value, and
@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 
 import requests
 import sqlalchemy as sa
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import Config, ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS as ALERT_CONNECT_TIMEOUT_SECONDS
+from pipeline.alerts.delivery import READ_TIMEOUT_SECONDS as ALERT_READ_TIMEOUT_SECONDS
+from pipeline.alerts.delivery import Destination, deliver, destinations
 from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
 from pipeline.api.credentials import (
@@ -27,7 +30,6 @@ from pipeline.settings import (
     DEFAULT_MAX_CONCURRENCY,
     ConfigError,
     check_max_rate,
-    environment,
     masked_url,
     require_source,
 )
@@ -42,15 +44,38 @@ from pipeline.warehouse.engine import (
 )
 
 if TYPE_CHECKING:
+    from pipeline.snapshots.s3 import S3Options
     from pipeline.snapshots.store import ParquetStore
     from pipeline.warehouse.store import Warehouse
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
+class TargetCredentials(Config):
+    """The credentials of one target of DDS_TARGETS_FILE, from the variables under its prefix (``SG_PROD_`` reads
+    ``SG_PROD_HUAWEICLOUD_SDK_AK`` and so on): bound at wiring as ``EnvVar``, so Dagster records the variables'
+    names, never their values, and shows where each comes from. Unset: the target has no credentials of that kind."""
+
+    auth_token: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    security_token: str | None = None
+    iam_username: str | None = None
+    iam_password: str | None = None
+    iam_domain: str | None = None
+    iam_endpoint: str | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(name for name in ENV_VARIABLES if getattr(self, name))
+        return f"TargetCredentials(set: {shown or 'none'})"
+
+    __str__ = __repr__
+
+
 class DdsTaskCenterResource(ConfigurableResource):
     """The task center ("Querying Tasks and Details") of one DDS project in one region, or of the targets of
-    DDS_TARGETS_FILE (whose credentials are read from their prefixed variables at run time)."""
+    DDS_TARGETS_FILE (with the credentials ``target_credentials`` holds for a target with a prefix). Every value is
+    a field bound at wiring (pipeline/definitions.py): the resource never reads the environment."""
 
     project_id: str = ""
     region: str = ""
@@ -75,6 +100,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     retry_max_attempts: int | None = None
     # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (API, IAM) allowed off loopback.
     allow_insecure_http: bool = False
+    # Target name -> its prefixed credentials, for the targets with a credentials prefix.
+    target_credentials: dict[str, TargetCredentials] = {}
 
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
@@ -119,7 +146,8 @@ class DdsTaskCenterResource(ConfigurableResource):
     def _credentials_of(self, target: Target | None) -> Credentials:
         if target is None or not target.credentials_prefix:
             return self.credentials()
-        credentials = target.credentials(environment())
+        bound = self.target_credentials.get(target.name)
+        credentials = Credentials(**{name: getattr(bound, name) for name in ENV_VARIABLES} if bound else {})
         try:
             credentials.method()
         except ConfigError as exc:
@@ -209,14 +237,65 @@ class WarehouseResource(ConfigurableResource):
     __str__ = __repr__
 
 
+def s3_options(s3_variables: dict[str, str]) -> "S3Options":
+    """The object storage's options from the S3 variables bound at wiring (docs/deployment.md): checked as the
+    environment's are, read from this mapping only."""
+    from pipeline.snapshots.s3 import S3Options
+
+    try:
+        return S3Options.from_env(s3_variables)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class ParquetSnapshotResource(ConfigurableResource):
     """The root of the hive-partitioned Parquet snapshots (``{root}/dds_jobs/created_date=.../``)."""
 
     root: str
     # The variable that set the root, named by a failure to write there: DDS_DATA_DIR for the default folder.
     setting: str = "DDS_PARQUET_ROOT"
+    # With an s3:// root: the S3 variables that are set (DDS_S3_*, AWS_*), by name, bound as EnvVar at wiring.
+    s3_variables: dict[str, str] = {}
 
     def get(self) -> "ParquetStore":
         from pipeline.snapshots.store import ParquetStore
 
-        return ParquetStore(self.root, setting=self.setting)
+        from pipeline.snapshots.s3 import is_s3_uri
+
+        s3 = s3_options(self.s3_variables) if is_s3_uri(self.root) else None
+        return ParquetStore(self.root, s3=s3, setting=self.setting)
+
+
+class AlertsResource(ConfigurableResource):
+    """Where alerts go and which: ``urls`` is DDS_ALERT_URLS (bound as EnvVar: Dagster records the variable's name,
+    never the URLs); empty: alerts are off."""
+
+    urls: str = ""
+    tasks: str = ""
+    window_hours: int = 24
+    intraday_minutes: int = 15
+    connect_timeout_seconds: float = ALERT_CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = ALERT_READ_TIMEOUT_SECONDS
+
+    def destinations(self) -> list[Destination]:
+        return destinations(self.urls)
+
+    def send(self, destination: Destination, title: str, body: str):
+        return deliver(destination, title, body, self.connect_timeout_seconds, self.read_timeout_seconds)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(destination.name for destination in destinations(self.urls)) if self.urls else "off"
+        return f"AlertsResource(destinations={shown!r}, tasks={self.tasks!r}, window_hours={self.window_hours})"
+
+    __str__ = __repr__
+
+
+class ReportStoreResource(ConfigurableResource):
+    """Where the reports are written: a local folder, or ``s3://bucket/prefix`` (credentials from DDS_S3_*/AWS_*)."""
+
+    location: str
+    # With an s3:// location: the S3 variables that are set, by name, bound as EnvVar at wiring.
+    s3_variables: dict[str, str] = {}
+
+    def s3(self) -> "S3Options":
+        return s3_options(self.s3_variables)

@@ -71,8 +71,10 @@ def write_report(
     scope: ReportScope,
     destination: str,
     now: datetime,
+    s3: S3Options | None = None,
 ) -> WrittenReport:
-    """Compute the figures, render the page and write it to ``destination`` (a file path or ``s3://`` URI)."""
+    """Compute the figures, render the page and write it to ``destination`` (a file path or ``s3://`` URI,
+    reached with ``s3``; None: the options of the process environment, as the commands read them)."""
     # Imported when a report is written: the figures and charts load pandas and matplotlib (0.5 s), which the
     # definitions, loaded by every run, need not.
     from pipeline.report.figures import collect_figures
@@ -82,7 +84,7 @@ def write_report(
     page = render_html(figures, warehouse.engine.url.render_as_string(hide_password=True))
     data = page.encode("utf-8")
     if is_s3_uri(destination):
-        _put_object(destination, data)
+        _put_object(destination, data, s3)
     else:
         _replace_file(Path(destination), data)
     return WrittenReport(destination, figures, len(data))
@@ -103,9 +105,9 @@ def _replace_file(path: Path, data: bytes) -> None:
         raise
 
 
-def _put_object(uri: str, data: bytes) -> None:
+def _put_object(uri: str, data: bytes, s3: S3Options | None) -> None:
     location = S3Location.parse(uri, setting="the report's destination")
-    filesystem = S3Options.from_env().filesystem()
+    filesystem = (s3 or S3Options.from_env()).filesystem()
     # A small object opened with delayed open goes up as one PutObject: readers see the old report or the new one.
     with filesystem.open_output_stream(location.path) as stream:
         stream.write(data)

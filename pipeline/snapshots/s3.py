@@ -29,6 +29,9 @@ S3_SCHEME = "s3://"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ENDPOINT_VARIABLES = ("DDS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 _REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+# Every variable this module's table names: what the wiring binds (as EnvVar) for a run to read.
+S3_VARIABLES = (*_ENDPOINT_VARIABLES, *_REGION_VARIABLES, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN", "DDS_S3_ADDRESSING_STYLE", "AWS_CA_BUNDLE")
 # Signature V4 needs some region; S3-compatible servers (MinIO, moto) accept the AWS default.
 _DEFAULT_REGION_WITH_ENDPOINT = "us-east-1"
 _ADDRESSING_STYLES = ("path", "virtual")

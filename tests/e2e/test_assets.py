@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import sqlalchemy as sa
 
+from pipeline.defs.partitions import REGION_TAG, TARGET_TAG
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import expected_jobs, pipeline_under_test, yesterday
 
@@ -55,6 +56,15 @@ def test_a_multi_day_run_stores_exactly_the_api_jobs_with_per_day_metadata(tmp_p
                           "no_days_at_risk": True, "alerts_delivered": True}
         snapshot = ds.dataset(p.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
         assert sorted(snapshot["id"]) == sorted(want)
+
+
+def test_a_run_launched_by_hand_carries_the_one_projects_target_and_region_as_tags(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDS_REGION", "ap-southeast-1")
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        result = p.sync(yesterday(), yesterday())
+        assert result.success
+        tags = p.instance.get_run_by_id(result.run_id).tags
+        assert (tags[TARGET_TAG], tags[REGION_TAG]) == (p.sim.project_id, "ap-southeast-1")
 
 
 def test_a_later_sync_turns_running_jobs_into_one_row_with_the_final_state(tmp_path, monkeypatch):

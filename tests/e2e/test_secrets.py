@@ -418,8 +418,21 @@ def test_the_demo_signs_with_aksk_and_prints_no_secret(tmp_path, monkeypatch, ca
     monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
     # The user's own credentials, even a partial set, are set aside during the demo and restored after it.
     use_credentials(monkeypatch, {"DDS_AUTH_TOKEN": STATIC_TOKEN, "DDS_IAM_USERNAME": USER})
+    # The demo passes its configuration to its run as values: this process's environment never holds them.
+    seen_during_run = []
+    real_run = subprocess.run
+
+    def run_watching_environment(*args, **kwargs):
+        seen_during_run.append(dict(os.environ))
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr("pipeline.cli.demo.subprocess.run", run_watching_environment)
+    before = dict(os.environ)
     assert run_demo(days=2, jobs_per_day=30, key_pair=(AK, SK), folder=tmp_path / "demo") == 0
+    assert seen_during_run == [before]
     out, err = capfd.readouterr()
+    aside = next(line for line in out.splitlines() if "set aside for the demo" in line)
+    assert all(name in aside for name in ("DDS_AUTH_TOKEN", "DDS_IAM_USERNAME", "DDS_DATA_DIR"))
     assert "asset checks: 6 of 6 passed" in out and "access key AKSE*** (AK/SK" in out
     assert "authentication: aksk" in err and STATIC_TOKEN_WARNING not in out + err + caplog.text
     haystacks = [("stdout", out), ("stderr", err), ("caplog", caplog.text), *file_haystacks(tmp_path)]

@@ -81,8 +81,13 @@ def test_a_targets_prefixed_iam_endpoint_is_named_with_its_prefix(sim, tmp_path,
     path.write_text(f"targets:\n  - {{name: sg-prod, region: ap-southeast-1, project_id: {sim.project_id}, "
                     f"endpoint: '{sim.url}', credentials: SG_PROD_}}\n")
     [target] = load_targets(path)
+    monkeypatch.setenv("DDS_TARGETS_FILE", str(path))
+    monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DDS_PROJECT_ID", raising=False)
+    # The target's prefixed variables, bound at wiring as EnvVar, resolved as a run resolves them.
+    resource = dds_api_resource(Settings.from_env()).process_config_and_initialize()
     with pytest.raises(ConfigError) as caught:
-        DdsTaskCenterResource().client(target)
+        resource.client(target)
     assert_refused(str(caught.value), "SG_PROD_DDS_IAM_ENDPOINT", "iam.example.com")
     assert sim.requests == []
 

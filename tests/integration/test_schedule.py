@@ -4,7 +4,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from dagster import DagsterInstance, build_schedule_context
 
-from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
+from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TARGET_TAG, daily_partitions
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.sync.schedules import build_daily_schedule
 from pipeline.records.normalize import normalize_jobs
@@ -67,6 +67,8 @@ def test_the_daily_run_asks_for_yesterday_running_days_and_every_day_without_a_c
     # The run key names the tick: a run that fails is asked for again, under a new key, at the next tick.
     assert len({r.run_key for r in requests}) == len(requests)
     assert all(r.run_key.startswith(f"tick {TICK:%Y-%m-%dT%H:%M}Z: ") for r in requests)
+    # A single-project deployment's runs carry its project as their target, as a targets file's runs do.
+    assert {r.tags.get(TARGET_TAG) for r in requests} == {"p1"}
     assert {r.run_key for r in asked(schedule, sqlite_url, TICK + timedelta(days=1))}.isdisjoint(
         {r.run_key for r in requests})
 

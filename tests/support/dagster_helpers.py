@@ -20,7 +20,8 @@ from dagster import (
     define_asset_job,
 )
 
-from pipeline.defs.sync.checks import ended_not_before_created, no_duplicate_keys, parquet_matches_warehouse
+from pipeline.defs.snapshots.checks import parquet_matches_warehouse
+from pipeline.defs.sync.checks import ended_not_before_created, no_duplicate_keys
 from pipeline.defs.partitions import range_tags
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.alerts.delivery import Destination, redact
 from pipeline.alerts.rules import task_matcher
-from pipeline.defs.alerts.assets import AlertsResource
+from pipeline.defs.resources import AlertsResource
 from pipeline.definitions import alerts_resource
 from pipeline.settings import ConfigError, Settings
 

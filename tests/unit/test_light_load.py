@@ -9,7 +9,7 @@ import sys
 from tests.support.paths import ROOT
 
 RUN_ONLY = ("pandas", "numpy", "pyarrow", "matplotlib")
-LOADED = ("import sys, json; import pipeline.definitions as d; assert d.defs is not None; "
+LOADED = ("import sys, json; import pipeline.definitions as d; assert d.defs() is not None; "
           f"print(json.dumps(sorted(m for m in {RUN_ONLY!r} if m in sys.modules)))")
 
 
@@ -38,5 +38,31 @@ def test_an_s3_root_and_a_targets_file_are_checked_without_them(tmp_path):
 
 
 def test_arrow_still_gets_the_returning_allocator(tmp_path):
-    probe = "import pipeline.definitions, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    probe = ("import pipeline.definitions as d; d.defs(); import pyarrow as pa; "
+             "print(pa.default_memory_pool().backend_name)")
     assert last_line_of(probe, tmp_path) == "jemalloc"
+
+
+# Every module of the package imported, with a setting that would fail the load: nothing is read, nothing changes
+# (the libraries, which add warning filters of their own, imported first).
+IMPORT_ALL = ("import importlib, json, os, pkgutil, sys, warnings, dagster, pandas, pyarrow, requests, pipeline; "
+              "hook, env = sys.excepthook, dict(os.environ); "
+              "filters = list(warnings.filters); "
+              "names = [m.name for m in pkgutil.walk_packages(pipeline.__path__, 'pipeline.') "
+              "]; [importlib.import_module(n) for n in names]; "
+              "print(json.dumps([len(names), sys.excepthook is hook, dict(os.environ) == env, "
+              "warnings.filters == filters]))")
+
+
+def test_importing_any_module_reads_no_environment_and_changes_no_process_state(tmp_path):
+    imported, same_hook, same_env, same_filters = json.loads(last_line_of(IMPORT_ALL, tmp_path,
+                                                                          DDS_START_DATE="not-a-day"))
+    assert imported > 80 and same_hook and same_env and same_filters
+    # Loading them is what reads the deployment: the bad setting stops it in one line naming the variable.
+    done = subprocess.run([sys.executable, "-c", "import pipeline.definitions as d; d.defs()"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "DDS_START_DATE": "not-a-day",
+                               "DDS_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["configuration error: DDS_START_DATE='not-a-day' is not a date in "
+                                                "the form YYYY-MM-DD"]

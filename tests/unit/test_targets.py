@@ -4,10 +4,9 @@ deployment with targets looks like to Dagster."""
 from pathlib import Path
 
 import pytest
-from dagster import MultiPartitionsDefinition
+from dagster import EnvVar, MultiPartitionsDefinition
 
-from pipeline.defs.resources import DdsTaskCenterResource
-from pipeline.definitions import build_definitions
+from pipeline.definitions import build_definitions, dds_api_resource
 from pipeline.settings import ConfigError, Settings
 from pipeline.targets import Target, load_targets
 
@@ -109,8 +108,14 @@ def test_with_targets_the_assets_are_partitioned_by_day_and_target(tmp_path):
 def test_a_target_with_a_partial_set_of_prefixed_credentials_is_named_without_its_secret(tmp_path, monkeypatch):
     (_, sg_test, _) = load_targets(write(tmp_path, GOOD))
     monkeypatch.setenv("SG_TEST_HUAWEICLOUD_SDK_SK", "very-secret-sk")
+    monkeypatch.setenv("DDS_TARGETS_FILE", str(write(tmp_path, GOOD)))
+    monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DDS_PROJECT_ID", raising=False)
+    # The wiring binds the target's prefixed variables that are set, as EnvVar; the resource reads no environment.
+    resource = dds_api_resource(Settings.from_env())
+    assert resource.target_credentials["sg-test"].secret_key == EnvVar("SG_TEST_HUAWEICLOUD_SDK_SK")
     with pytest.raises(ConfigError) as caught:
-        DdsTaskCenterResource().client(sg_test)
+        resource.process_config_and_initialize().client(sg_test)
     message = str(caught.value)
     assert message.startswith("target sg-test (variables SG_TEST_*): ")
     assert "HUAWEICLOUD_SDK_AK missing" in message and "very-secret-sk" not in message

@@ -21,9 +21,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
-    ConfigurableResource,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -31,9 +29,9 @@ from dagster import (
     run_failure_sensor,
 )
 
-from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, Destination, deliver, destinations
 from pipeline.alerts.dispatch import AlertRules, PassOutcome, run_pass
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import AlertsResource, WarehouseResource
+from pipeline.defs.steps import SYNC_ASSET
 from pipeline.settings import alert_task_patterns
 
 ALERTS_ASSET = "dds_jobs_alerts"
@@ -42,37 +40,13 @@ ALERTS_JOB = "dds_jobs_alerts_job"
 AFTER_FAILURE_SENSOR = "dds_jobs_alerts_after_failure"
 
 
-class AlertsResource(ConfigurableResource):
-    """Where alerts go and which: ``urls`` is DDS_ALERT_URLS (bound as EnvVar: Dagster records the variable's name,
-    never the URLs); empty: alerts are off."""
-
-    urls: str = ""
-    tasks: str = ""
-    window_hours: int = 24
-    intraday_minutes: int = 15
-    connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS
-    read_timeout_seconds: float = READ_TIMEOUT_SECONDS
-
-    def destinations(self) -> list[Destination]:
-        return destinations(self.urls)
-
-    def send(self, destination: Destination, title: str, body: str):
-        return deliver(destination, title, body, self.connect_timeout_seconds, self.read_timeout_seconds)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(destination.name for destination in destinations(self.urls)) if self.urls else "off"
-        return f"AlertsResource(destinations={shown!r}, tasks={self.tasks!r}, window_hours={self.window_hours})"
-
-    __str__ = __repr__
-
-
 def build_alerts_asset(first_day: date, projects: Mapping[str, str] | None) -> AssetsDefinition:
     """``dds_jobs_alerts`` over the days from ``first_day`` of ``projects`` (name shown -> project id; None: every
     project the sync ledger holds)."""
 
     @asset(
         name=ALERTS_ASSET,
-        deps=[AssetKey("dds_jobs")],
+        deps=[SYNC_ASSET],
         group_name="dds",
         kinds={"apprise"},
         check_specs=[AssetCheckSpec(ALERTS_DELIVERED, asset=ALERTS_ASSET,
@@ -143,7 +117,7 @@ def build_alerts_after_failure() -> tuple[object, SensorDefinition]:
 
     A failed sync step skips its run's dds_jobs_alerts step (Dagster runs a step after its upstream only): without
     this, a target whose every sync fails would never be reported failing. On by default, for a deployment that set
-    DDS_ALERT_URLS (definitions.py adds it only then); it needs the daemon, as the schedules do."""
+    DDS_ALERT_URLS (pipeline/defs/alerts/definitions.py adds it only then); it needs the daemon, as the schedules do."""
     alerts_job = define_asset_job(ALERTS_JOB, selection=AssetSelection.assets(ALERTS_ASSET),
                                   description="dds_jobs_alerts alone: the alerts sent after a failed sync.")
 
@@ -155,7 +129,7 @@ def build_alerts_after_failure() -> tuple[object, SensorDefinition]:
         run = context.dagster_run
         # No selection (None, or empty in an in-process run): the job's every asset, dds_jobs among them.
         selection = run.asset_selection
-        if run.job_name == ALERTS_JOB or (selection and AssetKey("dds_jobs") not in selection):
+        if run.job_name == ALERTS_JOB or (selection and SYNC_ASSET not in selection):
             return SkipReason(f"run {run.run_id} did not sync dds_jobs")
         return RunRequest(run_key=f"after failed run {run.run_id}")
 

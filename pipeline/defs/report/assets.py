@@ -10,17 +10,16 @@ from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     Config,
-    ConfigurableResource,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 from pydantic import Field
 
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import ReportStoreResource, WarehouseResource
+from pipeline.defs.steps import SYNC_ASSET
 from pipeline.report.build import report_file_name, write_report
 from pipeline.report.period import DEFAULT_DAYS, MAX_PERIOD_DAYS, ReportScope, default_period
 from pipeline.report.synced_days import synced_period
@@ -29,12 +28,6 @@ if TYPE_CHECKING:
     from pipeline.report.figures import ReportFigures
 
 REPORT_ASSET = "dds_jobs_report"
-
-
-class ReportStoreResource(ConfigurableResource):
-    """Where the reports are written: a local folder, or ``s3://bucket/prefix`` (credentials from DDS_S3_*/AWS_*)."""
-
-    location: str
 
 
 class ReportConfig(Config):
@@ -57,7 +50,7 @@ def build_report_asset(scope: ReportScope) -> AssetsDefinition:
 
     @asset(
         name=REPORT_ASSET,
-        deps=[AssetKey("dds_jobs")],
+        deps=[SYNC_ASSET],
         group_name="dds",
         kinds={"html"},
         description="Self-contained HTML report of the days synced of dds_jobs: time since each instance's last "
@@ -72,7 +65,7 @@ def build_report_asset(scope: ReportScope) -> AssetsDefinition:
         store = warehouse.get()
         period = synced_period(store, scope, now) if config.days is None else default_period(now, config.days)
         destination = f"{reports.location.rstrip('/')}/{report_file_name(period.last_day)}"
-        written = write_report(store, period, scope, destination, now)
+        written = write_report(store, period, scope, destination, now, s3=reports.s3())
         figures = written.figures
         context.log.info(f"report of {period} written to {written.location} ({written.size_bytes:,} bytes)")
         return MaterializeResult(metadata={

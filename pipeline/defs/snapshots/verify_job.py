@@ -26,7 +26,7 @@ from dagster import (
 )
 from pydantic import Field as ConfigField
 
-from pipeline.defs.sync.assets import DDS_API_POOL, PARQUET_ASSET
+from pipeline.defs.steps import DDS_API_POOL, PARQUET_ASSET
 from pipeline.defs.resources import ParquetSnapshotResource, WarehouseResource
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
-"""The assets: ``dds_jobs`` (warehouse table) and ``dds_jobs_parquet`` (Parquet snapshots), one partition per UTC day
-(per UTC day and target when the deployment reads several projects).
+"""The asset ``dds_jobs`` (the warehouse table), one partition per UTC day (per UTC day and target when the
+deployment reads several projects). Its Parquet snapshots, ``dds_jobs_parquet``, are the snapshots area's
+(pipeline/defs/snapshots/assets.py): the run summary below tells that step which days outside the run changed.
 
 A run may cover many days (single-run backfill policy): the API is called once for the run's whole window,
 in slices of at most 30 days, and every day gets its own materialization with its own figures (what Dagster plots
@@ -8,10 +9,7 @@ in the run's log and an observation of the asset, never repeated on each day.
 """
 
 import time
-import traceback
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -20,105 +18,44 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetMaterialization,
-    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
-    BetaWarning,
     Failure,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     asset,
 )
 
 from pipeline.api.client import FetchStats, Page, throttling_warning
 from pipeline.api.windows import FULL
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
-from pipeline.api.errors import DdsApiError
-from pipeline.api.iam import IamError
-from pipeline.defs.console import ERROR_CHAIN_PREFIX, quiet_failure_frames
-from pipeline.defs.partitions import (
-    day_key,
-    days_by_target,
-    days_of,
-    partition_key,
-    run_moment,
-)
+from pipeline.defs.partitions import REGION_TAG, TARGET_TAG, day_key, partition_key, run_moment
 from pipeline.defs.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
     WarehouseResource,
 )
-from pipeline.snapshots.errors import SnapshotWriteError
+from pipeline.defs.steps import (
+    CHANGED_DAYS,
+    DDS_API_POOL,
+    PARQUET_ASSET,
+    as_metadata,
+    expected_errors_as_failures,
+    record_run_summary,
+    run_plan,
+)
 from pipeline.targets import Target
-from pipeline.values import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.running import RunningRefresh
-    from pipeline.snapshots.store import ParquetStore
     from pipeline.sync import SyncResult
 
-# Single-run backfills are the point of these assets (one API window per run); Dagster still labels the
-# parameter beta, and repeating that on every load and run says nothing to our users.
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
-
-# Steps that call the DDS API or write its Parquet snapshots share this Dagster pool; its limit (README) keeps
-# backfills from throttling the account and serializes writers of the same Parquet day.
-DDS_API_POOL = "dds_api"
 STORED_MATCHES_API = "stored_count_matches_api"
-PARQUET_ASSET = AssetKey("dds_jobs_parquet")
 # Progress lines: often enough to watch a backfill, rare enough not to flood the run log.
 PROGRESS_EVERY_SECONDS = 2.0
-# Errors whose one line tells the user what to fix (a setting, the credentials, the API's answer, a Parquet folder
-# that cannot be written): the run fails with that line, not with a traceback of the code that met them.
-EXPECTED_ERRORS = (ConfigError, DdsApiError, IamError, SnapshotWriteError)
-
-
-@contextmanager
-def _expected_errors_as_failures(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[None]:
-    """Ends the step with the error's one line (the expected errors, and the warehouse lost in the middle of the
-    run): logged on its own, then as the description of Dagster's ``Failure``, which the CLI and the UI show
-    (pipeline/defs/console.py keeps Dagster's frames off the console). The chain of causes goes to the debug log.
-    Retrying would not change it."""
-    try:
-        yield
-    except Exception as exc:
-        line = one_line_error(exc) if isinstance(exc, EXPECTED_ERRORS) else warehouse.failure_line(exc)
-        if line is None:
-            raise
-        quiet_failure_frames(context.log)
-        context.log.debug(f"{ERROR_CHAIN_PREFIX}{line}\n{''.join(traceback.format_exception(exc))}")
-        context.log.error(line)
-        raise Failure(description=line, allow_retries=False) from None
-
-
-def one_line_error(exc: BaseException) -> str:
-    """``configuration error: ...`` for a setting, else the error's own first line."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"configuration error: {text}" if isinstance(exc, ConfigError) else text
-
-
-def _as_metadata(values: Mapping[str, object]) -> dict[str, object]:
-    """Dagster metadata of a summary: a mapping of counts (retries by kind) as a table, the rest as given."""
-    return {
-        name: MetadataValue.table(
-            records=[TableRecord({"kind": str(kind), "count": count}) for kind, count in value.items()],
-            schema=TableSchema(columns=[TableColumn("kind", "string"), TableColumn("count", "int")]),
-        ) if isinstance(value, Mapping) else value
-        for name, value in values.items()
-    }
-
-
-def _record_run_summary(context: AssetExecutionContext, asset_key: AssetKey, summary: Mapping[str, object]) -> None:
-    """The run-wide figures, once per run: an observation of the asset (in the run's events and the asset's
-    history), never repeated on each day's partition."""
-    context.log_event(AssetObservation(asset_key=asset_key, metadata=_as_metadata(summary)))
 
 
 class _PageProgress:
@@ -205,29 +142,19 @@ def _sync_one(
     return result, refresh
 
 
-def _run_plan(context: AssetExecutionContext, targets: Mapping[str, Target]) -> dict[Target | None, list[date]]:
-    """The run's days per target; one entry keyed None when the deployment reads a single project."""
-    if not targets:
-        return {None: days_of(context.partition_time_window)}
-    plan = days_by_target(context.assets_def.partitions_def, context.partition_keys)
-    if not plan:
-        raise ConfigError("the run's partition range holds no partition: give a range of days of one target, "
-                          "such as 2026-11-01|sg-prod...2026-11-07|sg-prod")
-    return {targets[name]: days for name, days in plan.items()}
-
-
 def _sync_targets(
     context: AssetExecutionContext,
     dds_api: DdsTaskCenterResource,
     warehouse: WarehouseResource,
     parquet: ParquetSnapshotResource,
-    targets: Mapping[str, Target],
+    targets: Sequence[Target],
 ) -> MaterializeResult:
-    plan = _run_plan(context, targets)
+    plan = run_plan(context, targets)
+    _tag_run(context, dds_api, plan)
     # One moment for every target of the run: a job created while the run pages is the next run's, for each.
     as_of = run_moment(context)
     results: dict[str | None, SyncResult] = {}
-    refreshed: dict[Target | None, list[date]] = {}
+    changed: dict[str | None, dict[str, list[str]]] = {}
     refreshes: dict[str | None, dict[str, object]] = {}
     failures: dict[str, str] = {}
     for target, days in plan.items():
@@ -236,26 +163,25 @@ def _sync_targets(
         try:
             name = target.name if target else None
             results[name], refresh = _sync_one(context, dds_api, warehouse, target, days, as_of)
-            _refresh_moved_out_of(context, warehouse, parquet, results[name])
             if refresh is not None:
                 refreshes[name] = refresh.metadata()
-                if refresh.days:
-                    refreshed[target] = refresh.days
+            changed[name] = _changed_days(results[name], refresh)
+            _record_refreshed_days(context, name, refresh)
         except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
             if len(plan) == 1:
                 raise
             failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             context.log.error(f"target {target.name}: {failures[target.name]}")
     for name, result in results.items():
-        _record_run_summary(context, context.asset_key, {**({"target": name} if name else {}), **result.metadata(),
-                                                         **refreshes.get(name, {})})
+        record_run_summary(context, context.asset_key, {
+            **({"target": name} if name else {}), **result.metadata(), **refreshes.get(name, {}),
+            CHANGED_DAYS: MetadataValue.json(changed[name]),
+        })
     throttling = throttling_warning(result.stats for result in results.values() if result.stats)
     if throttling:
         context.log.warning(throttling)
-    if refreshed:
-        _record_refreshed_days(context, warehouse, parquet, refreshed)
     if failures:
-        _record_healthy_targets(context, warehouse, parquet, plan, results)
+        _record_healthy_targets(context, warehouse, parquet, plan, results, changed)
         raise Failure(
             f"{len(failures)} of {len(plan)} targets failed ({', '.join(failures)}); the days of "
             f"{', '.join(str(name) for name in results) or 'no other target'} are stored and snapshotted",
@@ -264,56 +190,36 @@ def _sync_targets(
     return MaterializeResult(check_results=[_count_check(results)])
 
 
-def _refresh_moved_out_of(
-    context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource, result: "SyncResult"
+def _tag_run(
+    context: AssetExecutionContext, dds_api: DdsTaskCenterResource, plan: Mapping[Target | None, list[date]]
 ) -> None:
-    """Drop the stale copies the Parquet days the sync moved jobs out of hold (their created_at changed), at once:
-    the Parquet step refreshes only the run's days, and no later sync would find these moves again."""
-    from pipeline.sync import snapshot_days
-
-    if not result.moved_out_of:
+    """A run of one target carries it (and its region) as run tags, launched by hand too (the schedules tag theirs
+    when they ask for it): the UI filters the runs by them. A run over several targets has no one target."""
+    if len(plan) != 1:
         return
-    for day, done in snapshot_days(warehouse.get(), parquet.get(), [], result.moved_out_of).items():
-        context.log.info(f"Parquet day {day_key(day)} refreshed: jobs stored on it now have another created_at day "
-                         f"({done.rows:,} rows left{', previous files kept in the quarantine' if done.healed else ''})")
+    [target] = plan
+    tags = {TARGET_TAG: target.name if target else dds_api.project_id,
+            REGION_TAG: target.region if target else dds_api.region}
+    missing = {name: value for name, value in tags.items() if value and name not in context.run.tags}
+    if missing:
+        context.instance.add_run_tags(context.run.run_id, missing)
 
 
-def _write_snapshots(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    store: "ParquetStore",
-    plan: Mapping[Target | None, list[date]],
-) -> tuple[list[tuple[str, dict[str, object]]], dict[date, int]]:
-    """Write the Parquet snapshots of the plan's days: (partition key, metadata) per partition, and rows per day.
-
-    A day's snapshot holds the day's jobs of every project, so each target's partition of the day points at it. A
-    day whose files had gone wrong is healed from the warehouse: a warning names it, its files and the reason.
-    """
-    from pipeline.sync import snapshot_days
-
-    refreshed = snapshot_days(warehouse.get(), store, sorted(set().union(*plan.values())))
-    for day, done in refreshed.items():
-        if done.healed:
-            context.log.warning(
-                f"Parquet day {day_key(day)} healed: {done.healed}; rewritten from the warehouse ({done.rows:,} rows), "
-                f"its previous files kept in {', '.join(map(str, done.moved_aside)) or 'the quarantine'}"
-            )
-        if done.parquet_only:
-            context.log.warning(
-                f"Parquet day {day_key(day)} holds {done.parquet_only:,} job(s) although the warehouse holds none of "
-                "that day: left as they are; `dds-tasks verify-parquet` reports such days"
-            )
-    partitions = [
-        (partition_key(day, target.name if target else None),
-         {**_plain(refreshed[day].metadata()), "path": MetadataValue.path(str(store.day_path(day)))})
-        for target, target_days in plan.items() for day in target_days
-    ]
-    return partitions, {day: done.rows for day, done in refreshed.items()}
+def _changed_days(result: "SyncResult", refresh: "RunningRefresh | None") -> dict[str, list[str]]:
+    """The days outside the run's partitions whose stored jobs this sync changed: those whose Running jobs were
+    looked up again, and those the sync moved jobs out of (their created_at changed). Their Parquet snapshots
+    are stale; no later sync would find these changes again."""
+    return {"refreshed": [day_key(day) for day in (refresh.days if refresh else [])],
+            "moved_out_of": [day_key(day) for day in result.moved_out_of]}
 
 
-def _plain(metadata: Mapping[str, object]) -> dict[str, object]:
-    """Metadata as Dagster takes it: lists as JSON."""
-    return {key: MetadataValue.json(value) if isinstance(value, list) else value for key, value in metadata.items()}
+def _record_refreshed_days(context: AssetExecutionContext, name: str | None, refresh: "RunningRefresh | None") -> None:
+    """The earlier days whose Running jobs were looked up again lie outside the run's partitions: their partitions
+    are recorded as materialized here (the Parquet step rewrites and records their snapshots), so the UI shows the
+    jobs' final state."""
+    for day in refresh.days if refresh else []:
+        context.log_event(AssetMaterialization(asset_key=context.asset_key, partition=partition_key(day, name),
+                                               metadata={"refreshed_running_jobs": True}))
 
 
 def _record_healthy_targets(
@@ -322,70 +228,52 @@ def _record_healthy_targets(
     parquet: ParquetSnapshotResource,
     plan: Mapping[Target | None, list[date]],
     results: Mapping[str | None, "SyncResult"],
+    changed: Mapping[str | None, Mapping[str, list[str]]],
 ) -> None:
-    """In a run where some targets failed: record the stored targets' days as materialized and write their Parquet
-    snapshots here, since the run's Parquet step will not run after this one fails. The UI then shows only the
-    failed target's days as failed, and a retry of that target alone completes the picture."""
+    """In a run where some targets failed: record the stored targets' days as materialized, so the UI shows only
+    the failed target's days as failed and a retry of that target alone completes the picture.
+
+    The run's Parquet step will not run after this one fails: Dagster 1.13 skips a step whose upstream step failed
+    (require_upstream_step_success), and a step's output materializes every partition of its run, the failed
+    target's too, so this step cannot hand the healthy ones over. Their snapshots are written here, through the
+    same domain call as the Parquet step's, and recorded under dds_jobs_parquet."""
+    from pipeline.sync import snapshot_days
+
     for name, result in results.items():
         for day, day_sync in result.days.items():
             context.log_event(AssetMaterialization(
-                asset_key=context.asset_key, partition=partition_key(day, name),
-                metadata=day_sync.metadata(),
+                asset_key=context.asset_key, partition=partition_key(day, name), metadata=day_sync.metadata(),
             ))
-    healthy = {target: days for target, days in plan.items() if target and target.name in results}
-    if healthy:
-        partitions, _ = _write_snapshots(context, warehouse, parquet.get(), healthy)
-        for key, metadata in partitions:
-            context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
-
-
-def _record_refreshed_days(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    parquet: ParquetSnapshotResource,
-    refreshed: Mapping[Target | None, list[date]],
-) -> None:
-    """The earlier days whose Running jobs were looked up again lie outside the run's partitions: their Parquet
-    snapshots are rewritten here (the run's Parquet step writes only its own days), and both assets' partitions
-    of them recorded as materialized, so the UI and the snapshots show the jobs' final state."""
-    partitions, _ = _write_snapshots(context, warehouse, parquet.get(), refreshed)
-    for key, metadata in partitions:
-        context.log_event(AssetMaterialization(asset_key=context.asset_key, partition=key,
-                                               metadata={"refreshed_running_jobs": True}))
-        context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=key, metadata=metadata))
-
-
-def _snapshot(
-    context: AssetExecutionContext,
-    warehouse: WarehouseResource,
-    parquet: ParquetSnapshotResource,
-    targets: Mapping[str, Target],
-) -> MaterializeResult:
+    healthy = {target.name: days for target, days in plan.items() if target and target.name in results}
+    extra = {date.fromisoformat(day) for name in healthy for days in changed[name].values() for day in days}
+    moved = [date.fromisoformat(day) for name in healthy for day in changed[name]["moved_out_of"]]
     store = parquet.get()
-    partitions, written = _write_snapshots(context, warehouse, store, _run_plan(context, targets))
-    for key, metadata in partitions:
-        context.add_asset_metadata(metadata, partition_key=key)
-    context.log.info(f"run summary: {sum(written.values()):,} rows over {len(written)} day(s) written under {store.root}")
-    _record_run_summary(context, PARQUET_ASSET, {"days": len(written), "rows": sum(written.values()),
-                                                 "root": MetadataValue.path(str(store.root))})
-    return MaterializeResult()
+    written = snapshot_days(warehouse.get(), store, sorted(set().union(*healthy.values(), extra)), moved)
+    for name, days in healthy.items():
+        for day in days:
+            context.log_event(AssetMaterialization(
+                asset_key=PARQUET_ASSET, partition=partition_key(day, name),
+                metadata={**as_metadata(written[day].metadata()),
+                          "path": MetadataValue.path(str(store.day_path(day)))}))
 
 
-def build_dds_assets(
-    partitions_def: PartitionsDefinition, targets: Sequence[Target] = (), freshness_policy: FreshnessPolicy | None = None
-) -> tuple[AssetsDefinition, AssetsDefinition]:
-    """``dds_jobs`` and ``dds_jobs_parquet`` over ``partitions_def`` (days, or days x ``targets``); ``dds_jobs``
-    shows late in the UI when not stored within ``freshness_policy``."""
-    by_name = {target.name: target for target in targets}
-    # Any range of partitions as one run: one API window per target and run.
-    shared = {"partitions_def": partitions_def, "backfill_policy": BackfillPolicy.single_run(), "group_name": "dds"}
+def build_sync_assets(
+    partitions_def: PartitionsDefinition,
+    targets: Sequence[Target] = (),
+    freshness_policy: FreshnessPolicy | None = None,
+) -> AssetsDefinition:
+    """``dds_jobs`` over ``partitions_def`` (days, or days x ``targets``); shows late in the UI when not stored
+    within ``freshness_policy``."""
 
     @asset(
         name="dds_jobs",
         pool=DDS_API_POOL,
         kinds={"sql"},
         freshness_policy=freshness_policy,
-        **shared,
+        partitions_def=partitions_def,
+        # Any range of partitions as one run: one API window per target and run.
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="dds",
         check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs",
                                     description="Stored jobs per day equal the distinct jobs the API returned")],
         description="DDS task-center jobs, one row per (project_id, id) with its latest state, in the SQL warehouse. "
@@ -398,24 +286,7 @@ def build_dds_assets(
         warehouse: WarehouseResource,
         parquet: ParquetSnapshotResource,
     ) -> MaterializeResult:
-        with _expected_errors_as_failures(context, warehouse):
-            return _sync_targets(context, dds_api, warehouse, parquet, by_name)
+        with expected_errors_as_failures(context, warehouse):
+            return _sync_targets(context, dds_api, warehouse, parquet, targets)
 
-    @asset(
-        name="dds_jobs_parquet",
-        deps=[dds_jobs],
-        # Object storage (DDS_PARQUET_ROOT=s3://...) has no locks: writers of the same day queue on the pool instead.
-        pool=DDS_API_POOL,
-        kinds={"parquet"},
-        **shared,
-        description="Hive-partitioned Parquet snapshots of dds_jobs: {root}/dds_jobs/created_date=YYYY-MM-DD/, "
-        "the latest state of each job, written from the warehouse.",
-    )
-    def dds_jobs_parquet(
-        context: AssetExecutionContext, warehouse: WarehouseResource, parquet: ParquetSnapshotResource
-    ) -> MaterializeResult:
-        with _expected_errors_as_failures(context, warehouse):
-            return _snapshot(context, warehouse, parquet, by_name)
-
-    return dds_jobs, dds_jobs_parquet
-
+    return dds_jobs

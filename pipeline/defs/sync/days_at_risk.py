@@ -34,6 +34,9 @@ from pipeline.history import (
 from pipeline.defs.resources import WarehouseResource
 
 NO_DAYS_AT_RISK = "no_days_at_risk"
+# A day about to be lost is an error, not a warning; it does not block the steps after the sync (the alerts report
+# it), so the severity is the result's and the check is not blocking.
+FAILURE_SEVERITY = AssetCheckSeverity.ERROR
 # Ranges of days shown per project and state: enough to act on, short enough to read in the UI.
 RANGES_SHOWN = 12
 
@@ -45,9 +48,13 @@ def build_coverage_check(first_day: date, projects: Mapping[str, str] | None) ->
     @asset_check(
         asset=AssetKey("dds_jobs"),
         name=NO_DAYS_AT_RISK,
-        description=f"Every day since DDS_START_DATE is synced before the DDS API forgets it: fails naming the days "
-        f"not synced within {AT_RISK_DAYS} days of leaving the API's month. Metadata: the coverage of the whole "
-        "history (synced, failed, missing, at risk, gone).",
+        description=f"Every day since DDS_START_DATE is synced before the DDS API forgets it: fails, at ERROR "
+        f"severity, naming the days not synced within {AT_RISK_DAYS} days of leaving the API's month. Not blocking: "
+        "the run's Parquet snapshots, alerts (which report those days) and report still materialize. Metadata: the "
+        "coverage of the whole history (synced, failed, missing, at risk, gone).",
+        # What the UI shows of the check before it has failed: the severity of its failures (the result's).
+        blocking=False,
+        metadata={"severity": FAILURE_SEVERITY.value},
     )
     def no_days_at_risk(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         store = warehouse.get()
@@ -78,7 +85,7 @@ def coverage_result(
     return AssetCheckResult(
         check_name=NO_DAYS_AT_RISK,
         passed=not at_risk,
-        severity=AssetCheckSeverity.ERROR,
+        severity=FAILURE_SEVERITY,
         description=description,
         metadata={
             "first_day": first_day.isoformat(),

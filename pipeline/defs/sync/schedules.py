@@ -43,12 +43,12 @@ from pipeline.defs.partitions import (
     range_tags,
 )
 from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.steps import ALERTS_ASSET, PARQUET_ASSET, REPORT_ASSET, SYNC_ASSET
 from pipeline.targets import Target
 
-SYNC_ASSETS = (AssetKey("dds_jobs"), AssetKey("dds_jobs_parquet"))
+SYNC_ASSETS = (SYNC_ASSET, PARQUET_ASSET)
 # What every sync run of both schedules materializes after its sync: the one list to extend.
-AFTER_SYNC_ASSETS: tuple[AssetKey, ...] = (AssetKey("dds_jobs_alerts"),)
-REPORT_ASSET = AssetKey("dds_jobs_report")
+AFTER_SYNC_ASSETS: tuple[AssetKey, ...] = (ALERTS_ASSET,)
 INTRADAY_ASSETS = (*SYNC_ASSETS, *AFTER_SYNC_ASSETS)
 DAILY_ASSETS = (*SYNC_ASSETS, *AFTER_SYNC_ASSETS, REPORT_ASSET)
 # Marks the intraday runs, so that a tick finds the previous one still going.
@@ -75,7 +75,7 @@ def resync_days(now: datetime, running_days: Iterable[date], first_day: date, un
 
 
 def run_request(first: date, last: date, target: Target | None = None, tick: datetime | None = None,
-                assets: Sequence[AssetKey] = INTRADAY_ASSETS) -> RunRequest:
+                assets: Sequence[AssetKey] = INTRADAY_ASSETS, project_id: str | None = None) -> RunRequest:
     """One run over the days ``first``..``last`` (of ``target``): a single partition, or a partition range.
 
     Dagster launches a schedule's run key only once: the key names the ``tick`` too, so that days whose run failed
@@ -84,11 +84,19 @@ def run_request(first: date, last: date, target: Target | None = None, tick: dat
     run_key = f"{partition_key(first, name)}...{partition_key(last, name)}"
     if tick is not None:
         run_key = f"{tick_key(tick)}: {run_key}"
-    tags = {TARGET_TAG: target.name, REGION_TAG: target.region} if target else {}
+    tags = target_tags(target, project_id)
     if first == last:
         return RunRequest(run_key=run_key, partition_key=partition_key(first, name), tags=tags,
                           asset_selection=list(assets))
     return RunRequest(run_key=run_key, tags={**range_tags(first, last, name), **tags}, asset_selection=list(assets))
+
+
+def target_tags(target: Target | None, project_id: str | None = None) -> dict[str, str]:
+    """The run's target (and region) as run tags: a target of DDS_TARGETS_FILE, or the one project (named by its
+    ``project_id``, its region unknown here: the run's sync tags it, pipeline/defs/sync/assets.py)."""
+    if target is not None:
+        return {TARGET_TAG: target.name, REGION_TAG: target.region}
+    return {TARGET_TAG: project_id} if project_id else {}
 
 
 def tick_key(tick: datetime) -> str:
@@ -138,7 +146,7 @@ def build_daily_schedule(
             context.log.info(f"daily run: {named}" + ", ".join(f"{day_key(a)}...{day_key(b)}" for a, b in runs)
                              + catch_up)
             requests.extend(run_request(a, b, target, tick=now, assets=DAILY_ASSETS if b == yesterday
-                                        else INTRADAY_ASSETS) for a, b in runs)
+                                        else INTRADAY_ASSETS, project_id=project_id) for a, b in runs)
         if targets and yesterday >= first_day:
             context.log.info(f"daily run: {day_key(yesterday)} of every target, then the report")
             requests.append(RunRequest(run_key=f"{tick_key(now)}: {day_key(yesterday)} of every target",
@@ -163,7 +171,8 @@ def intraday_crons(minutes: int) -> str | list[str]:
             for minute, hours in sorted(hours_by_minute.items())]
 
 
-def build_intraday_schedule(minutes: int, targets: Sequence[Target] = ()) -> ScheduleDefinition | None:
+def build_intraday_schedule(minutes: int, targets: Sequence[Target] = (),
+                            project_id: str | None = None) -> ScheduleDefinition | None:
     """``dds_jobs_intraday`` every ``minutes`` (DDS_INTRADAY_MINUTES; 0: no schedule): today so far, and the final
     state of the jobs of earlier days that were Running at their latest sync, for every target in one run.
 
@@ -194,8 +203,8 @@ def build_intraday_schedule(minutes: int, targets: Sequence[Target] = ()) -> Sch
         if targets:
             return RunRequest(run_key=key, tags={**day_of_every_target_tags(tick.date(), names), **tags},
                               asset_selection=list(INTRADAY_ASSETS))
-        return RunRequest(run_key=key, partition_key=day_key(tick.date()), tags=tags,
-                          asset_selection=list(INTRADAY_ASSETS))
+        return RunRequest(run_key=key, partition_key=day_key(tick.date()),
+                          tags={**tags, **target_tags(None, project_id)}, asset_selection=list(INTRADAY_ASSETS))
 
     return dds_jobs_intraday
 
