@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
 from pipeline.snapshots.s3 import S3_VARIABLES, check_parquet_root, is_s3_uri
-from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
+from pipeline.targets import TARGETS_FILE_VARIABLE, Target, keyed_by_target, load_targets, project_target
 from pipeline.values import (
     INSECURE_HTTP_VARIABLE,
     MAX_CONCURRENCY_LIMIT,
@@ -215,7 +215,8 @@ class Settings:
     endpoint: str | None
     # DDS_MAX_RATE: requests a second to one region never passed (the client's pace adapts below it); None: none.
     max_rate: float | None = None
-    # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
+    # The projects read, never empty: those of DDS_TARGETS_FILE (pipeline/targets.py), or the one project of
+    # DDS_PROJECT_ID as a list of one (named by its project id; see ``multi_target``).
     targets: tuple[Target, ...] = ()
     # How long one failing request to the DDS API is retried (DDS_RETRY_BUDGET_SECONDS).
     retry_budget_seconds: int = int(DEFAULT_RETRY_BUDGET_SECONDS)
@@ -244,6 +245,11 @@ class Settings:
     # With an s3:// Parquet root: the S3 variables (DDS_S3_*, AWS_*) that are set, names only: bound as EnvVar.
     s3_variables: frozenset[str] = frozenset()
 
+    @property
+    def multi_target(self) -> bool:
+        """Partitions are days x targets (``YYYY-MM-DD|target``, DDS_TARGETS_FILE), not plain days (one project)."""
+        return keyed_by_target(self.targets)
+
     def bound(self, variable: str, value: object) -> object:
         """``value`` as a resource field takes it: ``EnvVar(variable)`` when the variable is set to exactly it
         (so the UI shows where it comes from), else the value itself (a default, or derived from others)."""
@@ -257,8 +263,7 @@ class Settings:
     def projects_shown(self) -> dict[str, str] | None:
         """Name shown -> project id of the projects read: the targets, or the one project; None: neither is set
         (every project the sync ledger holds days of)."""
-        return {target.name: target.project_id for target in self.targets} or (
-            {self.project_id: self.project_id} if self.project_id else None)
+        return {target.name: target.project_id for target in self.targets if target.project_id} or None
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
@@ -292,7 +297,7 @@ class Settings:
         project_id = env.get("DDS_PROJECT_ID", "").strip() or None
         max_rate_raw = env.get("DDS_MAX_RATE", "").strip()
         max_rate = check_max_rate(max_rate_raw, "DDS_MAX_RATE") if max_rate_raw else None
-        targets = _targets(env, project_id, insecure_http)
+        targets = _targets(env, project_id, region, endpoint, insecure_http)
         return cls(
             data_dir=data_dir,
             warehouse_url=warehouse_url,
@@ -374,10 +379,12 @@ def _print_config_errors_in_one_line() -> None:
     sys.excepthook = hook
 
 
-def _targets(env: Mapping[str, str], project_id: str | None, insecure_http: bool) -> tuple[Target, ...]:
+def _targets(env: Mapping[str, str], project_id: str | None, region: str | None, endpoint: str | None,
+             insecure_http: bool) -> tuple[Target, ...]:
+    """The targets of DDS_TARGETS_FILE, else the one project of DDS_PROJECT_ID (set or not) as a list of one."""
     path = env.get(TARGETS_FILE_VARIABLE, "").strip()
     if not path:
-        return ()
+        return (project_target(project_id, region, endpoint),)
     if project_id:
         # Both would leave it unclear which projects a run reads.
         raise ConfigError(f"DDS_PROJECT_ID and {TARGETS_FILE_VARIABLE} are both set: list every project in the "

@@ -47,7 +47,7 @@ def _print_targets(args: argparse.Namespace) -> int:
     from pipeline.targets import TARGETS_FILE_VARIABLE, describe_targets
 
     settings = Settings.from_env()
-    if not settings.targets:
+    if not settings.multi_target:
         print(f"{TARGETS_FILE_VARIABLE} is not set: one project, DDS_PROJECT_ID={settings.project_id or '(not set)'}")
         return 0
     rows = describe_targets(settings.targets, settings.max_concurrency, os.environ, settings.max_rate)

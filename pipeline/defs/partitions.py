@@ -24,6 +24,7 @@ from dagster import (
 
 from pipeline.api.windows import days_between
 from pipeline.settings import ConfigError, Settings
+from pipeline.targets import Target
 
 # The run tags through which Dagster hands a run its partition range (set by --partition-range, single-run
 # backfills and schedules) or its single partition.
@@ -58,6 +59,17 @@ def partition_key(day: date, target: str | None = None) -> str:
     return MultiPartitionKey({DATE_DIMENSION: day_key(day), TARGET_DIMENSION: target})
 
 
+def target_partition_key(day: date, target: Target) -> str:
+    """``day``'s partition key of ``target``: ``YYYY-MM-DD|target`` for a target of DDS_TARGETS_FILE, the plain day
+    for the one project of DDS_PROJECT_ID."""
+    return partition_key(day, target.name if target.in_targets_file else None)
+
+
+def target_range_tags(first: date, last: date, target: Target) -> dict[str, str]:
+    """Run tags asking for ``target``'s days ``first``..``last`` as one run."""
+    return {RANGE_START_TAG: target_partition_key(first, target), RANGE_END_TAG: target_partition_key(last, target)}
+
+
 def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
     """Days from ``start_date`` up to today (UTC): today's partition is in progress until midnight."""
     return DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC", fmt="%Y-%m-%d", end_offset=1)
@@ -66,7 +78,7 @@ def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
 def dds_partitions(settings: Settings) -> PartitionsDefinition:
     """Daily partitions, or days x targets when ``settings`` lists several targets."""
     daily = daily_partitions(settings.start_date)
-    if not settings.targets:
+    if not settings.multi_target:
         return daily
     targets = StaticPartitionsDefinition([target.name for target in settings.targets])
     return MultiPartitionsDefinition({DATE_DIMENSION: daily, TARGET_DIMENSION: targets})

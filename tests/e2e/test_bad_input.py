@@ -276,7 +276,7 @@ def window() -> TimeWindow:
 
 def tls_client(endpoint: str, **fields: object):
     resource = DdsTaskCenterResource(project_id="p1", endpoint=endpoint, auth_token="tls-test-token", **fields)
-    return resource.client()[0]
+    return resource.project_client()[0]
 
 
 @pytest.mark.parametrize("environment", [{}, {"CURL_CA_BUNDLE": "", "REQUESTS_CA_BUNDLE": ""}], ids=["", "empty-env"])

@@ -246,7 +246,7 @@ def config_views(settings: Settings) -> list[tuple[str, str]]:
     with build_resources(dict(defs.resources)) as resolved:
         credentials = resolved.dds_api.credentials()
         auth, _ = build_auth(credentials, settings.project_id or "")
-        with resolved.dds_api.client()[0] as client:
+        with resolved.dds_api.project_client()[0] as client:
             views.append(("resolved resources", f"{resolved.dds_api!r} {resolved.warehouse!r} {client!r}"))
         views.append(("credentials and auth", f"{credentials!r} {auth!r}"))
     return views

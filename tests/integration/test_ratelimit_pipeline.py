@@ -95,7 +95,7 @@ def test_max_rate_goes_from_the_environment_and_the_targets_file_to_one_limiter_
     DdsTaskCenterClient("http://127.0.0.1:9", "proj-sg", region="ap-southeast-1").close()
     assert prod.limiter.rate is None
     with pytest.raises(ConfigError, match=r"^DDS_MAX_RATE=0\.0 is not a number of requests a second above 0"):
-        DdsTaskCenterResource(project_id="p", endpoint="http://127.0.0.1:9", auth_token="t", max_rate=0).client()
+        DdsTaskCenterResource(project_id="p", endpoint="http://127.0.0.1:9", auth_token="t", max_rate=0).project_client()
 
 
 def test_a_bad_max_rate_in_the_targets_file_names_the_region(tmp_path):

@@ -90,7 +90,7 @@ def test_a_missing_file_is_named(tmp_path):
 def test_settings_read_the_targets_and_refuse_a_project_id_beside_them(tmp_path):
     env = {"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_TARGETS_FILE": str(write(tmp_path, GOOD))}
     assert [t.name for t in Settings.from_env(env).targets] == ["sg-prod", "sg-test", "eu"]
-    assert Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data")}).targets == ()
+    assert Settings.from_env(env).multi_target
     with pytest.raises(ConfigError, match="DDS_PROJECT_ID and DDS_TARGETS_FILE are both set"):
         Settings.from_env({**env, "DDS_PROJECT_ID": "p"})
 

@@ -12,12 +12,12 @@ from pipeline.settings import Settings
 
 
 def build_sync_definitions(deployment: Settings) -> Definitions:
-    intraday = build_intraday_schedule(deployment.intraday_minutes, deployment.targets, deployment.project_id)
+    intraday = build_intraday_schedule(deployment.intraday_minutes, deployment.targets)
     return Definitions(
         assets=[build_sync_assets(dds_partitions(deployment), deployment.targets,
                                   sync_freshness_policy(deployment.intraday_minutes))],
         asset_checks=[no_duplicate_keys, ended_not_before_created,
                       build_coverage_check(deployment.start_date, deployment.projects_shown())],
-        schedules=[build_daily_schedule(daily_partitions(deployment.start_date), deployment.targets,
-                                        deployment.project_id), *([intraday] if intraday else [])],
+        schedules=[build_daily_schedule(daily_partitions(deployment.start_date), deployment.targets),
+                   *([intraday] if intraday else [])],
     )
