@@ -6,6 +6,7 @@ endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name,
 """
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import requests
@@ -107,9 +108,16 @@ class DdsTaskCenterResource(ConfigurableResource):
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
 
     def project_target(self) -> Target:
-        """The one project of the resource's own fields (DDS_PROJECT_ID, DDS_REGION, DDS_ENDPOINT) as a target, for
-        a client outside a run; the runs sync the deployment's targets (pipeline/settings.py)."""
+        """The one project of the resource's own fields (DDS_PROJECT_ID, DDS_REGION, DDS_ENDPOINT) as a target."""
         return project_target(self.project_id, self.region, self.endpoint)
+
+    def source(self, target: Target) -> Target:
+        """``target`` as a run reads it: a target of DDS_TARGETS_FILE as the file lists it; the one project of
+        DDS_PROJECT_ID from the resource's own fields (bound at wiring as EnvVar, so the UI shows where each value
+        comes from), under the target's name."""
+        if target.in_targets_file:
+            return target
+        return replace(self.project_target(), name=target.name)
 
     def project_client(self) -> tuple[DdsTaskCenterClient, str]:
         """``client`` of ``project_target``: the resource's one project."""
@@ -119,6 +127,7 @@ class DdsTaskCenterResource(ConfigurableResource):
         """A ready client of ``target`` (its project, region, endpoint, limits and credentials; the unprefixed
         credentials for the one project of DDS_PROJECT_ID) and the name of the authentication method chosen;
         raises ConfigError first. Clients of one region share its pace (pipeline.api.ratelimit)."""
+        target = self.source(target)
         endpoint = require_source(target.project_id, target.endpoint, target.region,
                                   insecure_http=self.allow_insecure_http)
         concurrency = target.max_concurrency or self.max_concurrency

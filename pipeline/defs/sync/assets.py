@@ -116,7 +116,7 @@ def _sync_one(
     context.log.info(f"{named}DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
     if auth_method == "token":
         context.log.warning(STATIC_TOKEN_WARNING)
-    region = target.region or None
+    region = dds_api.source(target).region or None
     refresh = None
     with client:
         result = sync_days(client, warehouse.get(), days, now=as_of, region=region, on_page=_PageProgress(context),
