@@ -51,7 +51,7 @@ class Target:
     credentials_prefix: str = ""
     # Requests a second to the target's region never passed (its region's max_rate; None: DDS_MAX_RATE's).
     max_rate: float | None = None
-    # False for the one project of DDS_PROJECT_ID (pipeline/settings.py, ``project_target``): its partitions are
+    # False for the one project of DDS_PROJECT_ID (pipeline/config.py, ``project_target``): its partitions are
     # plain days, and its project id and endpoint come from DDS_PROJECT_ID, DDS_ENDPOINT and DDS_REGION.
     in_targets_file: bool = True
 

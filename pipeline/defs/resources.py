@@ -27,7 +27,7 @@ from pipeline.api.credentials import (
 )
 from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryPolicy
-from pipeline.settings import (
+from pipeline.config import (
     DEFAULT_MAX_CONCURRENCY,
     ConfigError,
     check_max_rate,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.report.period import ReportPeriod, ReportScope
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class WrittenReport:
     size_bytes: int
 
 
-def report_scope(settings: Settings, project_id: str | None = None, target_name: str | None = None) -> ReportScope:
+def report_scope(settings: Deployment, project_id: str | None = None, target_name: str | None = None) -> ReportScope:
     """Every project's jobs, or one project's (``project_id``, or the project of the target ``target_name``)."""
     if target_name is not None:
         targets = {target.name: target for target in settings.targets if target.in_targets_file}

@@ -10,7 +10,7 @@ from pipeline.api import DdsTaskCenterClient
 from pipeline.api.iam import IamTokenProvider
 from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.definitions import dds_api_resource
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.simulator import DdsSimulator
 from pipeline.targets import load_targets
 from tests.support.records import fetch_jobs
@@ -30,8 +30,8 @@ def sim():
         yield simulator
 
 
-def settings(tmp_path: Path, **env: str) -> Settings:
-    return Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1", **env})
+def settings(tmp_path: Path, **env: str) -> Deployment:
+    return Deployment.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1", **env})
 
 
 def targets_file(tmp_path: Path, endpoint: str) -> str:
@@ -85,7 +85,7 @@ def test_a_targets_prefixed_iam_endpoint_is_named_with_its_prefix(sim, tmp_path,
     monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DDS_PROJECT_ID", raising=False)
     # The target's prefixed variables, bound at wiring as EnvVar, resolved as a run resolves them.
-    resource = dds_api_resource(Settings.from_env()).process_config_and_initialize()
+    resource = dds_api_resource(Deployment.from_env()).process_config_and_initialize()
     with pytest.raises(ConfigError) as caught:
         resource.client(target)
     assert_refused(str(caught.value), "SG_PROD_DDS_IAM_ENDPOINT", "iam.example.com")

@@ -9,7 +9,7 @@ from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.sync.schedules import build_daily_schedule
 from pipeline.targets import project_target
 from pipeline.records.normalize import normalize_jobs
-from pipeline.settings import DEFAULT_START_DATE
+from pipeline.config import DEFAULT_START_DATE
 from pipeline.api.windows import retained_since
 from pipeline.warehouse.ledger import Attempt, record_failure, record_sync
 from pipeline.warehouse.store import Warehouse

@@ -18,13 +18,13 @@ from pipeline.defs.partitions import TARGET_TAG, REGION_TAG, dds_partitions
 from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.defs.steps import run_plan
 from pipeline.defs.sync.schedules import build_intraday_schedule
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 
 DAY = date(2026, 11, 2)
 
 
-def single_project(tmp_path, **env: str) -> Settings:
-    return Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), **env})
+def single_project(tmp_path, **env: str) -> Deployment:
+    return Deployment.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), **env})
 
 
 def test_a_single_project_is_a_list_of_one_target_named_by_its_project_id(tmp_path):

@@ -103,8 +103,8 @@ def _sync_one(
     days: list[date],
     as_of: datetime,
 ) -> "tuple[SyncResult, RunningRefresh | None]":
-    """Sync one target's days (a target of DDS_TARGETS_FILE, or the project of DDS_PROJECT_ID) as of ``as_of`` and record each
-    day's figures. A run that syncs the day of ``as_of`` (today, so far) also looks up again the jobs of earlier
+    """Sync one target's days (of DDS_TARGETS_FILE, or the project of DDS_PROJECT_ID) as of ``as_of`` and record
+    each day's figures. A run that syncs the day of ``as_of`` (today, so far) also looks up again the jobs of earlier
     days that were Running at their latest sync (pipeline/running.py)."""
     # The sync is imported by the runs that call it: it loads pandas and Arrow, which loading the definitions
     # (every `dg` command, every run's start) need not.

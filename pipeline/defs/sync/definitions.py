@@ -8,10 +8,10 @@ from pipeline.defs.sync.assets import build_sync_assets
 from pipeline.defs.sync.checks import ended_not_before_created, no_duplicate_keys
 from pipeline.defs.sync.days_at_risk import build_coverage_check
 from pipeline.defs.sync.schedules import build_daily_schedule, build_intraday_schedule, sync_freshness_policy
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 
 
-def build_sync_definitions(deployment: Settings) -> Definitions:
+def build_sync_definitions(deployment: Deployment) -> Definitions:
     intraday = build_intraday_schedule(deployment.intraday_minutes, deployment.targets)
     return Definitions(
         assets=[build_sync_assets(dds_partitions(deployment), deployment.targets,

@@ -1,6 +1,10 @@
-"""The pipeline's configuration, read from the environment variables of docs/configuration.md.
+"""The pipeline's configuration: the ``Deployment``, read once from the environment variables of
+docs/configuration.md when the definitions load, and the checks of each value.
 
-Every problem is reported as one ``ConfigError`` line naming the variable, before any request or write.
+The deployment's targets are always a list: those of DDS_TARGETS_FILE (partitions ``YYYY-MM-DD|target``), or the
+one project of DDS_PROJECT_ID as a list of one target named by its project id (partitions plain ``YYYY-MM-DD``;
+``Deployment.multi_target`` tells which). Every problem is reported as one ``ConfigError`` line naming the
+variable, before any request or write.
 Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.
 """
 
@@ -202,8 +206,8 @@ def alert_task_patterns(raw: str | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Where the pipeline reads from and writes to; built by :meth:`from_env`."""
+class Deployment:
+    """Where the pipeline reads from (its targets) and writes to; built by :meth:`from_env`."""
 
     data_dir: Path
     warehouse_url: str
@@ -268,10 +272,10 @@ class Settings:
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
         shown = {**vars(self), "warehouse_url": masked_url(self.warehouse_url)}
-        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+        return f"Deployment({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Deployment":
         env = os.environ if env is None else env
         data_dir = Path(env.get("DDS_DATA_DIR", "").strip() or "./data")
         warehouse_raw = env.get("DDS_WAREHOUSE_URL", "").strip()
@@ -337,7 +341,7 @@ class Settings:
 
 
 CREDENTIAL_VARIABLES = tuple(CREDENTIAL_FIELDS.values())
-# The variables that hold no secret and set a resource field as they are given (Settings.given).
+# The variables that hold no secret and set a resource field as they are given (Deployment.given).
 PLAIN_VARIABLES = ("DDS_PROJECT_ID", "DDS_REGION", "DDS_ENDPOINT", "DDS_CA_BUNDLE", "DDS_MAX_CONCURRENCY",
                    "DDS_PARQUET_ROOT", "DDS_ALERT_WINDOW_HOURS", "DDS_INTRADAY_MINUTES")
 
@@ -350,15 +354,15 @@ def _set_credential_variables(env: Mapping[str, str], targets: tuple[Target, ...
                      if env.get(prefix + name, "").strip())
 
 
-def settings_at_load() -> Settings:
-    """``Settings.from_env()`` for module-level code, which Dagster runs when it loads the definitions.
+def deployment_at_load() -> Deployment:
+    """``Deployment.from_env()`` for module-level code, which Dagster runs when it loads the definitions.
 
     A bad setting still fails the load (Dagster's UI shows it as the code location's error), but a command that
     dies of it (``dagster asset materialize``, ``dagster job list``...) prints its one line, not the traceback of
     the import that met it.
     """
     try:
-        return Settings.from_env()
+        return Deployment.from_env()
     except ConfigError:
         _print_config_errors_in_one_line()
         raise
