@@ -36,7 +36,7 @@ from pipeline.api.auth import TokenAuth  # noqa: E402
 from pipeline.api.client import DdsTaskCenterClient, FetchStats  # noqa: E402
 from pipeline.api.errors import DdsApiError  # noqa: E402
 from pipeline.api.ratelimit import RegionLimiter  # noqa: E402
-from pipeline.settings import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
+from pipeline.config import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
 from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
 from pipeline.sync import fetch_window  # noqa: E402
 

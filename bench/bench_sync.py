@@ -48,7 +48,7 @@ from pipeline.api.client import DdsTaskCenterClient  # noqa: E402
 from pipeline.api.windows import TimeWindow  # noqa: E402
 from pipeline.records.normalize import normalize_jobs  # noqa: E402
 from pipeline.records.schema import PANDAS_DTYPES  # noqa: E402
-from pipeline.settings import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
+from pipeline.config import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT  # noqa: E402
 from pipeline.simulator import DdsSimulator, SimulatorConfig  # noqa: E402
 from pipeline.simulator.server import DEFAULT_PROJECT_ID  # noqa: E402
 from pipeline.snapshots.store import ParquetStore  # noqa: E402

@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from pipeline.defs.partitions import daily_partitions
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 
 # As in pipeline.defs.sync.assets: the beta label of backfill_policy is noise on every load.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
@@ -33,7 +33,7 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWa
 # which is our code's start-up cost, not Dagster's.
 DDS_API_POOL = "dds_api"
 STORED_MATCHES_API = "stored_count_matches_api"
-_DAILY = {"partitions_def": daily_partitions(Settings.from_env().start_date), "backfill_policy": BackfillPolicy.single_run(), "pool": DDS_API_POOL}
+_DAILY = {"partitions_def": daily_partitions(Deployment.from_env().start_date), "backfill_policy": BackfillPolicy.single_run(), "pool": DDS_API_POOL}
 
 
 @asset(name="dds_jobs", check_specs=[AssetCheckSpec(STORED_MATCHES_API, asset="dds_jobs")], **_DAILY)

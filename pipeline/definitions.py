@@ -1,7 +1,7 @@
 """The code location's definitions, ``defs``: built lazily (``@dg.definitions``), when Dagster or dg loads them.
 
 Importing this module (or any other of the package) reads no environment and changes no process state: ``defs()``
-reads the deployment once (pipeline/settings.py), sets the process up, merges the definitions of each area of
+reads the deployment once (pipeline/config.py), sets the process up, merges the definitions of each area of
 pipeline/defs/ (sync, snapshots, alerts, report) and binds the resources. Secrets go in as ``EnvVar`` so Dagster
 records the variable's name, never its value. All steps run in one process: a run pays Python and Dagster start-up
 once.
@@ -28,17 +28,17 @@ from pipeline.defs.snapshots.definitions import build_snapshot_definitions
 from pipeline.defs.sync.definitions import build_sync_definitions
 from pipeline.memory import use_returning_allocator
 from pipeline.report.build import reports_location
-from pipeline.settings import ALERT_URLS_VARIABLE, Settings, settings_at_load
+from pipeline.config import ALERT_URLS_VARIABLE, Deployment, deployment_at_load
 
 
-def credential_fields(settings: Settings, prefix: str = "") -> dict[str, dg.EnvVar]:
+def credential_fields(settings: Deployment, prefix: str = "") -> dict[str, dg.EnvVar]:
     """The credential fields whose variables (under ``prefix``) are set, as ``EnvVar``: an EnvVar of an unset
     variable fails the resource even when unused."""
     return {field: dg.EnvVar(prefix + var) for field, var in ENV_VARIABLES.items()
             if prefix + var in settings.credential_variables}
 
 
-def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
+def dds_api_resource(settings: Deployment) -> DdsTaskCenterResource:
     targets = {target.name: TargetCredentials(**credential_fields(settings, target.credentials_prefix))
                for target in settings.targets if target.credentials_prefix}
     return DdsTaskCenterResource(
@@ -56,7 +56,7 @@ def dds_api_resource(settings: Settings) -> DdsTaskCenterResource:
     )
 
 
-def warehouse_url_config(settings: Settings) -> str:
+def warehouse_url_config(settings: Deployment) -> str:
     """The warehouse URL as Dagster should record it: ``EnvVar("DDS_WAREHOUSE_URL")`` when it holds a password.
 
     Dagster stores a resource's configured values in every run's job snapshot and shows them in its UI; a
@@ -67,7 +67,7 @@ def warehouse_url_config(settings: Settings) -> str:
     return settings.warehouse_url
 
 
-def alerts_resource(settings: Settings) -> AlertsResource:
+def alerts_resource(settings: Deployment) -> AlertsResource:
     """The alerts' resource: the URLs (tokens, passwords) as ``EnvVar``, so Dagster never stores them."""
     return AlertsResource(
         urls=dg.EnvVar(ALERT_URLS_VARIABLE) if settings.alert_destinations else "",
@@ -77,13 +77,13 @@ def alerts_resource(settings: Settings) -> AlertsResource:
     )
 
 
-def s3_variables(settings: Settings) -> dict[str, dg.EnvVar]:
+def s3_variables(settings: Deployment) -> dict[str, dg.EnvVar]:
     """The S3 variables that are set (an s3:// Parquet root), each as ``EnvVar`` of itself: the run reads the
     values, Dagster records the names (AWS_SECRET_ACCESS_KEY among them)."""
     return {name: dg.EnvVar(name) for name in sorted(settings.s3_variables)}
 
 
-def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def resources(settings: Deployment) -> dict[str, dg.ConfigurableResource]:
     """Every resource a run needs, bound to the deployment's values (secrets as ``EnvVar``)."""
     return {
         "dds_api": dds_api_resource(settings),
@@ -97,7 +97,7 @@ def resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(settings: Deployment) -> dg.Definitions:
     """Each area's definitions over ``settings``' partitions (days, or days x targets with DDS_TARGETS_FILE),
     merged, with the resources bound."""
     return dg.Definitions.merge(
@@ -121,4 +121,4 @@ def defs() -> dg.Definitions:
     # Single-run backfills are the point of the sync assets (one API window per run); Dagster still labels the
     # parameter beta, and repeating that on every load and run says nothing to our users.
     warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
-    return build_definitions(settings_at_load())
+    return build_definitions(deployment_at_load())

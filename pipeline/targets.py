@@ -15,7 +15,7 @@ uses the unprefixed variables of docs/configuration.md. Example::
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +51,38 @@ class Target:
     credentials_prefix: str = ""
     # Requests a second to the target's region never passed (its region's max_rate; None: DDS_MAX_RATE's).
     max_rate: float | None = None
+    # False for the one project of DDS_PROJECT_ID (pipeline/config.py, ``project_target``): its partitions are
+    # plain days, and its project id and endpoint come from DDS_PROJECT_ID, DDS_ENDPOINT and DDS_REGION.
+    in_targets_file: bool = True
+
+    @property
+    def endpoint_setting(self) -> str:
+        """Where the endpoint was set, as an error about it names it."""
+        if self.in_targets_file:
+            return f"the endpoint of target {self.name} in {TARGETS_FILE_VARIABLE}"
+        return "DDS_ENDPOINT"
 
     def credentials(self, env: Mapping[str, str]) -> Credentials:
         """This target's credentials, read from ``env`` at run time (so no secret sits in a run's config)."""
         return Credentials(**{name: env.get(self.credentials_prefix + var) for name, var in ENV_VARIABLES.items()})
+
+
+# The name of the one project of DDS_PROJECT_ID when that is unset (a load of the definitions on a fresh checkout):
+# set, the project id names it. It is never part of a partition key, only of run tags and messages.
+UNSET_PROJECT_TARGET = "default"
+
+
+def project_target(project_id: str | None, region: str | None = None, endpoint: str | None = None) -> Target:
+    """The one project of DDS_PROJECT_ID as a target: named by its project id, read with the unprefixed credentials.
+    Unset values stay empty: a run refuses them (DDS_PROJECT_ID is not set: ...), loading the definitions does not."""
+    return Target(name=project_id or UNSET_PROJECT_TARGET, region=region or "", project_id=project_id or "",
+                  endpoint=endpoint or "", in_targets_file=False)
+
+
+def keyed_by_target(targets: Sequence[Target]) -> bool:
+    """Whether partitions are days x targets (``YYYY-MM-DD|target``, the targets of DDS_TARGETS_FILE) rather than
+    plain days (``YYYY-MM-DD``, the one project of DDS_PROJECT_ID)."""
+    return any(target.in_targets_file for target in targets)
 
 
 def load_targets(path: str | Path, *, insecure_http: bool = False) -> tuple[Target, ...]:

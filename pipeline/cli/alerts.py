@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pipeline.alerts.delivery import deliver, destinations
 from pipeline.alerts.ledger import alert_rows, ensure_alerts_table
 from pipeline.alerts.messages import probe_message
-from pipeline.settings import ALERT_URLS_VARIABLE, ConfigError, Settings
+from pipeline.config import ALERT_URLS_VARIABLE, ConfigError, Deployment
 
 DESCRIPTION = "Try the alert destinations, or list the alerts sent and pending (docs/alerts.md)."
 DEFAULT_LIST_DAYS = 7
@@ -45,7 +45,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     from pipeline.warehouse.store import Warehouse
 
-    settings = Settings.from_env()
+    settings = Deployment.from_env()
     warehouse = Warehouse(settings.warehouse_url)
     try:
         ensure_alerts_table(warehouse)

@@ -43,11 +43,11 @@ def _print_targets(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from pipeline.settings import Settings
+    from pipeline.config import Deployment
     from pipeline.targets import TARGETS_FILE_VARIABLE, describe_targets
 
-    settings = Settings.from_env()
-    if not settings.targets:
+    settings = Deployment.from_env()
+    if not settings.multi_target:
         print(f"{TARGETS_FILE_VARIABLE} is not set: one project, DDS_PROJECT_ID={settings.project_id or '(not set)'}")
         return 0
     rows = describe_targets(settings.targets, settings.max_concurrency, os.environ, settings.max_rate)
@@ -60,13 +60,13 @@ def _print_targets(args: argparse.Namespace) -> int:
 
 
 def _verify_parquet(args: argparse.Namespace) -> int:
-    from pipeline.settings import Settings
+    from pipeline.config import Deployment
     from pipeline.snapshots.store import ParquetStore
     from pipeline.snapshots.verify import verify_parquet
     from pipeline.warehouse.engine import parse_warehouse_url, sqlite_file
     from pipeline.warehouse.store import Warehouse
 
-    settings = Settings.from_env()
+    settings = Deployment.from_env()
     url = parse_warehouse_url(settings.warehouse_url)
     database = sqlite_file(url) if url.get_backend_name() == "sqlite" else None
     if database is not None and not database.is_file():

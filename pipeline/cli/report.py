@@ -18,7 +18,7 @@ from pipeline.report.period import (
     ReportPeriod,
     period_ending,
 )
-from pipeline.settings import ConfigError, Settings, check_writable_folder, parse_day
+from pipeline.config import ConfigError, Deployment, check_writable_folder, parse_day
 from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
 from pipeline.warehouse.engine import SQLITE, parse_warehouse_url, sqlite_file
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except OptionError as exc:
         print(f"dds-tasks report: error: {exc}", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
+    settings = Deployment.from_env()
     scope = report_scope(settings, args.project, args.target)
     label = args.target or args.project
     # --out is checked before the warehouse is read, with the days synced still unknown (they name the file).
@@ -99,7 +99,7 @@ def period_of(args: argparse.Namespace, now: datetime) -> ReportPeriod | None:
         raise OptionError(f"--since {args.since} to {last_day}: {exc}") from None
 
 
-def _destination(out: str | None, settings: Settings, period: ReportPeriod, filter_label: str | None) -> str:
+def _destination(out: str | None, settings: Deployment, period: ReportPeriod, filter_label: str | None) -> str:
     from pipeline.report.build import REPORTS_FOLDER, report_file_name
 
     name = report_file_name(period.last_day, filter_label)

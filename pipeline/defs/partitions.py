@@ -23,7 +23,8 @@ from dagster import (
 )
 
 from pipeline.api.windows import days_between
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
+from pipeline.targets import Target
 
 # The run tags through which Dagster hands a run its partition range (set by --partition-range, single-run
 # backfills and schedules) or its single partition.
@@ -58,15 +59,26 @@ def partition_key(day: date, target: str | None = None) -> str:
     return MultiPartitionKey({DATE_DIMENSION: day_key(day), TARGET_DIMENSION: target})
 
 
+def target_partition_key(day: date, target: Target) -> str:
+    """``day``'s partition key of ``target``: ``YYYY-MM-DD|target`` for a target of DDS_TARGETS_FILE, the plain day
+    for the one project of DDS_PROJECT_ID."""
+    return partition_key(day, target.name if target.in_targets_file else None)
+
+
+def target_range_tags(first: date, last: date, target: Target) -> dict[str, str]:
+    """Run tags asking for ``target``'s days ``first``..``last`` as one run."""
+    return {RANGE_START_TAG: target_partition_key(first, target), RANGE_END_TAG: target_partition_key(last, target)}
+
+
 def daily_partitions(start_date: date) -> DailyPartitionsDefinition:
     """Days from ``start_date`` up to today (UTC): today's partition is in progress until midnight."""
     return DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC", fmt="%Y-%m-%d", end_offset=1)
 
 
-def dds_partitions(settings: Settings) -> PartitionsDefinition:
+def dds_partitions(settings: Deployment) -> PartitionsDefinition:
     """Daily partitions, or days x targets when ``settings`` lists several targets."""
     daily = daily_partitions(settings.start_date)
-    if not settings.targets:
+    if not settings.multi_target:
         return daily
     targets = StaticPartitionsDefinition([target.name for target in settings.targets])
     return MultiPartitionsDefinition({DATE_DIMENSION: daily, TARGET_DIMENSION: targets})
@@ -82,10 +94,9 @@ def days_by_target(partitions_def: PartitionsDefinition, keys: Sequence[str]) ->
     return {target: sorted(days) for target, days in sorted(grouped.items())}
 
 
-def split_key(key: str) -> tuple[date, str | None]:
-    """The day and target (None for a plain day key) of a partition key as found in run tags."""
-    day, _, target = key.partition("|")
-    return date.fromisoformat(day), target or None
+def day_of_key(key: str) -> date:
+    """The day of a partition key as found in run tags (``YYYY-MM-DD``, or ``YYYY-MM-DD|target``)."""
+    return date.fromisoformat(key.partition("|")[0])
 
 
 def days_of(window: TimeWindow) -> list[date]:
@@ -135,6 +146,6 @@ def checked_days(context: AssetCheckExecutionContext) -> tuple[date, date]:
     last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
     if first and last:
         # With several targets the keys read YYYY-MM-DD|target; a run's range is of one target's days.
-        return split_key(first)[0], split_key(last)[0]
+        return day_of_key(first), day_of_key(last)
     today = datetime.now(timezone.utc).date()
     return today - timedelta(days=CHECK_DAYS_ALONE), today

@@ -6,6 +6,7 @@ endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name,
 """
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import requests
@@ -26,14 +27,14 @@ from pipeline.api.credentials import (
 )
 from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryPolicy
-from pipeline.settings import (
+from pipeline.config import (
     DEFAULT_MAX_CONCURRENCY,
     ConfigError,
     check_max_rate,
     masked_url,
     require_source,
 )
-from pipeline.targets import TARGETS_FILE_VARIABLE, Target
+from pipeline.targets import Target, project_target
 from pipeline.values import check_concurrency
 from pipeline.warehouse.engine import (
     SQLITE,
@@ -106,25 +107,32 @@ class DdsTaskCenterResource(ConfigurableResource):
     def credentials(self) -> Credentials:
         return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
 
-    def client(self, target: Target | None = None) -> tuple[DdsTaskCenterClient, str]:
-        """A ready client and the name of the authentication method chosen; raises ConfigError first.
+    def project_target(self) -> Target:
+        """The one project of the resource's own fields (DDS_PROJECT_ID, DDS_REGION, DDS_ENDPOINT) as a target."""
+        return project_target(self.project_id, self.region, self.endpoint)
 
-        ``target`` (one project of DDS_TARGETS_FILE) brings its own project, region, endpoint, limits and
-        credentials; without one, the resource's own project and credentials are read. Clients of one region
-        share its pace (pipeline.api.ratelimit).
-        """
-        max_rate = None if self.max_rate is None else check_max_rate(self.max_rate, "DDS_MAX_RATE")
-        if target is None:
-            project_id, region = self.project_id, self.region
-            endpoint = require_source(self.project_id, self.endpoint, self.region,
-                                      insecure_http=self.allow_insecure_http)
-            concurrency = self.max_concurrency
-            endpoint_setting = "DDS_ENDPOINT"
-        else:
-            project_id, region, endpoint = target.project_id, target.region, target.endpoint
-            endpoint_setting = f"the endpoint of target {target.name} in {TARGETS_FILE_VARIABLE}"
-            concurrency = target.max_concurrency or self.max_concurrency
-            max_rate = target.max_rate or max_rate
+    def source(self, target: Target) -> Target:
+        """``target`` as a run reads it: a target of DDS_TARGETS_FILE as the file lists it; the one project of
+        DDS_PROJECT_ID from the resource's own fields (bound at wiring as EnvVar, so the UI shows where each value
+        comes from), under the target's name."""
+        if target.in_targets_file:
+            return target
+        return replace(self.project_target(), name=target.name)
+
+    def project_client(self) -> tuple[DdsTaskCenterClient, str]:
+        """``client`` of ``project_target``: the resource's one project."""
+        return self.client(self.project_target())
+
+    def client(self, target: Target) -> tuple[DdsTaskCenterClient, str]:
+        """A ready client of ``target`` (its project, region, endpoint, limits and credentials; the unprefixed
+        credentials for the one project of DDS_PROJECT_ID) and the name of the authentication method chosen;
+        raises ConfigError first. Clients of one region share its pace (pipeline.api.ratelimit)."""
+        target = self.source(target)
+        endpoint = require_source(target.project_id, target.endpoint, target.region,
+                                  insecure_http=self.allow_insecure_http)
+        concurrency = target.max_concurrency or self.max_concurrency
+        default_rate = None if self.max_rate is None else check_max_rate(self.max_rate, "DDS_MAX_RATE")
+        max_rate = target.max_rate or default_rate
         check_concurrency(concurrency, "DDS_MAX_CONCURRENCY")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"DDS_CA_BUNDLE={self.ca_bundle!r} is not a file of PEM certificates")
@@ -133,18 +141,17 @@ class DdsTaskCenterResource(ConfigurableResource):
         # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
         iam_session = requests.Session()
         iam_session.verify = verify
-        auth, method = build_auth(self._credentials_of(target), project_id, session=iam_session,
-                                  variable_prefix=target.credentials_prefix if target else "",
-                                  insecure_http=self.allow_insecure_http)
+        auth, method = build_auth(self._credentials_of(target), target.project_id, session=iam_session,
+                                  variable_prefix=target.credentials_prefix, insecure_http=self.allow_insecure_http)
         client = DdsTaskCenterClient(
-            endpoint, project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
-            timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds), region=region or None, max_rate=max_rate,
-            endpoint_setting=endpoint_setting, insecure_http=self.allow_insecure_http,
+            endpoint, target.project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
+            timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds), region=target.region or None,
+            max_rate=max_rate, endpoint_setting=target.endpoint_setting, insecure_http=self.allow_insecure_http,
         )
         return client, method
 
-    def _credentials_of(self, target: Target | None) -> Credentials:
-        if target is None or not target.credentials_prefix:
+    def _credentials_of(self, target: Target) -> Credentials:
+        if not target.credentials_prefix:
             return self.credentials()
         bound = self.target_credentials.get(target.name)
         credentials = Credentials(**{name: getattr(bound, name) for name in ENV_VARIABLES} if bound else {})

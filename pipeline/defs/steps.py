@@ -14,6 +14,7 @@ from dagster import (
     AssetObservation,
     Failure,
     MetadataValue,
+    MultiPartitionsDefinition,
     TableColumn,
     TableRecord,
     TableSchema,
@@ -87,11 +88,14 @@ def record_run_summary(context: AssetExecutionContext, asset_key: AssetKey, summ
     context.log_event(AssetObservation(asset_key=asset_key, metadata=as_metadata(summary)))
 
 
-def run_plan(context: AssetExecutionContext, targets: Sequence[Target]) -> dict[Target | None, list[date]]:
-    """The run's days per target; one entry keyed None when the deployment reads a single project."""
-    if not targets:
-        return {None: days_of(context.partition_time_window)}
-    plan = days_by_target(context.assets_def.partitions_def, context.partition_keys)
+def run_plan(context: AssetExecutionContext, targets: Sequence[Target]) -> dict[Target, list[date]]:
+    """The run's days per target: the run's days of the one target of plain daily partitions (the project of
+    DDS_PROJECT_ID), or the days of each target its ``YYYY-MM-DD|target`` keys name."""
+    partitions_def = context.assets_def.partitions_def
+    if not isinstance(partitions_def, MultiPartitionsDefinition):
+        [target] = targets
+        return {target: days_of(context.partition_time_window)}
+    plan = days_by_target(partitions_def, context.partition_keys)
     if not plan:
         raise ConfigError("the run's partition range holds no partition: give a range of days of one target, "
                           "such as 2026-11-01|sg-prod...2026-11-07|sg-prod")

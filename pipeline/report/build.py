@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.report.period import ReportPeriod, ReportScope
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
 
 if TYPE_CHECKING:
@@ -35,10 +35,10 @@ class WrittenReport:
     size_bytes: int
 
 
-def report_scope(settings: Settings, project_id: str | None = None, target_name: str | None = None) -> ReportScope:
+def report_scope(settings: Deployment, project_id: str | None = None, target_name: str | None = None) -> ReportScope:
     """Every project's jobs, or one project's (``project_id``, or the project of the target ``target_name``)."""
     if target_name is not None:
-        targets = {target.name: target for target in settings.targets}
+        targets = {target.name: target for target in settings.targets if target.in_targets_file}
         if target_name not in targets:
             known = ", ".join(targets) if targets else "none: DDS_TARGETS_FILE is not set"
             raise ConfigError(f"--target {target_name!r} is not a target of DDS_TARGETS_FILE (targets: {known})")
@@ -47,8 +47,7 @@ def report_scope(settings: Settings, project_id: str | None = None, target_name:
                            settings.start_date)
     if project_id is not None:
         return ReportScope(project_id, f"project {project_id}", (project_id,), settings.start_date)
-    configured = tuple(dict.fromkeys(t.project_id for t in settings.targets)) or (
-        (settings.project_id,) if settings.project_id else ())
+    configured = tuple(dict.fromkeys(t.project_id for t in settings.targets if t.project_id))
     return ReportScope(None, "all projects", configured, settings.start_date)
 
 

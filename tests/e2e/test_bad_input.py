@@ -22,7 +22,7 @@ from pipeline.api.errors import DdsApiError
 from pipeline.api.windows import TimeWindow
 from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.definitions import dds_api_resource
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.simulator import DdsSimulator, SimulatorConfig, json_response
 from pipeline.simulator.server import JOBS_PATH, list_jobs
 from tests.support.records import fetch_jobs
@@ -96,7 +96,7 @@ def test_a_malformed_setting_is_refused_in_one_line_naming_it_before_any_write(t
     env = {"DDS_DATA_DIR": str(tmp_path / "data"),
            variable: value.replace(A_FILE, str(a_file)).replace(TOMORROW, tomorrow)}
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env)
+        Deployment.from_env(env)
     assert_one_line_naming(str(caught.value), variable)
     assert "s3cret-pw" not in str(caught.value)
     assert files_under(tmp_path) == ["a-file"]
@@ -276,7 +276,7 @@ def window() -> TimeWindow:
 
 def tls_client(endpoint: str, **fields: object):
     resource = DdsTaskCenterResource(project_id="p1", endpoint=endpoint, auth_token="tls-test-token", **fields)
-    return resource.client()[0]
+    return resource.project_client()[0]
 
 
 @pytest.mark.parametrize("environment", [{}, {"CURL_CA_BUNDLE": "", "REQUESTS_CA_BUNDLE": ""}], ids=["", "empty-env"])
@@ -292,7 +292,7 @@ def test_an_untrusted_certificate_is_refused_at_once_and_says_how_to_trust_it(tl
 
 def test_dds_ca_bundle_names_the_certificates_to_trust(tls_endpoint):
     endpoint, cert = tls_endpoint
-    assert dds_api_resource(Settings.from_env({"DDS_ENDPOINT": endpoint, "DDS_CA_BUNDLE": cert})).ca_bundle == cert
+    assert dds_api_resource(Deployment.from_env({"DDS_ENDPOINT": endpoint, "DDS_CA_BUNDLE": cert})).ca_bundle == cert
     with tls_client(endpoint, ca_bundle=cert) as client:
         assert [job["id"] for job in fetch_jobs(client, window()).jobs] == ["tls-job"]
 

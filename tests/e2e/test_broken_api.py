@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.definitions import build_definitions
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 from pipeline.simulator.answers import BROKEN_ANSWERS
 from pipeline.simulator.outages import STORM_MIX
 from tests.support.dagster_helpers import (
@@ -137,7 +137,7 @@ def test_a_storm_over_a_ten_day_sync_ends_with_exactly_the_simulator_s_jobs(tmp_
 
 def test_the_retry_budget_setting_reaches_the_api_resource(tmp_path, monkeypatch):
     env = {"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1", "DDS_REGION": "ap-southeast-1"}
-    assert Settings.from_env(env).retry_budget_seconds == 300
-    settings = Settings.from_env({**env, "DDS_RETRY_BUDGET_SECONDS": "45"})
+    assert Deployment.from_env(env).retry_budget_seconds == 300
+    settings = Deployment.from_env({**env, "DDS_RETRY_BUDGET_SECONDS": "45"})
     api = build_definitions(settings).resources["dds_api"]
     assert api.retry_budget_seconds == 45 and api.retry_max_attempts is None

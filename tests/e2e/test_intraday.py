@@ -17,7 +17,7 @@ from pipeline.defs.partitions import AS_OF_TAG
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.sync.schedules import INTRADAY_TAG, REPORT_ASSET
 from pipeline.definitions import build_definitions
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 from pipeline.api.windows import day_window
 from pipeline.warehouse.ledger import ledger_rows
 from pipeline.warehouse.store import Warehouse
@@ -169,7 +169,7 @@ def test_intraday_minutes_set_the_ticks_and_the_freshness_policy_and_0_takes_the
         for minutes, cron, late_after in (("", "*/15 * * * *", timedelta(minutes=30)),
                                           ("25", None, timedelta(minutes=50)), ("0", None, timedelta(days=2))):
             monkeypatch.setenv("DDS_INTRADAY_MINUTES", minutes)
-            defs = build_definitions(Settings.from_env())
+            defs = build_definitions(Deployment.from_env())
             schedules = {schedule.name: schedule for schedule in defs.schedules}
             if minutes == "0":
                 assert set(schedules) == {"dds_jobs_daily"}

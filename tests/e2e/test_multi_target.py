@@ -27,7 +27,7 @@ from pipeline.defs.partitions import (
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.sync.schedules import REPORT_ASSET
 from pipeline.definitions import build_definitions
-from pipeline.settings import Settings
+from pipeline.config import Deployment as LoadedDeployment
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.api.windows import retained_since
 from pipeline.warehouse.ledger import ledger_rows
@@ -53,7 +53,7 @@ targets:
 class Deployment:
     sim: DdsSimulator
     env: dict[str, str]
-    settings: Settings
+    settings: LoadedDeployment
     instance: DagsterInstance
 
     def run(self, first: date, last: date, first_target: str, last_target: str | None = None):
@@ -114,7 +114,7 @@ def deployment(tmp_path: Path, monkeypatch) -> Iterator[Deployment]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         with DagsterInstance.ephemeral() as instance:
-            yield Deployment(sim, env, Settings.from_env(), instance)
+            yield Deployment(sim, env, LoadedDeployment.from_env(), instance)
 
 
 def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad_one(tmp_path, monkeypatch):

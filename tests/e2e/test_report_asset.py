@@ -18,7 +18,7 @@ from pipeline.defs.resources import WarehouseResource
 from pipeline.definitions import build_definitions
 from pipeline.records.normalize import normalize_jobs
 from pipeline.report.coverage import as_date
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 from tests.support.records import synthetic_records
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import pipeline_under_test, yesterday
@@ -102,7 +102,7 @@ def test_on_object_storage_the_report_goes_next_to_the_snapshots(
     for name, value in {**s3_env(s3_endpoint), "DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1",
                         "DDS_PARQUET_ROOT": f"s3://{bucket}/snapshots"}.items():
         monkeypatch.setenv(name, value)
-    settings = Settings.from_env()
+    settings = Deployment.from_env()
     warehouse = Warehouse(settings.warehouse_url)
     records = synthetic_records(500, yesterday() - timedelta(days=9), days=10, seed=4)
     warehouse.upsert(normalize_jobs(records, "p1", seen_at=datetime.now(timezone.utc)).frame)

@@ -36,7 +36,7 @@ from pipeline.api.credentials import (
 )
 from pipeline.definitions import build_definitions
 from pipeline.cli.demo import run_demo
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 from pipeline.simulator import (
     DdsSimulator,
     RequestInfo,
@@ -234,7 +234,7 @@ def use_credentials(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> 
         monkeypatch.setenv(variable, value)
 
 
-def config_views(settings: Settings) -> list[tuple[str, str]]:
+def config_views(settings: Deployment) -> list[tuple[str, str]]:
     """reprs of the resources (as defined and as resolved for a run), their credentials, the client and its
     auth, the resource config Dagster derives (defaults) and the job snapshot it stores."""
     defs = build_definitions(settings)
@@ -246,7 +246,7 @@ def config_views(settings: Settings) -> list[tuple[str, str]]:
     with build_resources(dict(defs.resources)) as resolved:
         credentials = resolved.dds_api.credentials()
         auth, _ = build_auth(credentials, settings.project_id or "")
-        with resolved.dds_api.client()[0] as client:
+        with resolved.dds_api.project_client()[0] as client:
             views.append(("resolved resources", f"{resolved.dds_api!r} {resolved.warehouse!r} {client!r}"))
         views.append(("credentials and auth", f"{credentials!r} {auth!r}"))
     return views
@@ -260,12 +260,12 @@ def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, first: da
         use_credentials(monkeypatch, credentials_env(case, p.sim))
         (tmp_path / "dagster_home").mkdir()
         with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-            p = replace(p, settings=Settings.from_env(), instance=instance)
+            p = replace(p, settings=Deployment.from_env(), instance=instance)
             yield p, p.sync(first, last, raise_on_error=False)
 
 
 def everything_written(tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture,
-                       result: ExecuteInProcessResult, settings: Settings) -> list[tuple[str, bytes]]:
+                       result: ExecuteInProcessResult, settings: Deployment) -> list[tuple[str, bytes]]:
     """Everything the run wrote or shows: captured output and logs, its events, config views, files."""
     out, err = capfd.readouterr()
     events = "\n".join(serialize_value(event) for event in result.all_events)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import pipeline.warehouse.store as warehouse_module
 from pipeline.api.auth import TokenAuth
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from tests.support.paths import SQL_DIR
 from pipeline.sync import sync_days
@@ -57,7 +57,7 @@ def test_sqlite_and_postgresql_keep_their_fast_upserts(fast_path_warehouse_url, 
 def test_a_url_whose_driver_is_not_installed_is_refused_in_one_line_without_its_password(tmp_path):
     env = {"DDS_DATA_DIR": str(tmp_path), "DDS_WAREHOUSE_URL": "mysql+mysqldb://etl:s3cret-pw@db.example.com/dds"}
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env)
+        Deployment.from_env(env)
     message = str(caught.value)
     assert "DDS_WAREHOUSE_URL" in message and "'mysqldb' is not installed" in message
     assert "s3cret-pw" not in message and "\n" not in message

@@ -10,7 +10,7 @@ from pipeline.api import DdsTaskCenterClient
 from pipeline.api.iam import IamTokenProvider
 from pipeline.defs.resources import DdsTaskCenterResource
 from pipeline.definitions import dds_api_resource
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.simulator import DdsSimulator
 from pipeline.targets import load_targets
 from tests.support.records import fetch_jobs
@@ -30,8 +30,8 @@ def sim():
         yield simulator
 
 
-def settings(tmp_path: Path, **env: str) -> Settings:
-    return Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1", **env})
+def settings(tmp_path: Path, **env: str) -> Deployment:
+    return Deployment.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PROJECT_ID": "p1", **env})
 
 
 def targets_file(tmp_path: Path, endpoint: str) -> str:
@@ -68,7 +68,7 @@ def test_a_targets_endpoint_over_http_to_a_remote_host_is_refused(tmp_path):
 
 def test_dds_iam_endpoint_over_http_to_a_remote_host_is_refused_before_any_request(sim):
     with pytest.raises(ConfigError) as caught:
-        iam_resource(sim, "http://iam.example.com").client()
+        iam_resource(sim, "http://iam.example.com").project_client()
     assert_refused(str(caught.value), "DDS_IAM_ENDPOINT", "iam.example.com")
     assert sim.requests == []
 
@@ -85,7 +85,7 @@ def test_a_targets_prefixed_iam_endpoint_is_named_with_its_prefix(sim, tmp_path,
     monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DDS_PROJECT_ID", raising=False)
     # The target's prefixed variables, bound at wiring as EnvVar, resolved as a run resolves them.
-    resource = dds_api_resource(Settings.from_env()).process_config_and_initialize()
+    resource = dds_api_resource(Deployment.from_env()).process_config_and_initialize()
     with pytest.raises(ConfigError) as caught:
         resource.client(target)
     assert_refused(str(caught.value), "SG_PROD_DDS_IAM_ENDPOINT", "iam.example.com")
@@ -117,14 +117,14 @@ def test_an_opt_in_of_no_keeps_the_refusal(tmp_path, value):
 def test_http_to_a_loopback_host_is_accepted_for_each_setting(tmp_path, sim, url):
     assert settings(tmp_path, DDS_ENDPOINT=url).endpoint == url
     assert settings(tmp_path, DDS_PROJECT_ID="", DDS_TARGETS_FILE=targets_file(tmp_path, url)).targets[0].endpoint == url
-    client, method = iam_resource(sim, url).client()
+    client, method = iam_resource(sim, url).project_client()
     with client:
         assert method == "iam" and sim.requests == []
 
 
 def test_the_simulator_over_loopback_http_is_read_through_dds_endpoint(tmp_path, sim):
     endpoint = settings(tmp_path, DDS_ENDPOINT=sim.url, DDS_PROJECT_ID=sim.project_id).endpoint
-    client, _ = DdsTaskCenterResource(project_id=sim.project_id, endpoint=endpoint, auth_token=TOKEN).client()
+    client, _ = DdsTaskCenterResource(project_id=sim.project_id, endpoint=endpoint, auth_token=TOKEN).project_client()
     with client:
         assert len(fetch_jobs(client, WEEK).jobs) > 100
 
@@ -137,12 +137,12 @@ def test_the_opt_in_accepts_http_to_any_host_for_each_setting(tmp_path, sim, val
     assert dds_api_resource(opted).allow_insecure_http
     resource = DdsTaskCenterResource(project_id="p1", endpoint=opted.endpoint, auth_token=TOKEN,
                                      allow_insecure_http=dds_api_resource(opted).allow_insecure_http)
-    with resource.client()[0] as client:
+    with resource.project_client()[0] as client:
         assert client.endpoint == "http://dds.example.com"
     with_targets = settings(tmp_path, DDS_PROJECT_ID="", DDS_TARGETS_FILE=targets_file(tmp_path, "http://10.1.2.3"),
                             **{OPT_IN: value})
     assert with_targets.targets[0].endpoint == "http://10.1.2.3"
-    client, method = iam_resource(sim, "http://iam.example.com", allow_insecure_http=True).client()
+    client, method = iam_resource(sim, "http://iam.example.com", allow_insecure_http=True).project_client()
     with client:
         assert method == "iam" and sim.requests == []
 

@@ -12,7 +12,7 @@ import uuid
 
 from pipeline.api import DdsTaskCenterClient, FetchStats, RetryPolicy
 from pipeline.api.client import throttling_warning
-from pipeline.settings import DEFAULT_MAX_CONCURRENCY
+from pipeline.config import DEFAULT_MAX_CONCURRENCY
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from tests.support.records import fetch_jobs
 from tests.support.simulator_http import NOW, WEEK, StaticToken, by_id

@@ -8,7 +8,7 @@ import requests
 
 from pipeline.api import DdsTaskCenterClient
 from pipeline.defs.resources import DdsTaskCenterResource
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.simulator import DdsSimulator, RequestInfo, SimulatorConfig
 from pipeline.cli.simulate import add_arguments, config_from_args
 from pipeline.simulator.ratelimit import RateSchedule, UserRateLimit
@@ -80,8 +80,8 @@ def test_max_rate_goes_from_the_environment_and_the_targets_file_to_one_limiter_
     path = tmp_path / "targets.yaml"
     path.write_text(TARGETS)
     env = {"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_TARGETS_FILE": str(path), "DDS_MAX_RATE": "2.5"}
-    settings = Settings.from_env(env)
-    assert settings.max_rate == 2.5 and Settings.from_env({"DDS_DATA_DIR": str(tmp_path)}).max_rate is None
+    settings = Deployment.from_env(env)
+    assert settings.max_rate == 2.5 and Deployment.from_env({"DDS_DATA_DIR": str(tmp_path)}).max_rate is None
     sg_prod, sg_test, eu = settings.targets
     assert (sg_prod.max_rate, sg_test.max_rate, eu.max_rate) == (10.0, 10.0, None)
     rows = describe_targets(settings.targets, settings.max_concurrency, {}, settings.max_rate)
@@ -95,7 +95,8 @@ def test_max_rate_goes_from_the_environment_and_the_targets_file_to_one_limiter_
     DdsTaskCenterClient("http://127.0.0.1:9", "proj-sg", region="ap-southeast-1").close()
     assert prod.limiter.rate is None
     with pytest.raises(ConfigError, match=r"^DDS_MAX_RATE=0\.0 is not a number of requests a second above 0"):
-        DdsTaskCenterResource(project_id="p", endpoint="http://127.0.0.1:9", auth_token="t", max_rate=0).client()
+        no_rate = DdsTaskCenterResource(project_id="p", endpoint="http://127.0.0.1:9", auth_token="t", max_rate=0)
+        no_rate.project_client()
 
 
 def test_a_bad_max_rate_in_the_targets_file_names_the_region(tmp_path):

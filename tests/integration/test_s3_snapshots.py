@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.snapshots.s3 import S3Options
 from pipeline.snapshots.store import ParquetStore
 from tests.support.records import api_record, synthetic_records
@@ -186,7 +186,7 @@ def test_a_writer_killed_mid_upload_leaves_the_previous_day_object_intact(s3_sto
 ])
 def test_bad_s3_settings_are_refused_in_one_line_without_secrets_before_any_write(root, env, message, tmp_path):
     with pytest.raises(ConfigError, match=message) as refused:
-        Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PARQUET_ROOT": root, **env})
+        Deployment.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_PARQUET_ROOT": root, **env})
     text = str(refused.value)
     assert "\n" not in text and SECRET_KEY not in text and ("DDS_" in text or "AWS_" in text)
     assert not (tmp_path / "data").exists()

@@ -7,8 +7,9 @@ from dagster import DagsterInstance, build_schedule_context
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, TARGET_TAG, daily_partitions
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.sync.schedules import build_daily_schedule
+from pipeline.targets import project_target
 from pipeline.records.normalize import normalize_jobs
-from pipeline.settings import DEFAULT_START_DATE
+from pipeline.config import DEFAULT_START_DATE
 from pipeline.api.windows import retained_since
 from pipeline.warehouse.ledger import Attempt, record_failure, record_sync
 from pipeline.warehouse.store import Warehouse
@@ -58,7 +59,7 @@ def test_the_daily_run_asks_for_yesterday_running_days_and_every_day_without_a_c
         record_sync(connection, Attempt("p2", TICK), {day(8): 3, day(12): 3})
     warehouse.dispose()
 
-    schedule = build_daily_schedule(daily_partitions(start), project_id="p1")
+    schedule = build_daily_schedule(daily_partitions(start), [project_target("p1")])
     requests = asked(schedule, sqlite_url)
 
     # Day 5 holds a Running job; day 40 too, but it is before the start and the API's month; day 3's job is done.
@@ -75,11 +76,11 @@ def test_the_daily_run_asks_for_yesterday_running_days_and_every_day_without_a_c
 
 def test_a_new_deployment_asks_for_every_day_since_its_start_date_the_api_still_holds(sqlite_url):
     # From DDS_START_DATE when the API still holds it...
-    recent = build_daily_schedule(daily_partitions(day(3)), project_id="p1")
+    recent = build_daily_schedule(daily_partitions(day(3)), [project_target("p1")])
     assert ranges(asked(recent, sqlite_url)) == [(day(3).isoformat(), YESTERDAY.isoformat())]
     # ...else from the oldest day it answers for (in part), as one run.
     oldest = retained_since(TICK).date()
-    since_long_ago = build_daily_schedule(daily_partitions(DEFAULT_START_DATE))
+    since_long_ago = build_daily_schedule(daily_partitions(DEFAULT_START_DATE), [project_target(None)])
     assert ranges(asked(since_long_ago, sqlite_url)) == [(oldest.isoformat(), YESTERDAY.isoformat())]
 
 
@@ -88,5 +89,5 @@ def test_a_synced_history_gives_just_yesterday(sqlite_url):
     with warehouse.transaction() as connection:
         record_sync(connection, Attempt("p1", TICK), {day(n): 1 for n in range(1, 10)})
     warehouse.dispose()
-    schedule = build_daily_schedule(daily_partitions(day(9)), project_id="p1")
+    schedule = build_daily_schedule(daily_partitions(day(9)), [project_target("p1")])
     assert [r.partition_key for r in asked(schedule, sqlite_url)] == [YESTERDAY.isoformat()]

@@ -24,7 +24,7 @@ from pipeline.defs.snapshots.checks import parquet_matches_warehouse
 from pipeline.defs.sync.checks import ended_not_before_created, no_duplicate_keys
 from pipeline.defs.partitions import range_tags
 from pipeline.definitions import build_definitions
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from tests.support.days import last_day, late_on_last_day, yesterday  # noqa: F401 - the days the tests sync
 
@@ -44,7 +44,7 @@ def pipeline_env(sim: DdsSimulator, data_dir: Path) -> dict[str, str]:
 @dataclass
 class PipelineUnderTest:
     sim: DdsSimulator
-    settings: Settings
+    settings: Deployment
     instance: DagsterInstance
 
     def definitions(self) -> Definitions:
@@ -79,7 +79,7 @@ def pipeline_under_test(tmp_path: Path, monkeypatch, **sim_options) -> Iterator[
         for name, value in pipeline_env(sim, tmp_path / "data").items():
             monkeypatch.setenv(name, value)
         with DagsterInstance.ephemeral() as instance:
-            yield PipelineUnderTest(sim, Settings.from_env(), instance)
+            yield PipelineUnderTest(sim, Deployment.from_env(), instance)
 
 
 def _plain(value: object) -> object:

@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.defs.partitions import range_tags
     from pipeline.definitions import build_definitions
-    from pipeline.settings import Settings
+    from pipeline.config import Deployment
 
-    job = build_definitions(Settings.from_env()).resolve_implicit_global_asset_job_def()
+    job = build_definitions(Deployment.from_env()).resolve_implicit_global_asset_job_def()
     tags = range_tags(args.first, args.last)
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)

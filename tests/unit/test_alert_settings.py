@@ -7,15 +7,15 @@ from pipeline.alerts.delivery import Destination, redact
 from pipeline.alerts.rules import task_matcher
 from pipeline.defs.resources import AlertsResource
 from pipeline.definitions import alerts_resource
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 
 SECRET = "TIiajkdnlazkcOXrIdevi7FQ"
 SLACK = f"slack://T1JJ3T3L2/A1BRTD4JD/{SECRET}"
 MAIL = f"mailtos://alerts:{SECRET}@smtp.example.com?to=ops@example.com"
 
 
-def settings(tmp_path, **env: str) -> Settings:
-    return Settings.from_env({"DDS_DATA_DIR": str(tmp_path), **env})
+def settings(tmp_path, **env: str) -> Deployment:
+    return Deployment.from_env({"DDS_DATA_DIR": str(tmp_path), **env})
 
 
 def test_urls_split_on_commas_and_whitespace_and_are_shown_by_scheme_and_host(tmp_path):

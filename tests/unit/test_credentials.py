@@ -14,7 +14,7 @@ from pipeline.api.credentials import (
     build_auth,
 )
 from pipeline.api.iam import IamTokenProvider
-from pipeline.settings import ConfigError
+from pipeline.config import ConfigError
 from tests.support.credentials import (
     AK,
     AKSK_ENV,

@@ -7,7 +7,7 @@ import pytest
 from dagster import EnvVar, MultiPartitionsDefinition
 
 from pipeline.definitions import build_definitions, dds_api_resource
-from pipeline.settings import ConfigError, Settings
+from pipeline.config import ConfigError, Deployment
 from pipeline.targets import Target, load_targets
 
 GOOD = """
@@ -89,14 +89,14 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_settings_read_the_targets_and_refuse_a_project_id_beside_them(tmp_path):
     env = {"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_TARGETS_FILE": str(write(tmp_path, GOOD))}
-    assert [t.name for t in Settings.from_env(env).targets] == ["sg-prod", "sg-test", "eu"]
-    assert Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data")}).targets == ()
+    assert [t.name for t in Deployment.from_env(env).targets] == ["sg-prod", "sg-test", "eu"]
+    assert Deployment.from_env(env).multi_target
     with pytest.raises(ConfigError, match="DDS_PROJECT_ID and DDS_TARGETS_FILE are both set"):
-        Settings.from_env({**env, "DDS_PROJECT_ID": "p"})
+        Deployment.from_env({**env, "DDS_PROJECT_ID": "p"})
 
 
 def test_with_targets_the_assets_are_partitioned_by_day_and_target(tmp_path):
-    settings = Settings.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_TARGETS_FILE": str(write(tmp_path, GOOD))})
+    settings = Deployment.from_env({"DDS_DATA_DIR": str(tmp_path / "data"), "DDS_TARGETS_FILE": str(write(tmp_path, GOOD))})
     defs = build_definitions(settings)
     for name in ("dds_jobs", "dds_jobs_parquet"):
         partitions = defs.resolve_assets_def(name).partitions_def
@@ -112,7 +112,7 @@ def test_a_target_with_a_partial_set_of_prefixed_credentials_is_named_without_it
     monkeypatch.setenv("DDS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DDS_PROJECT_ID", raising=False)
     # The wiring binds the target's prefixed variables that are set, as EnvVar; the resource reads no environment.
-    resource = dds_api_resource(Settings.from_env())
+    resource = dds_api_resource(Deployment.from_env())
     assert resource.target_credentials["sg-test"].secret_key == EnvVar("SG_TEST_HUAWEICLOUD_SDK_SK")
     with pytest.raises(ConfigError) as caught:
         resource.process_config_and_initialize().client(sg_test)

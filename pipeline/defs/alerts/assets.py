@@ -32,7 +32,7 @@ from dagster import (
 from pipeline.alerts.dispatch import AlertRules, PassOutcome, run_pass
 from pipeline.defs.resources import AlertsResource, WarehouseResource
 from pipeline.defs.steps import SYNC_ASSET
-from pipeline.settings import alert_task_patterns
+from pipeline.config import alert_task_patterns
 
 ALERTS_ASSET = "dds_jobs_alerts"
 ALERTS_DELIVERED = "alerts_delivered"

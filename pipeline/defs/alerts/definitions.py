@@ -4,10 +4,10 @@
 from dagster import Definitions
 
 from pipeline.defs.alerts.assets import build_alerts_after_failure, build_alerts_asset
-from pipeline.settings import Settings
+from pipeline.config import Deployment
 
 
-def build_alerts_definitions(deployment: Settings) -> Definitions:
+def build_alerts_definitions(deployment: Deployment) -> Definitions:
     asset = build_alerts_asset(deployment.start_date, deployment.projects_shown())
     if not deployment.alert_destinations:
         return Definitions(assets=[asset])

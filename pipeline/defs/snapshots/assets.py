@@ -24,7 +24,7 @@ from dagster import (
     asset,
 )
 
-from pipeline.defs.partitions import day_key, partition_key
+from pipeline.defs.partitions import day_key, target_partition_key
 from pipeline.defs.resources import ParquetSnapshotResource, WarehouseResource
 from pipeline.defs.steps import (
     CHANGED_DAYS,
@@ -40,20 +40,19 @@ from pipeline.targets import Target
 
 
 
-def changed_days(context: AssetExecutionContext) -> dict[str | None, dict[str, list[date]]]:
-    """Per target (None: the one project), the days the sync of this run (or of the runs it re-executes) changed
+def changed_days(context: AssetExecutionContext) -> dict[str, dict[str, list[date]]]:
+    """Per target name, the days the sync of this run (or of the runs it re-executes) changed
     outside the run's partitions, as the sync step recorded them."""
-    changed: dict[str | None, dict[str, list[date]]] = {}
+    changed: dict[str, dict[str, list[date]]] = {}
     for run_id in _run_and_parents(context):
         for record in context.instance.all_logs(run_id, of_type=DagsterEventType.ASSET_OBSERVATION):
             observation = record.asset_observation
             if observation is None or observation.asset_key != SYNC_ASSET:
                 continue
-            entry = observation.metadata.get(CHANGED_DAYS)
-            if entry is None:
+            entry, target = observation.metadata.get(CHANGED_DAYS), observation.metadata.get("target")
+            if entry is None or target is None:
                 continue
-            target = observation.metadata.get("target")
-            days = changed.setdefault(target.value if target else None, {"refreshed": [], "moved_out_of": []})
+            days = changed.setdefault(target.value, {"refreshed": [], "moved_out_of": []})
             for kind, listed in entry.value.items():
                 days[kind] = sorted({*days[kind], *map(date.fromisoformat, listed)})
     return changed
@@ -83,7 +82,10 @@ def _snapshot(
     plan = run_plan(context, targets)
     changed = changed_days(context)
     run_days = set().union(*plan.values())
-    refreshed = {name: [d for d in days["refreshed"] if d not in run_days] for name, days in changed.items()}
+    by_name = {target.name: target for target in targets}
+    # A target the deployment no longer lists (a re-execution after the targets file changed) has no partition here.
+    refreshed = {by_name[name]: [d for d in days["refreshed"] if d not in run_days]
+                 for name, days in changed.items() if name in by_name}
     moved = sorted({d for days in changed.values() for d in days["moved_out_of"]})
     written = snapshot_days(warehouse.get(), store, sorted(run_days.union(*refreshed.values())), moved)
     for day, done in written.items():
@@ -93,11 +95,11 @@ def _snapshot(
 
     for target, days in plan.items():
         for day in days:
-            context.add_asset_metadata(metadata(day), partition_key=partition_key(day, target.name if target else None))
+            context.add_asset_metadata(metadata(day), partition_key=target_partition_key(day, target))
     # Days outside the run's partitions: recorded here as materializations of their own partitions.
-    for name, days in refreshed.items():
+    for target, days in refreshed.items():
         for day in days:
-            context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=partition_key(day, name),
+            context.log_event(AssetMaterialization(asset_key=PARQUET_ASSET, partition=target_partition_key(day, target),
                                                    metadata=metadata(day)))
     for day in moved:
         context.log.info(f"Parquet day {day_key(day)} refreshed: jobs stored on it now have another created_at day "
@@ -122,7 +124,7 @@ def _warn_of(context: AssetExecutionContext, day: date, done) -> None:
         )
 
 
-def build_snapshot_assets(partitions_def: PartitionsDefinition, targets: Sequence[Target] = ()) -> AssetsDefinition:
+def build_snapshot_assets(partitions_def: PartitionsDefinition, targets: Sequence[Target]) -> AssetsDefinition:
     """``dds_jobs_parquet`` over ``partitions_def`` (days, or days x ``targets``), downstream of ``dds_jobs``."""
 
     @asset(

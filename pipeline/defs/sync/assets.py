@@ -32,7 +32,7 @@ from dagster import (
 from pipeline.api.client import FetchStats, Page, throttling_warning
 from pipeline.api.windows import FULL
 from pipeline.api.credentials import STATIC_TOKEN_WARNING
-from pipeline.defs.partitions import REGION_TAG, TARGET_TAG, day_key, partition_key, run_moment
+from pipeline.defs.partitions import REGION_TAG, TARGET_TAG, day_key, run_moment, target_partition_key
 from pipeline.defs.resources import (
     DdsTaskCenterResource,
     ParquetSnapshotResource,
@@ -77,12 +77,12 @@ class _PageProgress:
             )
 
 
-def _count_check(results: Mapping[str | None, "SyncResult"]) -> AssetCheckResult:
+def _count_check(results: Mapping[Target, "SyncResult"]) -> AssetCheckResult:
     """Stored jobs of each fully retained day (of each target) equal the distinct jobs the API returned for it.
 
     Days the API holds only in part, or no longer, cannot be compared: the store rightly holds more.
     """
-    compared = {partition_key(d, target): s for target, result in results.items()
+    compared = {target_partition_key(d, target): s for target, result in results.items()
                 for d, s in result.days.items() if s.coverage == FULL}
     mismatched = {str(key): f"{s.stored_jobs} stored, {s.api_jobs} from API" for key, s in compared.items()
                   if s.stored_jobs != s.api_jobs}
@@ -99,12 +99,12 @@ def _sync_one(
     context: AssetExecutionContext,
     dds_api: DdsTaskCenterResource,
     warehouse: WarehouseResource,
-    target: Target | None,
+    target: Target,
     days: list[date],
     as_of: datetime,
 ) -> "tuple[SyncResult, RunningRefresh | None]":
-    """Sync one project's days (``target`` None: the project of DDS_PROJECT_ID) as of ``as_of`` and record each
-    day's figures. A run that syncs the day of ``as_of`` (today, so far) also looks up again the jobs of earlier
+    """Sync one target's days (of DDS_TARGETS_FILE, or the project of DDS_PROJECT_ID) as of ``as_of`` and record
+    each day's figures. A run that syncs the day of ``as_of`` (today, so far) also looks up again the jobs of earlier
     days that were Running at their latest sync (pipeline/running.py)."""
     # The sync is imported by the runs that call it: it loads pandas and Arrow, which loading the definitions
     # (every `dg` command, every run's start) need not.
@@ -112,11 +112,11 @@ def _sync_one(
     from pipeline.sync import sync_days
 
     client, auth_method = dds_api.client(target)
-    named = f"target {target.name}: " if target else ""
+    named = f"target {target.name}: " if target.in_targets_file else ""
     context.log.info(f"{named}DDS API {client.endpoint}, project {client.project_id}, authentication: {auth_method}")
     if auth_method == "token":
         context.log.warning(STATIC_TOKEN_WARNING)
-    region = (target.region if target else dds_api.region) or None
+    region = dds_api.source(target).region or None
     refresh = None
     with client:
         result = sync_days(client, warehouse.get(), days, now=as_of, region=region, on_page=_PageProgress(context),
@@ -135,9 +135,8 @@ def _sync_one(
     if result.finished_changed:
         context.log.warning(f"{named}{result.finished_changed} finished job(s) changed their finished state on a "
                             f"complete record; first: {result.finished_sample}")
-    target_name = target.name if target else None
     for day, day_sync in result.days.items():
-        context.add_asset_metadata(day_sync.metadata(), partition_key=partition_key(day, target_name))
+        context.add_asset_metadata(day_sync.metadata(), partition_key=target_partition_key(day, target))
     context.log.info(f"{named}run summary: {result.summary_line()}")
     return result, refresh
 
@@ -150,32 +149,31 @@ def _sync_targets(
     targets: Sequence[Target],
 ) -> MaterializeResult:
     plan = run_plan(context, targets)
-    _tag_run(context, dds_api, plan)
+    _tag_run(context, plan)
     # One moment for every target of the run: a job created while the run pages is the next run's, for each.
     as_of = run_moment(context)
-    results: dict[str | None, SyncResult] = {}
-    changed: dict[str | None, dict[str, list[str]]] = {}
-    refreshes: dict[str | None, dict[str, object]] = {}
+    results: dict[Target, SyncResult] = {}
+    changed: dict[Target, dict[str, list[str]]] = {}
+    refreshes: dict[Target, dict[str, object]] = {}
     failures: dict[str, str] = {}
     for target, days in plan.items():
         # Each target loads in its own transaction: one that fails (credentials, throttling, a region down)
         # leaves the others' loads in place, and is retried alone.
         try:
-            name = target.name if target else None
-            results[name], refresh = _sync_one(context, dds_api, warehouse, target, days, as_of)
+            results[target], refresh = _sync_one(context, dds_api, warehouse, target, days, as_of)
             if refresh is not None:
-                refreshes[name] = refresh.metadata()
-            changed[name] = _changed_days(results[name], refresh)
-            _record_refreshed_days(context, name, refresh)
+                refreshes[target] = refresh.metadata()
+            changed[target] = _changed_days(results[target], refresh)
+            _record_refreshed_days(context, target, refresh)
         except Exception as exc:  # noqa: BLE001 - reported below, after the other targets are done
             if len(plan) == 1:
                 raise
             failures[target.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             context.log.error(f"target {target.name}: {failures[target.name]}")
-    for name, result in results.items():
+    for target, result in results.items():
         record_run_summary(context, context.asset_key, {
-            **({"target": name} if name else {}), **result.metadata(), **refreshes.get(name, {}),
-            CHANGED_DAYS: MetadataValue.json(changed[name]),
+            "target": target.name, **result.metadata(), **refreshes.get(target, {}),
+            CHANGED_DAYS: MetadataValue.json(changed[target]),
         })
     throttling = throttling_warning(result.stats for result in results.values() if result.stats)
     if throttling:
@@ -184,22 +182,19 @@ def _sync_targets(
         _record_healthy_targets(context, warehouse, parquet, plan, results, changed)
         raise Failure(
             f"{len(failures)} of {len(plan)} targets failed ({', '.join(failures)}); the days of "
-            f"{', '.join(str(name) for name in results) or 'no other target'} are stored and snapshotted",
+            f"{', '.join(target.name for target in results) or 'no other target'} are stored and snapshotted",
             metadata={"failed_targets": MetadataValue.json(failures)},
         )
     return MaterializeResult(check_results=[_count_check(results)])
 
 
-def _tag_run(
-    context: AssetExecutionContext, dds_api: DdsTaskCenterResource, plan: Mapping[Target | None, list[date]]
-) -> None:
+def _tag_run(context: AssetExecutionContext, plan: Mapping[Target, list[date]]) -> None:
     """A run of one target carries it (and its region) as run tags, launched by hand too (the schedules tag theirs
     when they ask for it): the UI filters the runs by them. A run over several targets has no one target."""
     if len(plan) != 1:
         return
     [target] = plan
-    tags = {TARGET_TAG: target.name if target else dds_api.project_id,
-            REGION_TAG: target.region if target else dds_api.region}
+    tags = {TARGET_TAG: target.name, REGION_TAG: target.region}
     missing = {name: value for name, value in tags.items() if value and name not in context.run.tags}
     if missing:
         context.instance.add_run_tags(context.run.run_id, missing)
@@ -213,12 +208,13 @@ def _changed_days(result: "SyncResult", refresh: "RunningRefresh | None") -> dic
             "moved_out_of": [day_key(day) for day in result.moved_out_of]}
 
 
-def _record_refreshed_days(context: AssetExecutionContext, name: str | None, refresh: "RunningRefresh | None") -> None:
+def _record_refreshed_days(context: AssetExecutionContext, target: Target, refresh: "RunningRefresh | None") -> None:
     """The earlier days whose Running jobs were looked up again lie outside the run's partitions: their partitions
     are recorded as materialized here (the Parquet step rewrites and records their snapshots), so the UI shows the
     jobs' final state."""
     for day in refresh.days if refresh else []:
-        context.log_event(AssetMaterialization(asset_key=context.asset_key, partition=partition_key(day, name),
+        context.log_event(AssetMaterialization(asset_key=context.asset_key,
+                                               partition=target_partition_key(day, target),
                                                metadata={"refreshed_running_jobs": True}))
 
 
@@ -226,9 +222,9 @@ def _record_healthy_targets(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     parquet: ParquetSnapshotResource,
-    plan: Mapping[Target | None, list[date]],
-    results: Mapping[str | None, "SyncResult"],
-    changed: Mapping[str | None, Mapping[str, list[str]]],
+    plan: Mapping[Target, list[date]],
+    results: Mapping[Target, "SyncResult"],
+    changed: Mapping[Target, Mapping[str, list[str]]],
 ) -> None:
     """In a run where some targets failed: record the stored targets' days as materialized, so the UI shows only
     the failed target's days as failed and a retry of that target alone completes the picture.
@@ -239,27 +235,27 @@ def _record_healthy_targets(
     same domain call as the Parquet step's, and recorded under dds_jobs_parquet."""
     from pipeline.sync import snapshot_days
 
-    for name, result in results.items():
+    for target, result in results.items():
         for day, day_sync in result.days.items():
             context.log_event(AssetMaterialization(
-                asset_key=context.asset_key, partition=partition_key(day, name), metadata=day_sync.metadata(),
+                asset_key=context.asset_key, partition=target_partition_key(day, target), metadata=day_sync.metadata(),
             ))
-    healthy = {target.name: days for target, days in plan.items() if target and target.name in results}
-    extra = {date.fromisoformat(day) for name in healthy for days in changed[name].values() for day in days}
-    moved = [date.fromisoformat(day) for name in healthy for day in changed[name]["moved_out_of"]]
+    healthy = {target: days for target, days in plan.items() if target in results}
+    extra = {date.fromisoformat(day) for target in healthy for days in changed[target].values() for day in days}
+    moved = [date.fromisoformat(day) for target in healthy for day in changed[target]["moved_out_of"]]
     store = parquet.get()
     written = snapshot_days(warehouse.get(), store, sorted(set().union(*healthy.values(), extra)), moved)
-    for name, days in healthy.items():
+    for target, days in healthy.items():
         for day in days:
             context.log_event(AssetMaterialization(
-                asset_key=PARQUET_ASSET, partition=partition_key(day, name),
+                asset_key=PARQUET_ASSET, partition=target_partition_key(day, target),
                 metadata={**as_metadata(written[day].metadata()),
                           "path": MetadataValue.path(str(store.day_path(day)))}))
 
 
 def build_sync_assets(
     partitions_def: PartitionsDefinition,
-    targets: Sequence[Target] = (),
+    targets: Sequence[Target],
     freshness_policy: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
     """``dds_jobs`` over ``partitions_def`` (days, or days x ``targets``); shows late in the UI when not stored

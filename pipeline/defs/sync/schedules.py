@@ -39,12 +39,12 @@ from pipeline.defs.partitions import (
     TARGET_TAG,
     day_key,
     day_of_every_target_tags,
-    partition_key,
-    range_tags,
+    target_partition_key,
+    target_range_tags,
 )
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.steps import ALERTS_ASSET, PARQUET_ASSET, REPORT_ASSET, SYNC_ASSET
-from pipeline.targets import Target
+from pipeline.targets import Target, keyed_by_target
 
 SYNC_ASSETS = (SYNC_ASSET, PARQUET_ASSET)
 # What every sync run of both schedules materializes after its sync: the one list to extend.
@@ -74,29 +74,27 @@ def resync_days(now: datetime, running_days: Iterable[date], first_day: date, un
     return [d for d in (*running_days, *unsynced) if first_day <= d < yesterday and held_by_api(d, now) != GONE]
 
 
-def run_request(first: date, last: date, target: Target | None = None, tick: datetime | None = None,
-                assets: Sequence[AssetKey] = INTRADAY_ASSETS, project_id: str | None = None) -> RunRequest:
+def run_request(first: date, last: date, target: Target, tick: datetime | None = None,
+                assets: Sequence[AssetKey] = INTRADAY_ASSETS) -> RunRequest:
     """One run over the days ``first``..``last`` (of ``target``): a single partition, or a partition range.
 
     Dagster launches a schedule's run key only once: the key names the ``tick`` too, so that days whose run failed
     are asked for again, under a new key, at the next tick."""
-    name = target.name if target else None
-    run_key = f"{partition_key(first, name)}...{partition_key(last, name)}"
+    run_key = f"{target_partition_key(first, target)}...{target_partition_key(last, target)}"
     if tick is not None:
         run_key = f"{tick_key(tick)}: {run_key}"
-    tags = target_tags(target, project_id)
+    tags = target_tags(target)
     if first == last:
-        return RunRequest(run_key=run_key, partition_key=partition_key(first, name), tags=tags,
+        return RunRequest(run_key=run_key, partition_key=target_partition_key(first, target), tags=tags,
                           asset_selection=list(assets))
-    return RunRequest(run_key=run_key, tags={**range_tags(first, last, name), **tags}, asset_selection=list(assets))
+    return RunRequest(run_key=run_key, tags={**target_range_tags(first, last, target), **tags},
+                      asset_selection=list(assets))
 
 
-def target_tags(target: Target | None, project_id: str | None = None) -> dict[str, str]:
-    """The run's target (and region) as run tags: a target of DDS_TARGETS_FILE, or the one project (named by its
-    ``project_id``, its region unknown here: the run's sync tags it, pipeline/defs/sync/assets.py)."""
-    if target is not None:
-        return {TARGET_TAG: target.name, REGION_TAG: target.region}
-    return {TARGET_TAG: project_id} if project_id else {}
+def target_tags(target: Target) -> dict[str, str]:
+    """The run's target (and region, when known) as run tags: a target of DDS_TARGETS_FILE, or the one project
+    (named by its project id)."""
+    return {name: value for name, value in {TARGET_TAG: target.name, REGION_TAG: target.region}.items() if value}
 
 
 def tick_key(tick: datetime) -> str:
@@ -105,11 +103,11 @@ def tick_key(tick: datetime) -> str:
 
 def build_daily_schedule(
     daily: TimeWindowPartitionsDefinition,
-    targets: Sequence[Target] = (),
-    project_id: str | None = None,
+    targets: Sequence[Target],
 ) -> ScheduleDefinition:
-    """The ``dds_jobs_daily`` schedule over ``daily``'s days, for the one project (``project_id``; None: a day counts
-    as synced when any project's sync completed it) or for each of ``targets``.
+    """The ``dds_jobs_daily`` schedule over ``daily``'s days, for each of ``targets`` (the one project of
+    DDS_PROJECT_ID, or those of DDS_TARGETS_FILE). A project id that is not set (definitions loaded without one):
+    a day counts as synced when any project's sync completed it.
 
     The report is rebuilt once per tick, after yesterday's sync: the run of yesterday (with targets, one run of
     yesterday of every target) materializes it after dds_jobs; the tick's other runs (catch-up, Running days) do
@@ -123,7 +121,7 @@ def build_daily_schedule(
         target=list(DAILY_ASSETS),
         description="00:15 UTC: yesterday's jobs, a re-sync of the retained days that still hold Running jobs, and "
         "every retained day without a complete sync (catch-up)"
-        + (f", for each of the {len(targets)} targets" if targets else "")
+        + (f", for each of the {len(targets)} targets" if keyed_by_target(targets) else "")
         + "; the report is rebuilt once, in the run of yesterday.",
     )
     def dds_jobs_daily(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
@@ -133,21 +131,22 @@ def build_daily_schedule(
         yesterday = now.date() - timedelta(days=1)
         store = warehouse.get()
         requests = []
-        for target in targets or [None]:
-            project = target.project_id if target else project_id
+        multi_target = keyed_by_target(targets)
+        for target in targets:
+            project = target.project_id or None
             running = store.days_with_status("Running", since=since, project_id=project)
             unsynced = unsynced_days(store, project, since, yesterday - timedelta(days=1))
             # With targets, yesterday is the one run of every target below.
-            runs = (contiguous_runs(resync_days(now, running, first_day, unsynced)) if targets
+            runs = (contiguous_runs(resync_days(now, running, first_day, unsynced)) if multi_target
                     else days_to_sync(now, running, first_day, unsynced))
-            named = f"{target.name}: " if target else ""
+            named = f"{target.name}: " if multi_target else ""
             catch_up = (f" (catch-up of {len(unsynced)} earlier day(s) without a complete sync: "
                         f"{', '.join(day_ranges(unsynced))})" if unsynced else "")
             context.log.info(f"daily run: {named}" + ", ".join(f"{day_key(a)}...{day_key(b)}" for a, b in runs)
                              + catch_up)
             requests.extend(run_request(a, b, target, tick=now, assets=DAILY_ASSETS if b == yesterday
-                                        else INTRADAY_ASSETS, project_id=project_id) for a, b in runs)
-        if targets and yesterday >= first_day:
+                                        else INTRADAY_ASSETS) for a, b in runs)
+        if multi_target and yesterday >= first_day:
             context.log.info(f"daily run: {day_key(yesterday)} of every target, then the report")
             requests.append(RunRequest(run_key=f"{tick_key(now)}: {day_key(yesterday)} of every target",
                                        tags=day_of_every_target_tags(yesterday, [t.name for t in targets]),
@@ -171,8 +170,7 @@ def intraday_crons(minutes: int) -> str | list[str]:
             for minute, hours in sorted(hours_by_minute.items())]
 
 
-def build_intraday_schedule(minutes: int, targets: Sequence[Target] = (),
-                            project_id: str | None = None) -> ScheduleDefinition | None:
+def build_intraday_schedule(minutes: int, targets: Sequence[Target]) -> ScheduleDefinition | None:
     """``dds_jobs_intraday`` every ``minutes`` (DDS_INTRADAY_MINUTES; 0: no schedule): today so far, and the final
     state of the jobs of earlier days that were Running at their latest sync, for every target in one run.
 
@@ -182,6 +180,7 @@ def build_intraday_schedule(minutes: int, targets: Sequence[Target] = (),
     if minutes == 0:
         return None
     names = [target.name for target in targets]
+    multi_target = keyed_by_target(targets)
 
     @schedule(
         name="dds_jobs_intraday",
@@ -189,7 +188,7 @@ def build_intraday_schedule(minutes: int, targets: Sequence[Target] = (),
         execution_timezone="UTC",
         target=list(INTRADAY_ASSETS),
         description=f"Every {minutes} min (DDS_INTRADAY_MINUTES): today's jobs so far and the final state of the jobs "
-        "that were Running, " + (f"for the {len(targets)} targets in one run." if targets else "in one run."),
+        "that were Running, " + (f"for the {len(targets)} targets in one run." if multi_target else "in one run."),
     )
     def dds_jobs_intraday(context: ScheduleEvaluationContext):
         tick = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -200,11 +199,12 @@ def build_intraday_schedule(minutes: int, targets: Sequence[Target] = (),
                               "is skipped, the next one syncs today again")
         tags = {AS_OF_TAG: tick.isoformat(), INTRADAY_TAG: "true"}
         key = f"intraday {tick_key(tick)}"
-        if targets:
+        if multi_target:
             return RunRequest(run_key=key, tags={**day_of_every_target_tags(tick.date(), names), **tags},
                               asset_selection=list(INTRADAY_ASSETS))
+        [target] = targets
         return RunRequest(run_key=key, partition_key=day_key(tick.date()),
-                          tags={**tags, **target_tags(None, project_id)}, asset_selection=list(INTRADAY_ASSETS))
+                          tags={**tags, **target_tags(target)}, asset_selection=list(INTRADAY_ASSETS))
 
     return dds_jobs_intraday
 

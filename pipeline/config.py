@@ -1,6 +1,10 @@
-"""The pipeline's configuration, read from the environment variables of docs/configuration.md.
+"""The pipeline's configuration: the ``Deployment``, read once from the environment variables of
+docs/configuration.md when the definitions load, and the checks of each value.
 
-Every problem is reported as one ``ConfigError`` line naming the variable, before any request or write.
+The deployment's targets are always a list: those of DDS_TARGETS_FILE (partitions ``YYYY-MM-DD|target``), or the
+one project of DDS_PROJECT_ID as a list of one target named by its project id (partitions plain ``YYYY-MM-DD``;
+``Deployment.multi_target`` tells which). Every problem is reported as one ``ConfigError`` line naming the
+variable, before any request or write.
 Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.
 """
 
@@ -19,7 +23,7 @@ import sqlalchemy as sa
 from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
 from pipeline.snapshots.s3 import S3_VARIABLES, check_parquet_root, is_s3_uri
-from pipeline.targets import TARGETS_FILE_VARIABLE, Target, load_targets
+from pipeline.targets import TARGETS_FILE_VARIABLE, Target, keyed_by_target, load_targets, project_target
 from pipeline.values import (
     INSECURE_HTTP_VARIABLE,
     MAX_CONCURRENCY_LIMIT,
@@ -202,8 +206,8 @@ def alert_task_patterns(raw: str | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Where the pipeline reads from and writes to; built by :meth:`from_env`."""
+class Deployment:
+    """Where the pipeline reads from (its targets) and writes to; built by :meth:`from_env`."""
 
     data_dir: Path
     warehouse_url: str
@@ -215,7 +219,8 @@ class Settings:
     endpoint: str | None
     # DDS_MAX_RATE: requests a second to one region never passed (the client's pace adapts below it); None: none.
     max_rate: float | None = None
-    # Several projects (DDS_TARGETS_FILE, pipeline/targets.py); empty: the one project of DDS_PROJECT_ID.
+    # The projects read, never empty: those of DDS_TARGETS_FILE (pipeline/targets.py), or the one project of
+    # DDS_PROJECT_ID as a list of one (named by its project id; see ``multi_target``).
     targets: tuple[Target, ...] = ()
     # How long one failing request to the DDS API is retried (DDS_RETRY_BUDGET_SECONDS).
     retry_budget_seconds: int = int(DEFAULT_RETRY_BUDGET_SECONDS)
@@ -244,6 +249,11 @@ class Settings:
     # With an s3:// Parquet root: the S3 variables (DDS_S3_*, AWS_*) that are set, names only: bound as EnvVar.
     s3_variables: frozenset[str] = frozenset()
 
+    @property
+    def multi_target(self) -> bool:
+        """Partitions are days x targets (``YYYY-MM-DD|target``, DDS_TARGETS_FILE), not plain days (one project)."""
+        return keyed_by_target(self.targets)
+
     def bound(self, variable: str, value: object) -> object:
         """``value`` as a resource field takes it: ``EnvVar(variable)`` when the variable is set to exactly it
         (so the UI shows where it comes from), else the value itself (a default, or derived from others)."""
@@ -257,16 +267,15 @@ class Settings:
     def projects_shown(self) -> dict[str, str] | None:
         """Name shown -> project id of the projects read: the targets, or the one project; None: neither is set
         (every project the sync ledger holds days of)."""
-        return {target.name: target.project_id for target in self.targets} or (
-            {self.project_id: self.project_id} if self.project_id else None)
+        return {target.name: target.project_id for target in self.targets if target.project_id} or None
 
     def __repr__(self) -> str:
         # A PostgreSQL warehouse URL may hold a password.
         shown = {**vars(self), "warehouse_url": masked_url(self.warehouse_url)}
-        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+        return f"Deployment({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Deployment":
         env = os.environ if env is None else env
         data_dir = Path(env.get("DDS_DATA_DIR", "").strip() or "./data")
         warehouse_raw = env.get("DDS_WAREHOUSE_URL", "").strip()
@@ -292,7 +301,7 @@ class Settings:
         project_id = env.get("DDS_PROJECT_ID", "").strip() or None
         max_rate_raw = env.get("DDS_MAX_RATE", "").strip()
         max_rate = check_max_rate(max_rate_raw, "DDS_MAX_RATE") if max_rate_raw else None
-        targets = _targets(env, project_id, insecure_http)
+        targets = _targets(env, project_id, region, endpoint, insecure_http)
         return cls(
             data_dir=data_dir,
             warehouse_url=warehouse_url,
@@ -332,7 +341,7 @@ class Settings:
 
 
 CREDENTIAL_VARIABLES = tuple(CREDENTIAL_FIELDS.values())
-# The variables that hold no secret and set a resource field as they are given (Settings.given).
+# The variables that hold no secret and set a resource field as they are given (Deployment.given).
 PLAIN_VARIABLES = ("DDS_PROJECT_ID", "DDS_REGION", "DDS_ENDPOINT", "DDS_CA_BUNDLE", "DDS_MAX_CONCURRENCY",
                    "DDS_PARQUET_ROOT", "DDS_ALERT_WINDOW_HOURS", "DDS_INTRADAY_MINUTES")
 
@@ -345,15 +354,15 @@ def _set_credential_variables(env: Mapping[str, str], targets: tuple[Target, ...
                      if env.get(prefix + name, "").strip())
 
 
-def settings_at_load() -> Settings:
-    """``Settings.from_env()`` for module-level code, which Dagster runs when it loads the definitions.
+def deployment_at_load() -> Deployment:
+    """``Deployment.from_env()`` for module-level code, which Dagster runs when it loads the definitions.
 
     A bad setting still fails the load (Dagster's UI shows it as the code location's error), but a command that
     dies of it (``dagster asset materialize``, ``dagster job list``...) prints its one line, not the traceback of
     the import that met it.
     """
     try:
-        return Settings.from_env()
+        return Deployment.from_env()
     except ConfigError:
         _print_config_errors_in_one_line()
         raise
@@ -374,10 +383,12 @@ def _print_config_errors_in_one_line() -> None:
     sys.excepthook = hook
 
 
-def _targets(env: Mapping[str, str], project_id: str | None, insecure_http: bool) -> tuple[Target, ...]:
+def _targets(env: Mapping[str, str], project_id: str | None, region: str | None, endpoint: str | None,
+             insecure_http: bool) -> tuple[Target, ...]:
+    """The targets of DDS_TARGETS_FILE, else the one project of DDS_PROJECT_ID (set or not) as a list of one."""
     path = env.get(TARGETS_FILE_VARIABLE, "").strip()
     if not path:
-        return ()
+        return (project_target(project_id, region, endpoint),)
     if project_id:
         # Both would leave it unclear which projects a run reads.
         raise ConfigError(f"DDS_PROJECT_ID and {TARGETS_FILE_VARIABLE} are both set: list every project in the "
