@@ -1,6 +1,7 @@
 """``dds-tasks demo --ui`` in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright through
 the demo's Dagster UI as a user clicks it: the asset graph with the demo's partitions and checks, a backfill of two
-more days launched from the UI and finishing green, the per-day plots; then Ctrl-C leaves nothing running.
+of its days (their rows deleted first) launched from the UI and storing them again, the per-day plots; then Ctrl-C
+leaves nothing running.
 Screenshots are kept under tests/artifacts/ (the path is printed)."""
 
 import os
@@ -69,8 +70,18 @@ def stored_days(cwd: Path) -> set[str]:
         db.close()
 
 
+def forget_days(cwd: Path, days: list[date]) -> None:
+    """Delete the warehouse's rows of ``days``, as a lost load would leave them: the backfill must bring them back."""
+    db = sqlite3.connect(cwd / "demo" / "data" / "warehouse.db")
+    try:
+        with db:
+            db.executemany("DELETE FROM dds_jobs WHERE created_date = ?", [(day.isoformat(),) for day in days])
+    finally:
+        db.close()
+
+
 @pytest.mark.slow
-def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_path, request):
+def test_the_demo_ui_shows_the_demo_and_backfills_two_of_its_days_by_clicking(tmp_path, request):
     sync_playwright = browser_or_skip()
     shots = ARTIFACTS / request.node.name
     shutil.rmtree(shots, ignore_errors=True)
@@ -79,7 +90,10 @@ def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_
     ui = DemoUi(tmp_path)
     try:
         url = ui.url()
-        backfilled = [demo_days()[0] - timedelta(days=n) for n in (2, 1)]
+        # The demo's partitions start at its first day: the two days backfilled are two of its own, emptied first.
+        backfilled = demo_days()[:2]
+        forget_days(tmp_path, backfilled)
+        assert stored_days(tmp_path) == {d.isoformat() for d in demo_days()[2:]}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -93,7 +107,7 @@ def test_the_demo_ui_shows_the_demo_and_backfills_two_more_days_by_clicking(tmp_
                 raise
             finally:
                 browser.close()
-        assert stored_days(tmp_path) == {d.isoformat() for d in [*backfilled, *demo_days()]}
+        assert stored_days(tmp_path) == {d.isoformat() for d in demo_days()}
         # Ctrl-C stops the UI (dg dev, its webserver, daemon, code servers) and the simulator.
         assert ui.interrupt() == 0, "".join(ui.lines)[-3000:]
     finally:
@@ -151,7 +165,8 @@ def _backfill_by_clicking(page, url: str, days: list[date], shots: Path) -> None
 
 def _partitions_checks_and_plots(page, url: str, shots: Path) -> None:
     page.goto(f"{url}/assets/dds_jobs?view=partitions", wait_until="networkidle")
-    page.get_by_text(f"Materialized ({DEMO_DAYS + 2})").wait_for()
+    # The demo's days, the two backfilled among them; today, in progress, is the one partition left missing.
+    page.get_by_text(f"Materialized ({DEMO_DAYS})").wait_for()
     page.screenshot(path=str(shots / "4-partitions.png"))
     page.goto(f"{url}/assets/dds_jobs?view=checks", wait_until="networkidle")
     for check in ("stored_count_matches_api", "no_duplicate_keys", "ended_not_before_created", "no_days_at_risk"):
