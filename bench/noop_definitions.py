@@ -60,6 +60,7 @@ defs = Definitions(
     assets=[dds_jobs, dds_jobs_parquet],
     asset_checks=[
         passing_check("no_duplicate_keys", dds_jobs),
+        passing_check("no_days_at_risk", dds_jobs),
         passing_check("ended_not_before_created", dds_jobs),
         passing_check("parquet_matches_warehouse", dds_jobs_parquet),
     ],

@@ -8,6 +8,7 @@ once.
 """
 
 import warnings
+from functools import lru_cache
 
 import dagster as dg
 import sqlalchemy as sa
@@ -114,6 +115,11 @@ def build_definitions(settings: Deployment) -> dg.Definitions:
     )
 
 
+# Dagster calls ``defs`` again for each step of a run (its in-process executor rebuilds the job per step): one
+# deployment is assembled once per process, which took a 30-day sync's six steps 0.25 s of CPU.
+_assembled = lru_cache(maxsize=4)(build_definitions)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """The definitions of the deployment the environment describes, read once, when Dagster or dg loads them."""
@@ -121,4 +127,4 @@ def defs() -> dg.Definitions:
     # Single-run backfills are the point of the sync assets (one API window per run); Dagster still labels the
     # parameter beta, and repeating that on every load and run says nothing to our users.
     warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
-    return build_definitions(deployment_at_load())
+    return _assembled(deployment_at_load())

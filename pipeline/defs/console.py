@@ -17,6 +17,8 @@ wrapped: ``quiet_failures_in_process_executor``), the step's by the step that fa
 import atexit
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from dagster import DagsterEventType, Executor, executor, in_process_executor
@@ -103,3 +105,43 @@ class _QuietFailuresExecutor(Executor):
 def quiet_failures_in_process_executor(init_context):
     """All steps in one process, as ``in_process_executor``; our one-line failures are printed without frames."""
     return _QuietFailuresExecutor(in_process_executor.executor_creation_fn(init_context))
+
+
+# The package's own loggers (pipeline.api's retries, pipeline.warehouse's views left busy...): Python loggers, which
+# Dagster keeps only when the instance's python_logs setting names them.
+PIPELINE_LOGGER = "pipeline"
+
+
+class _ToStepLog(logging.Handler):
+    """Hands the package's log records to a step's ``context.log`` (Dagster's log manager takes records from the
+    step's worker threads too: the fetch's retries are logged there)."""
+
+    def __init__(self, step_log: logging.Logger):
+        super().__init__(logging.INFO)
+        self._step_log = step_log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._step_log.log(record.levelno, record.getMessage())
+        except Exception:  # noqa: BLE001 - a log line never fails the step
+            self.handleError(record)
+
+
+@contextmanager
+def pipeline_logs_in_step_log(step_log: logging.Logger) -> Iterator[None]:
+    """For the block, the package's log records of INFO and above go to the step's log (``context.log``): the run's
+    event log, the UI and the console show a retry or a view left busy where the run's other lines are. Without
+    handlers of the user's own (Python's last resort only), they are not printed a second time, bare, on stderr."""
+    logger = logging.getLogger(PIPELINE_LOGGER)
+    handler, level, propagate = _ToStepLog(step_log), logger.level, logger.propagate
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -22,7 +22,7 @@ from dagster import (
 
 from pipeline.api.errors import DdsApiError
 from pipeline.api.iam import IamError
-from pipeline.defs.console import ERROR_CHAIN_PREFIX, quiet_failure_frames
+from pipeline.defs.console import ERROR_CHAIN_PREFIX, pipeline_logs_in_step_log, quiet_failure_frames
 from pipeline.defs.partitions import days_by_target, days_of
 from pipeline.defs.resources import WarehouseResource
 from pipeline.snapshots.errors import SnapshotWriteError
@@ -49,9 +49,11 @@ def expected_errors_as_failures(context: AssetExecutionContext, warehouse: Wareh
     """Ends the step with the error's one line (the expected errors, and the warehouse lost in the middle of the
     run): logged on its own, then as the description of Dagster's ``Failure``, which the CLI and the UI show
     (pipeline/defs/console.py keeps Dagster's frames off the console). The chain of causes goes to the debug log.
-    Retrying would not change it."""
+    Retrying would not change it. Meanwhile the package's own log lines (retries, a view left busy) go to the step's
+    log (pipeline/defs/console.py)."""
     try:
-        yield
+        with pipeline_logs_in_step_log(context.log):
+            yield
     except Exception as exc:
         line = one_line_error(exc) if isinstance(exc, EXPECTED_ERRORS) else warehouse.failure_line(exc)
         if line is None:

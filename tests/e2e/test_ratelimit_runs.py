@@ -4,7 +4,7 @@ metadata and its log, and DDS_MAX_RATE under the quota leaves no request throttl
 import logging
 from datetime import timedelta
 
-from tests.support.dagster_helpers import pipeline_under_test, yesterday
+from tests.support.dagster_helpers import TOKEN, pipeline_under_test, yesterday
 from tests.support.reliability_helpers import assert_exact_data
 
 
@@ -87,3 +87,20 @@ def test_a_run_with_few_429s_does_not_warn(tmp_path, monkeypatch):
         [summary] = p.run_summaries("dds_jobs")
         assert summary["fetch_throttled"] == 1 and summary["fetch_requests"] > 20
         assert throttling_warnings(p, result) == []
+
+
+def test_a_retried_request_is_a_line_of_the_runs_own_log_at_info(tmp_path, monkeypatch):
+    """The package's own log lines (Python loggers under ``pipeline``: retries, a view left busy) reach the step's
+    log, so the UI and the console show them among the run's other lines, at their own level."""
+    last = yesterday()
+    with pipeline_under_test(tmp_path, monkeypatch) as p:
+        p.sim.faults.inject("500", times=2)
+        result = p.sync(last, last)
+        assert result.success
+        assert_exact_data(p, last, last)
+        retried = [event for event in p.instance.all_logs(result.run_id)
+                   if "retrying in" in event.user_message and event.step_key == "dds_jobs"]
+        assert len(retried) == 2 and {event.level for event in retried} == {logging.INFO}
+        assert all(TOKEN not in event.user_message for event in retried)
+    # Outside a step the package's logger is as it was: nothing of the run is left attached to it.
+    assert logging.getLogger("pipeline").handlers == [] and logging.getLogger("pipeline").level == logging.NOTSET
