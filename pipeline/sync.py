@@ -353,6 +353,18 @@ def _count_per_day(result: SyncResult, frame: pd.DataFrame, unknown: np.ndarray)
             result.days[day].anomalies = int(count)
 
 
+class SnapshotsPending(Exception):
+    """Why stored days have no Parquet snapshot yet (the ledger's snapshot_error for them)."""
+
+
+def record_snapshots_pending(warehouse: Warehouse, days: Sequence[date], why: str) -> None:
+    """Record in the sync ledger that the Parquet snapshots of the stored ``days`` were not written (``why``): the
+    days are due again, as after a failed snapshot, until snapshot_days writes them."""
+    if days:
+        with warehouse.transaction() as connection:
+            record_snapshot_failure(connection, days, SnapshotsPending(why))
+
+
 def snapshot_days(
     warehouse: Warehouse, store: ParquetStore, days: Sequence[date], moved_out_of: Sequence[date] = ()
 ) -> dict[date, DayRefresh]:

@@ -12,6 +12,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetObservation,
+    DagsterRun,
     Failure,
     MetadataValue,
     MultiPartitionsDefinition,
@@ -36,6 +37,10 @@ SYNC_ASSET = AssetKey("dds_jobs")
 PARQUET_ASSET = AssetKey("dds_jobs_parquet")
 ALERTS_ASSET = AssetKey("dds_jobs_alerts")
 REPORT_ASSET = AssetKey("dds_jobs_report")
+# After a run over several targets failed on some, the snapshots area's sensor writes the others' Parquet in runs
+# tagged with the failed run (pipeline/defs/snapshots/after_failure.py); the sync step names it in its failure.
+PARQUET_AFTER_FAILURE_SENSOR = "dds_jobs_parquet_after_partial_failure"
+SNAPSHOTS_OF_RUN_TAG = "dds/snapshots_of_run"
 # The field of dds_jobs' run summary naming the days its sync changed outside the run's partitions, per target
 # ({"refreshed": [...], "moved_out_of": [...]}): the Parquet step reads it from the run's events.
 CHANGED_DAYS = "days_changed_outside_the_run"
@@ -88,6 +93,14 @@ def record_run_summary(context: AssetExecutionContext, asset_key: AssetKey, summ
     """The run-wide figures, once per run: an observation of the asset (in the run's events and the asset's
     history), never repeated on each day's partition."""
     context.log_event(AssetObservation(asset_key=asset_key, metadata=as_metadata(summary)))
+
+
+def synced_dds_jobs(run: DagsterRun, own_job: str) -> bool:
+    """Whether ``run`` (a failed run a sensor looks at) was one syncing dds_jobs, not one of ``own_job`` (the
+    sensor's own job: its failures ask for nothing)."""
+    # No selection (None, or empty in an in-process run): the job's every asset, dds_jobs among them.
+    selection = run.asset_selection
+    return run.job_name != own_job and not (selection and SYNC_ASSET not in selection)
 
 
 def run_plan(context: AssetExecutionContext, targets: Sequence[Target]) -> dict[Target, list[date]]:

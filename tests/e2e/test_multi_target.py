@@ -14,6 +14,9 @@ from dagster import (
     AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
     build_schedule_context,
 )
 
@@ -86,6 +89,41 @@ class Deployment:
         return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
 
 
+def snapshot_errors(d: "Deployment", target: str) -> list[str]:
+    """The ledger's snapshot_error of each of the target's days that has one."""
+    warehouse = Warehouse(d.settings.warehouse_url)
+    try:
+        with warehouse.connect() as connection:
+            return [row.snapshot_error for row in ledger_rows(connection, PROJECTS[target]) if row.snapshot_error]
+    finally:
+        warehouse.dispose()
+
+
+def parquet_after_failure(d: "Deployment", failed) -> list[RunRequest]:
+    """What the sensor dds_jobs_parquet_after_partial_failure asks for after the failed run ``failed``."""
+    sensor = build_definitions(d.settings).resolve_sensor_def("dds_jobs_parquet_after_partial_failure")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_instance=d.instance, dagster_run=failed.dagster_run,
+        dagster_event=failed.get_run_failure_event()).for_run_failure()
+    answer = sensor(context)
+    return [] if isinstance(answer, SkipReason) else list(answer)
+
+
+def retry_of_nothing(d: "Deployment", day: date):
+    """A failed run whose sync step succeeded: its Parquet step fails (the Parquet root is a file)."""
+    root = Path(d.settings.parquet_root)
+    moved = root.with_name("parquet-aside")
+    root.rename(moved)
+    root.write_text("not a folder")
+    try:
+        result = d.run(day, day, "sg-prod")
+    finally:
+        root.unlink()
+        moved.rename(root)
+    assert not result.success and "dds_jobs_parquet" in {e.step_key for e in result.all_events if e.is_step_failure}
+    return result
+
+
 def ledger_days(d: "Deployment", target: str) -> list[tuple[date, bool]]:
     """(day, synced) of each day the sync ledger holds of the target's project."""
     warehouse = Warehouse(d.settings.warehouse_url)
@@ -135,13 +173,28 @@ def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad
             assert meta is not None and meta["jobs"] == int((rows["created_date"].astype(str) == str(last)).sum())
         assert PROJECTS["eu-prod"] not in set(stored["project_id"])
         assert d.materialized("dds_jobs", last, "eu-prod") is None
-        # The run's Parquet step did not run, yet the healthy targets' days were snapshotted by the failing step.
+        # The run's Parquet step did not run (Dagster skips it), and no other step wrote or recorded its snapshots:
+        # the stored days are due again in the ledger until they are written.
         assert "dds_jobs_parquet" not in {e.step_key for e in result.all_events if e.is_step_success}
+        assert not Path(d.settings.parquet_root, "dds_jobs").exists()
+        assert all(d.materialized("dds_jobs_parquet", last, target) is None for target in PROJECTS)
+        assert "written by the sensor dds_jobs_parquet_after_partial_failure" in failure
+        pending = {target: snapshot_errors(d, target) for target in ("sg-prod", "hk-prod")}
+        assert all(len(errors) == 3 and all(e.startswith(f"not written: run {result.run_id} failed on target(s) "
+                                                         "eu-prod") for e in errors) for errors in pending.values())
+
+        # The sensor runs dds_jobs_parquet once per stored target, over its days of the failed run.
+        requests = parquet_after_failure(d, result)
+        assert sorted((r.tags[TARGET_TAG], r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests) == sorted(
+            (t, str(partition_key(first, t)), str(partition_key(last, t))) for t in ("sg-prod", "hk-prod"))
+        job = build_definitions(d.settings).resolve_job_def("dds_jobs_parquet_job")
+        assert all(job.execute_in_process(instance=d.instance, tags=r.tags).success for r in requests)
         snapshot = ds.dataset(d.settings.parquet_root + "/dds_jobs", partitioning="hive").to_table().to_pandas()
         assert sorted(snapshot["id"]) == sorted(stored["id"])
         for target in ("sg-prod", "hk-prod"):
             assert d.materialized("dds_jobs_parquet", last, target)["rows"] == int(
                 (stored["created_date"].astype(str) == str(last)).sum())
+            assert snapshot_errors(d, target) == []
         assert d.materialized("dds_jobs_parquet", last, "eu-prod") is None
 
         # Credentials fixed, the failed target is retried alone: the others' rows are not touched.
@@ -161,6 +214,8 @@ def test_one_run_over_all_targets_stores_the_healthy_ones_and_fails_only_the_bad
         assert sorted(snapshot["project_id"].unique()) == sorted(PROJECTS.values())
         regions = snapshot.groupby("project_id")["region"].unique().map(list).to_dict()
         assert regions == {PROJECTS[target]: [REGIONS[target]] for target in PROJECTS}
+        # Last, as it syncs sg-prod again: a run failing after its sync step (or the sensor's own runs) asks the sensor for nothing.
+        assert parquet_after_failure(d, retry_of_nothing(d, first)) == []
 
 
 def test_the_daily_schedule_asks_for_yesterday_of_every_target_in_one_run_and_catches_up_per_target(

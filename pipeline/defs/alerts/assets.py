@@ -31,7 +31,7 @@ from dagster import (
 
 from pipeline.alerts.dispatch import AlertRules, PassOutcome, run_pass
 from pipeline.defs.resources import AlertsResource, WarehouseResource
-from pipeline.defs.steps import SYNC_ASSET
+from pipeline.defs.steps import SYNC_ASSET, synced_dds_jobs
 from pipeline.config import alert_task_patterns
 
 ALERTS_ASSET = "dds_jobs_alerts"
@@ -127,9 +127,7 @@ def build_alerts_after_failure() -> tuple[object, SensorDefinition]:
                         "failed jobs and a failing target are reported even though the run's own step was skipped.")
     def dds_jobs_alerts_after_failure(context: RunFailureSensorContext):
         run = context.dagster_run
-        # No selection (None, or empty in an in-process run): the job's every asset, dds_jobs among them.
-        selection = run.asset_selection
-        if run.job_name == ALERTS_JOB or (selection and SYNC_ASSET not in selection):
+        if not synced_dds_jobs(run, ALERTS_JOB):
             return SkipReason(f"run {run.run_id} did not sync dds_jobs")
         return RunRequest(run_key=f"after failed run {run.run_id}")
 

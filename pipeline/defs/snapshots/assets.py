@@ -30,6 +30,7 @@ from pipeline.defs.steps import (
     CHANGED_DAYS,
     DDS_API_POOL,
     PARQUET_ASSET,
+    SNAPSHOTS_OF_RUN_TAG,
     SYNC_ASSET,
     as_metadata,
     expected_errors_as_failures,
@@ -59,7 +60,10 @@ def changed_days(context: AssetExecutionContext) -> dict[str, dict[str, list[dat
 
 
 def _run_and_parents(context: AssetExecutionContext) -> Iterable[str]:
+    """The run, the runs it re-executes, and the failed run whose stored targets it snapshots (after_failure.py)."""
     run = context.run
+    if SNAPSHOTS_OF_RUN_TAG in run.tags:
+        yield run.tags[SNAPSHOTS_OF_RUN_TAG]
     while run is not None:
         yield run.run_id
         run = context.instance.get_run_by_id(run.parent_run_id) if run.parent_run_id else None
@@ -83,9 +87,10 @@ def _snapshot(
     changed = changed_days(context)
     run_days = set().union(*plan.values())
     by_name = {target.name: target for target in targets}
-    # A target the deployment no longer lists (a re-execution after the targets file changed) has no partition here.
-    refreshed = {by_name[name]: [d for d in days["refreshed"] if d not in run_days]
-                 for name, days in changed.items() if name in by_name}
+    # Only the run's own targets: a target the deployment no longer lists (a re-execution after the targets file
+    # changed) has no partition here, and a run snapshotting one target of a failed run leaves the others to theirs.
+    changed = {name: days for name, days in changed.items() if by_name.get(name) in plan}
+    refreshed = {by_name[name]: [d for d in days["refreshed"] if d not in run_days] for name, days in changed.items()}
     moved = sorted({d for days in changed.values() for d in days["moved_out_of"]})
     written = snapshot_days(warehouse.get(), store, sorted(run_days.union(*refreshed.values())), moved)
     for day, done in written.items():

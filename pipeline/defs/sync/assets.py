@@ -35,14 +35,12 @@ from pipeline.api.credentials import STATIC_TOKEN_WARNING
 from pipeline.defs.partitions import REGION_TAG, TARGET_TAG, day_key, run_moment, target_partition_key
 from pipeline.defs.resources import (
     DdsTaskCenterResource,
-    ParquetSnapshotResource,
     WarehouseResource,
 )
 from pipeline.defs.steps import (
     CHANGED_DAYS,
     DDS_API_POOL,
-    PARQUET_ASSET,
-    as_metadata,
+    PARQUET_AFTER_FAILURE_SENSOR,
     expected_errors_as_failures,
     record_run_summary,
     run_plan,
@@ -145,7 +143,6 @@ def _sync_targets(
     context: AssetExecutionContext,
     dds_api: DdsTaskCenterResource,
     warehouse: WarehouseResource,
-    parquet: ParquetSnapshotResource,
     targets: Sequence[Target],
 ) -> MaterializeResult:
     plan = run_plan(context, targets)
@@ -179,10 +176,12 @@ def _sync_targets(
     if throttling:
         context.log.warning(throttling)
     if failures:
-        _record_healthy_targets(context, warehouse, parquet, plan, results, changed)
+        _record_stored_targets(context, warehouse, plan, results, changed, list(failures))
+        stored = ", ".join(target.name for target in results)
         raise Failure(
-            f"{len(failures)} of {len(plan)} targets failed ({', '.join(failures)}); the days of "
-            f"{', '.join(target.name for target in results) or 'no other target'} are stored and snapshotted",
+            f"{len(failures)} of {len(plan)} targets failed ({', '.join(failures)}); "
+            + (f"the days of {stored} are stored, and their Parquet snapshots are written by the sensor "
+               f"{PARQUET_AFTER_FAILURE_SENSOR}" if results else "no other target was stored"),
             metadata={"failed_targets": MetadataValue.json(failures)},
         )
     return MaterializeResult(check_results=[_count_check(results)])
@@ -218,39 +217,34 @@ def _record_refreshed_days(context: AssetExecutionContext, target: Target, refre
                                                metadata={"refreshed_running_jobs": True}))
 
 
-def _record_healthy_targets(
+def _record_stored_targets(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
-    parquet: ParquetSnapshotResource,
     plan: Mapping[Target, list[date]],
     results: Mapping[Target, "SyncResult"],
     changed: Mapping[Target, Mapping[str, list[str]]],
+    failed: Sequence[str],
 ) -> None:
     """In a run where some targets failed: record the stored targets' days as materialized, so the UI shows only
     the failed target's days as failed and a retry of that target alone completes the picture.
 
-    The run's Parquet step will not run after this one fails: Dagster 1.13 skips a step whose upstream step failed
-    (require_upstream_step_success), and a step's output materializes every partition of its run, the failed
-    target's too, so this step cannot hand the healthy ones over. Their snapshots are written here, through the
-    same domain call as the Parquet step's, and recorded under dds_jobs_parquet."""
-    from pipeline.sync import snapshot_days
+    The run's Parquet step will not run after this one fails (Dagster 1.13 skips a step whose upstream step failed),
+    and a step's output would materialize every partition of its run, the failed target's too. The stored days'
+    snapshots are left to the snapshots area's sensor (PARQUET_AFTER_FAILURE_SENSOR), which runs dds_jobs_parquet
+    over them; until then the sync ledger holds them as due, so that a deployment without the daemon writes them
+    on its next sync."""
+    from pipeline.sync import record_snapshots_pending
 
     for target, result in results.items():
         for day, day_sync in result.days.items():
             context.log_event(AssetMaterialization(
                 asset_key=context.asset_key, partition=target_partition_key(day, target), metadata=day_sync.metadata(),
             ))
-    healthy = {target: days for target, days in plan.items() if target in results}
-    extra = {date.fromisoformat(day) for target in healthy for days in changed[target].values() for day in days}
-    moved = [date.fromisoformat(day) for target in healthy for day in changed[target]["moved_out_of"]]
-    store = parquet.get()
-    written = snapshot_days(warehouse.get(), store, sorted(set().union(*healthy.values(), extra)), moved)
-    for target, days in healthy.items():
-        for day in days:
-            context.log_event(AssetMaterialization(
-                asset_key=PARQUET_ASSET, partition=target_partition_key(day, target),
-                metadata={**as_metadata(written[day].metadata()),
-                          "path": MetadataValue.path(str(store.day_path(day)))}))
+    stored = {target: days for target, days in plan.items() if target in results}
+    outside = {date.fromisoformat(day) for target in stored for days in changed[target].values() for day in days}
+    record_snapshots_pending(warehouse.get(), sorted(set().union(*stored.values(), outside)),
+                             f"not written: run {context.run.run_id} failed on target(s) {', '.join(failed)} before "
+                             f"its Parquet step; the sensor {PARQUET_AFTER_FAILURE_SENSOR} or the next sync writes it")
 
 
 def build_sync_assets(
@@ -280,9 +274,8 @@ def build_sync_assets(
         context: AssetExecutionContext,
         dds_api: DdsTaskCenterResource,
         warehouse: WarehouseResource,
-        parquet: ParquetSnapshotResource,
     ) -> MaterializeResult:
         with expected_errors_as_failures(context, warehouse):
-            return _sync_targets(context, dds_api, warehouse, parquet, targets)
+            return _sync_targets(context, dds_api, warehouse, targets)
 
     return dds_jobs
