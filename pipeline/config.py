@@ -1,19 +1,21 @@
 """The pipeline's configuration: the ``Deployment``, read once from the environment variables of
-docs/configuration.md when the definitions load, and the checks of each value.
+docs/configuration.md (when the definitions load, or when a ``dds-tasks`` command starts), and the checks of each
+value. This module is the one reader of those variables: the resources get their values as fields bound at wiring
+(EnvVar for the secrets), the commands from the Deployment.
 
 The deployment's targets are always a list: those of DDS_TARGETS_FILE (partitions ``YYYY-MM-DD|target``), or the
 one project of DDS_PROJECT_ID as a list of one target named by its project id (partitions plain ``YYYY-MM-DD``;
 ``Deployment.multi_target`` tells which). Every problem is reported as one ``ConfigError`` line naming the
 variable, before any request or write.
-Secrets are not read here: credentials live in :mod:`pipeline.api.credentials`, which keeps them out of reprs.
+The DDS credentials are not read here, only which of their variables are set: a run resolves them (EnvVar), and
+:mod:`pipeline.api.credentials` keeps them out of reprs. The alert URLs and the S3 variables, which the commands
+use, are kept, and the Deployment's repr shows neither.
 """
 
-import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -22,16 +24,19 @@ import sqlalchemy as sa
 
 from pipeline.api.credentials import ENV_VARIABLES as CREDENTIAL_FIELDS
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS
-from pipeline.snapshots.s3 import S3_VARIABLES, check_parquet_root, is_s3_uri
+from pipeline.snapshots.s3 import S3_VARIABLES, S3Options, check_parquet_root, is_s3_uri
 from pipeline.targets import TARGETS_FILE_VARIABLE, Target, keyed_by_target, load_targets, project_target
 from pipeline.values import (
+    ALERT_URLS_VARIABLE,
     INSECURE_HTTP_VARIABLE,
-    MAX_CONCURRENCY_LIMIT,
     ConfigError,
+    check_alert_urls,
+    check_concurrency,
     check_flag,
     check_http_url,
     check_max_rate,
     endpoint_for_region,
+    masked_destination,
 )
 from pipeline.warehouse.engine import parse_warehouse_url, sqlite_file
 
@@ -51,9 +56,9 @@ MAX_RETRY_BUDGET_SECONDS = 3600
 # "intraday".
 DEFAULT_INTRADAY_MINUTES = 15
 MAX_INTRADAY_MINUTES = 1440
-# The alert settings (docs/alerts.md). DDS_ALERT_URLS holds tokens and passwords: it is checked here, and only the
-# destinations' masked names (scheme and host) are kept; the resource reads the value itself, through EnvVar.
-ALERT_URLS_VARIABLE = "DDS_ALERT_URLS"
+# The alert settings (docs/alerts.md). DDS_ALERT_URLS (ALERT_URLS_VARIABLE) holds tokens and passwords: checked and
+# kept for the commands (``dds-tasks alerts test``), shown by the destinations' masked names only; the wiring binds
+# the resource's field as EnvVar, so Dagster never records the URLs.
 DEFAULT_ALERT_WINDOW_HOURS = 24
 # A year: the warehouse keeps the jobs for good, but a window longer than that is a flood, not an alert.
 MAX_ALERT_WINDOW_HOURS = 366 * 24
@@ -136,66 +141,31 @@ def masked_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    """The whole number ``name`` is set to, ``default`` when unset; ConfigError naming it otherwise."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _whole_number(env, name, default)
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is outside {low}..{high}")
     return value
 
 
-@contextmanager
-def quiet_apprise() -> Iterator[list[logging.LogRecord]]:
-    """apprise's log records of the block, collected instead of printed: apprise logs a URL it cannot parse, whole,
-    with its secrets (and the last-resort handler would print it to a run's captured stderr)."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logger, handler = logging.getLogger("apprise"), Collect(logging.WARNING)
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
+def s3_options(variables: Mapping[str, str]) -> S3Options:
+    """The object storage's options from the S3 variables (docs/deployment.md) in ``variables``: a deployment's, or
+    those bound to a resource at wiring; a bad one is a ConfigError naming it."""
     try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
-def split_alert_urls(raw: str | None) -> list[str]:
-    """The URLs of a DDS_ALERT_URLS value: separated by commas or whitespace; none when unset or empty."""
-    return [url for url in re.split(r"[,\s]+", raw or "") if url]
-
-
-def masked_destination(url: str) -> str:
-    """A destination fit to be shown: its scheme and host only (``json://hooks.example.com``), never a token."""
-    scheme, _, rest = url.partition("://")
-    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    return f"{scheme.lower()}://{host}" if scheme and host else "<unparseable URL>"
-
-
-def check_alert_urls(raw: str | None, setting: str = ALERT_URLS_VARIABLE) -> list[str]:
-    """The URLs of ``raw``, each one apprise can parse; else a ConfigError naming the first bad one by its position
-    (1-based), never by its text."""
-    urls = split_alert_urls(raw)
-    if not urls:
-        return urls
-    import apprise  # only when alerts are configured: it loads its many plugins
-
-    with quiet_apprise():
-        for position, url in enumerate(urls, start=1):
-            if apprise.Apprise.instantiate(url) is None:
-                raise ConfigError(f"{setting}: URL {position} of {len(urls)} is not a URL apprise can parse "
-                                  "(see https://github.com/caronc/apprise/wiki for each service's form)")
-    return urls
+        return S3Options.from_variables(variables)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def alert_task_patterns(raw: str | None) -> tuple[str, ...]:
@@ -234,8 +204,8 @@ class Deployment:
     intraday_minutes: int = DEFAULT_INTRADAY_MINUTES
     # Whether warehouse_url is DDS_WAREHOUSE_URL as set (then Dagster can record the variable's name, not its value).
     warehouse_url_from_env: bool = False
-    # DDS_ALERT_URLS' destinations as shown (scheme and host only); empty: alerts are off.
-    alert_destinations: tuple[str, ...] = ()
+    # DDS_ALERT_URLS' URLs, each apprise can parse (secrets inside: see alert_destinations); empty: alerts are off.
+    alert_urls: tuple[str, ...] = ()
     # DDS_ALERT_TASKS: the task-name patterns whose failures alert; empty: every task.
     alert_tasks: tuple[str, ...] = ()
     alert_window_hours: int = DEFAULT_ALERT_WINDOW_HOURS
@@ -246,8 +216,23 @@ class Deployment:
     # The non-secret variables of PLAIN_VARIABLES that are set, as given: the wiring binds a resource field to
     # its variable (EnvVar) where the field's value is the variable's, so the UI shows where it comes from.
     given: tuple[tuple[str, str], ...] = ()
-    # With an s3:// Parquet root: the S3 variables (DDS_S3_*, AWS_*) that are set, names only: bound as EnvVar.
-    s3_variables: frozenset[str] = frozenset()
+    # The S3 variables (DDS_S3_*, AWS_*) that are set, with their values (AWS_SECRET_ACCESS_KEY among them: never
+    # shown), for an s3:// Parquet root or report destination (``s3_options``).
+    s3_settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def alert_destinations(self) -> tuple[str, ...]:
+        """DDS_ALERT_URLS' destinations as shown (scheme and host only); empty: alerts are off."""
+        return tuple(map(masked_destination, self.alert_urls))
+
+    @property
+    def s3_variables(self) -> frozenset[str]:
+        """With an s3:// Parquet root: the S3 variables that are set, names only (the wiring binds them as EnvVar)."""
+        return frozenset(name for name, _ in self.s3_settings) if is_s3_uri(self.parquet_root) else frozenset()
+
+    def s3_options(self) -> S3Options:
+        """The object storage's options from the S3 variables read; ConfigError naming a bad one."""
+        return s3_options(dict(self.s3_settings))
 
     @property
     def multi_target(self) -> bool:
@@ -270,8 +255,9 @@ class Deployment:
         return {target.name: target.project_id for target in self.targets if target.project_id} or None
 
     def __repr__(self) -> str:
-        # A PostgreSQL warehouse URL may hold a password.
-        shown = {**vars(self), "warehouse_url": masked_url(self.warehouse_url)}
+        # A PostgreSQL warehouse URL may hold a password, the alert URLs tokens, the S3 variables a secret key.
+        shown = {**vars(self), "warehouse_url": masked_url(self.warehouse_url), "alert_urls": self.alert_destinations,
+                 "s3_settings": tuple(name for name, _ in self.s3_settings)}
         return f"Deployment({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @classmethod
@@ -282,8 +268,9 @@ class Deployment:
         warehouse_url = check_warehouse_url(warehouse_raw or f"sqlite:///{data_dir / 'warehouse.db'}")
         parquet_raw = env.get("DDS_PARQUET_ROOT", "").strip()
         parquet_root = parquet_raw or str(data_dir / "parquet")
+        s3_settings = tuple((name, env[name]) for name in S3_VARIABLES if env.get(name, "").strip())
         try:
-            check_parquet_root(parquet_root, env)
+            check_parquet_root(parquet_root, dict(s3_settings))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         warehouse_setting = "DDS_WAREHOUSE_URL" if warehouse_raw else "DDS_DATA_DIR"
@@ -307,8 +294,8 @@ class Deployment:
             warehouse_url=warehouse_url,
             parquet_root=parquet_root,
             start_date=start_date,
-            max_concurrency=_int_setting(
-                env, "DDS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT
+            max_concurrency=check_concurrency(
+                _whole_number(env, "DDS_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY), "DDS_MAX_CONCURRENCY"
             ),
             project_id=project_id,
             region=region,
@@ -325,7 +312,7 @@ class Deployment:
             ),
             credential_variables=_set_credential_variables(env, targets),
             warehouse_url_from_env=bool(warehouse_raw) and warehouse_raw == warehouse_url,
-            alert_destinations=tuple(map(masked_destination, check_alert_urls(env.get(ALERT_URLS_VARIABLE)))),
+            alert_urls=tuple(check_alert_urls(env.get(ALERT_URLS_VARIABLE))),
             alert_tasks=alert_task_patterns(env.get("DDS_ALERT_TASKS")),
             alert_window_hours=_int_setting(
                 env, "DDS_ALERT_WINDOW_HOURS", DEFAULT_ALERT_WINDOW_HOURS, 1, MAX_ALERT_WINDOW_HOURS
@@ -335,8 +322,7 @@ class Deployment:
             # Bound by name only when the process's environment is the one read: a run resolves EnvVar from it.
             given=tuple((name, env[name]) for name in PLAIN_VARIABLES if env.get(name, "").strip())
             if env is os.environ else (),
-            s3_variables=frozenset(name for name in S3_VARIABLES if env.get(name, "").strip())
-            if is_s3_uri(parquet_root) else frozenset(),
+            s3_settings=s3_settings,
         )
 
 

@@ -19,10 +19,10 @@ from pipeline.defs.console import quiet_failures_in_process_executor
 from pipeline.defs.report.definitions import build_report_definitions
 from pipeline.defs.resources import (
     AlertsResource,
+    CredentialsConfig,
     DdsTaskCenterResource,
     ParquetSnapshotResource,
     ReportStoreResource,
-    TargetCredentials,
     WarehouseResource,
 )
 from pipeline.defs.snapshots.definitions import build_snapshot_definitions
@@ -40,7 +40,7 @@ def credential_fields(settings: Deployment, prefix: str = "") -> dict[str, dg.En
 
 
 def dds_api_resource(settings: Deployment) -> DdsTaskCenterResource:
-    targets = {target.name: TargetCredentials(**credential_fields(settings, target.credentials_prefix))
+    targets = {target.name: CredentialsConfig(**credential_fields(settings, target.credentials_prefix))
                for target in settings.targets if target.credentials_prefix}
     return DdsTaskCenterResource(
         project_id=settings.bound("DDS_PROJECT_ID", settings.project_id or ""),

@@ -15,13 +15,13 @@ uses the unprefixed variables of docs/configuration.md. Example::
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from pipeline.api.credentials import ENV_VARIABLES, Credentials
+from pipeline.api.credentials import ENV_VARIABLES, method_of
 from pipeline.values import (
     ConfigError,
     check_concurrency,
@@ -62,9 +62,11 @@ class Target:
             return f"the endpoint of target {self.name} in {TARGETS_FILE_VARIABLE}"
         return "DDS_ENDPOINT"
 
-    def credentials(self, env: Mapping[str, str]) -> Credentials:
-        """This target's credentials, read from ``env`` at run time (so no secret sits in a run's config)."""
-        return Credentials(**{name: env.get(self.credentials_prefix + var) for name, var in ENV_VARIABLES.items()})
+    def credential_method(self, set_variables: Collection[str]) -> str:
+        """The authentication method of this target's credentials (``aksk``, ``iam``, ``token``), told from the names
+        of the credential variables that are set (its prefixed ones); CredentialsError if none or a partial set."""
+        prefix = self.credentials_prefix
+        return method_of({name for name, var in ENV_VARIABLES.items() if prefix + var in set_variables})
 
 
 # The name of the one project of DDS_PROJECT_ID when that is unset (a load of the definitions on a fresh checkout):
@@ -173,15 +175,15 @@ def _target(entry: object, index: int, concurrency: dict[str, int], rates: dict[
     )
 
 
-def describe_targets(
-    targets: tuple[Target, ...], default_concurrency: int, env: Mapping[str, str], default_max_rate: float | None = None
-) -> list[dict]:
+def describe_targets(targets: tuple[Target, ...], default_concurrency: int, credential_variables: Collection[str],
+                     default_max_rate: float | None = None) -> list[dict]:
     """One row per target for people to read: where it reads from, its limits (``max_rate`` "-": none) and with
-    which credentials (their method, or what is missing; never a secret)."""
+    which credentials (their method, or what is missing; never a secret), told from the names of the credential
+    variables that are set (``Deployment.credential_variables``)."""
     rows = []
     for target in targets:
         try:
-            credentials = target.credentials(env).method()
+            credentials = target.credential_method(credential_variables)
         except ConfigError as exc:
             credentials = f"unusable: {exc}"
         rows.append({

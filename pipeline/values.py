@@ -1,8 +1,13 @@
 """Configuration values that every layer checks alike, below the configuration itself (``settings``, ``targets``):
-the one error of a bad setting, the region endpoints, http(s) URLs and the bound of concurrency. Reads nothing."""
+the one error of a bad setting, the region endpoints, http(s) URLs, the bound of concurrency and the alert URLs.
+Reads nothing."""
 
 import ipaddress
+import logging
 import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 # The provider's throttling answers per second per user; more than this many requests in flight only buys 429s.
@@ -99,3 +104,56 @@ def check_max_rate(value: object, setting: str) -> float:
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number <= 0:
         raise ConfigError(f"{setting}={value!r} is not a number of requests a second above 0, such as 10 or 2.5")
     return float(number)
+
+
+# The apprise URLs of alerts (docs/alerts.md): tokens and passwords inside, so a URL is shown by scheme and host.
+ALERT_URLS_VARIABLE = "DDS_ALERT_URLS"
+
+
+@contextmanager
+def quiet_apprise() -> Iterator[list[logging.LogRecord]]:
+    """apprise's log records of the block, collected instead of printed: apprise logs a URL it cannot parse, whole,
+    with its secrets (and the last-resort handler would print it to a run's captured stderr)."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger, handler = logging.getLogger("apprise"), Collect(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def split_alert_urls(raw: str | None) -> list[str]:
+    """The URLs of a DDS_ALERT_URLS value: separated by commas or whitespace; none when unset or empty."""
+    return [url for url in re.split(r"[,\s]+", raw or "") if url]
+
+
+def masked_destination(url: str) -> str:
+    """A destination fit to be shown: its scheme and host only (``json://hooks.example.com``), never a token."""
+    scheme, _, rest = url.partition("://")
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    return f"{scheme.lower()}://{host}" if scheme and host else "<unparseable URL>"
+
+
+def check_alert_urls(raw: str | None, setting: str = ALERT_URLS_VARIABLE) -> list[str]:
+    """The URLs of ``raw``, each one apprise can parse; else a ConfigError naming the first bad one by its position
+    (1-based), never by its text."""
+    urls = split_alert_urls(raw)
+    if not urls:
+        return urls
+    import apprise  # only when alerts are configured: it loads its many plugins
+
+    with quiet_apprise():
+        for position, url in enumerate(urls, start=1):
+            if apprise.Apprise.instantiate(url) is None:
+                raise ConfigError(f"{setting}: URL {position} of {len(urls)} is not a URL apprise can parse "
+                                  "(see https://github.com/caronc/apprise/wiki for each service's form)")
+    return urls

@@ -191,4 +191,4 @@ def bucket(s3_endpoint) -> str:
 @pytest.fixture
 def s3_store(s3_endpoint, bucket) -> ParquetStore:
     """Parquet snapshots under a prefix of a new bucket."""
-    return ParquetStore(f"s3://{bucket}/snapshots/", s3=S3Options.from_env(s3_env(s3_endpoint)))
+    return ParquetStore(f"s3://{bucket}/snapshots/", s3=S3Options.from_variables(s3_env(s3_endpoint)))

@@ -116,3 +116,34 @@ def test_settings_set_as_given_are_bound_by_name_and_defaults_by_value(tmp_path,
     assert api.process_config_and_initialize().max_concurrency == 4
     # Not set: the default, as a value (the data folder's Parquet root is derived from DDS_DATA_DIR).
     assert resources["parquet"].root == str(tmp_path / "data" / "parquet")
+
+
+def test_the_ui_shows_each_credential_by_its_variable_and_no_secret(tmp_path, monkeypatch):
+    """The resource page of Dagster's UI (the repository snapshot its GraphQL reads): the unprefixed credentials
+    are fields of their own, each an env var by name; a target's prefixed ones name their variables too."""
+    from dagster import serialize_value
+    from dagster._core.remote_representation.external_data import RepositorySnap, ResourceConfigEnvVarSnap
+
+    from pipeline.definitions import defs
+
+    for name in [name for name in os.environ if name.startswith(("DDS_", "HUAWEICLOUD_", "SG_"))]:
+        monkeypatch.delenv(name)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - {name: sg-prod, region: ap-southeast-1, project_id: p1, credentials: SG_}\n"
+                       "  - {name: eu, region: eu-west-101, project_id: p2}\n")
+    secrets = {"HUAWEICLOUD_SDK_AK": "AKUNPREFIXED01", "HUAWEICLOUD_SDK_SK": "sk-unprefixed-secret",
+               "SG_DDS_IAM_USERNAME": "sg-user", "SG_DDS_IAM_PASSWORD": "sg-iam-secret", "SG_DDS_IAM_DOMAIN": "acct"}
+    for name, value in {"DDS_TARGETS_FILE": str(targets), "DDS_DATA_DIR": str(tmp_path / "data"), **secrets}.items():
+        monkeypatch.setenv(name, value)
+    [api] = [resource for resource in RepositorySnap.from_def(defs().get_repository_def()).resources
+             if resource.name == "dds_api"]
+    shown = api.configured_values
+    assert shown["access_key"] == ResourceConfigEnvVarSnap(name="HUAWEICLOUD_SDK_AK")
+    assert shown["secret_key"] == ResourceConfigEnvVarSnap(name="HUAWEICLOUD_SDK_SK")
+    assert json.loads(shown["auth_token"]) is None
+    sg_prod = json.loads(shown["target_credentials"])["sg-prod"]
+    assert {field: sg_prod[field] for field in ("iam_username", "iam_password", "iam_domain", "auth_token")} == {
+        "iam_username": {"env": "SG_DDS_IAM_USERNAME"}, "iam_password": {"env": "SG_DDS_IAM_PASSWORD"},
+        "iam_domain": {"env": "SG_DDS_IAM_DOMAIN"}, "auth_token": None}
+    stored = serialize_value(api)
+    assert not [value for value in secrets.values() if value in stored]

@@ -7,7 +7,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from pipeline.config import ConfigError, check_alert_urls, masked_destination, quiet_apprise
+from pipeline.values import ConfigError, check_alert_urls, masked_destination, quiet_apprise
 
 # apprise's defaults are 4 s to connect and 4 s to read (15 s to connect for e-mail): bounded per message, and a
 # pass stops sending to a destination at its first failure (dispatch.py), so a dead one costs one timeout a pass.

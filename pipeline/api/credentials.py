@@ -6,9 +6,8 @@ complete: it is a sign of a misconfiguration that should not silently pick the o
 """
 
 import logging
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, fields
 
 import requests
 from requests.auth import AuthBase
@@ -26,19 +25,7 @@ log = logging.getLogger(__name__)
 AKSK, IAM, TOKEN = "aksk", "iam", "token"
 STATIC_TOKEN_WARNING = "DDS_AUTH_TOKEN expires within 24 hours; use AK/SK or an IAM user for schedules"
 
-# Field name -> the environment variable that sets it (docs/configuration.md).
-ENV_VARIABLES = {
-    "auth_token": "DDS_AUTH_TOKEN",
-    "access_key": "HUAWEICLOUD_SDK_AK",
-    "secret_key": "HUAWEICLOUD_SDK_SK",
-    "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-    "iam_username": "DDS_IAM_USERNAME",
-    "iam_password": "DDS_IAM_PASSWORD",
-    "iam_domain": "DDS_IAM_DOMAIN",
-    "iam_endpoint": "DDS_IAM_ENDPOINT",
-}
 METHOD_VARIABLES = {AKSK: "HUAWEICLOUD_SDK_AK/SK", IAM: "DDS_IAM_*", TOKEN: "DDS_AUTH_TOKEN"}
-SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "iam_password"})
 _AKSK_FIELDS = ("access_key", "secret_key")
 _IAM_FIELDS = ("iam_username", "iam_password", "iam_domain")
 
@@ -51,18 +38,25 @@ def _blank_to_none(value: str | None) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else value
 
 
+def _setting(variable: str, *, secret: bool = False, default: str | None = None):
+    """A credential field: the variable of docs/configuration.md that sets it, and whether it is a secret."""
+    return field(default=default, metadata={"variable": variable, "secret": secret})
+
+
 @dataclass(frozen=True, repr=False)
 class Credentials:
-    """The credentials a run may use; ``None`` (or blank) means not set."""
+    """The credentials a run may use; ``None`` (or blank) means not set. The one declaration of the credential
+    fields: their variables (ENV_VARIABLES), the secret ones (SECRET_FIELDS) and the Dagster config of the resource
+    (pipeline/defs/resources.py) all derive from it."""
 
-    auth_token: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    security_token: str | None = None
-    iam_username: str | None = None
-    iam_password: str | None = None
-    iam_domain: str | None = None
-    iam_endpoint: str | None = DEFAULT_IAM_ENDPOINT
+    auth_token: str | None = _setting("DDS_AUTH_TOKEN", secret=True)
+    access_key: str | None = _setting("HUAWEICLOUD_SDK_AK")
+    secret_key: str | None = _setting("HUAWEICLOUD_SDK_SK", secret=True)
+    security_token: str | None = _setting("HUAWEICLOUD_SDK_SECURITY_TOKEN", secret=True)
+    iam_username: str | None = _setting("DDS_IAM_USERNAME")
+    iam_password: str | None = _setting("DDS_IAM_PASSWORD", secret=True)
+    iam_domain: str | None = _setting("DDS_IAM_DOMAIN")
+    iam_endpoint: str | None = _setting("DDS_IAM_ENDPOINT", default=DEFAULT_IAM_ENDPOINT)
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -71,34 +65,13 @@ class Credentials:
             object.__setattr__(self, "iam_endpoint", DEFAULT_IAM_ENDPOINT)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Credentials":
-        """The credentials named by the environment variables of docs/configuration.md (unset ones stay ``None``)."""
+    def from_env(cls, env: Mapping[str, str]) -> "Credentials":
+        """The credentials the variables of docs/configuration.md in ``env`` name (unset ones stay ``None``)."""
         return cls(**{name: env.get(variable) for name, variable in ENV_VARIABLES.items()})
 
     def method(self) -> str:
         """``aksk``, ``iam`` or ``token``: the method these credentials select; CredentialsError if none or partial."""
-        self._reject_partial_sets()
-        if self.access_key:
-            return AKSK
-        if self.iam_username:
-            return IAM
-        if self.auth_token:
-            return TOKEN
-        raise CredentialsError("no DDS credentials: set HUAWEICLOUD_SDK_AK/SK, DDS_IAM_* or DDS_AUTH_TOKEN")
-
-    def _reject_partial_sets(self) -> None:
-        for group, label in ((_AKSK_FIELDS, "an access key pair"), (_IAM_FIELDS, "an IAM user login")):
-            missing = [ENV_VARIABLES[name] for name in group if not getattr(self, name)]
-            if missing and len(missing) < len(group):
-                present = [ENV_VARIABLES[name] for name in group if getattr(self, name)]
-                raise CredentialsError(
-                    f"{', '.join(present)} set but {', '.join(missing)} missing: {label} needs "
-                    f"{', '.join(ENV_VARIABLES[name] for name in group)}"
-                )
-        if self.security_token and not self.access_key:
-            raise CredentialsError(
-                "HUAWEICLOUD_SDK_SECURITY_TOKEN set without HUAWEICLOUD_SDK_AK/SK: a temporary key needs all three"
-            )
+        return method_of({field.name for field in fields(self) if getattr(self, field.name)})
 
     def __repr__(self) -> str:
         shown = []
@@ -113,6 +86,39 @@ class Credentials:
         return f"Credentials({', '.join(shown)})"
 
     __str__ = __repr__
+
+
+# Field name -> the environment variable that sets it (docs/configuration.md).
+ENV_VARIABLES = {field.name: field.metadata["variable"] for field in fields(Credentials)}
+SECRET_FIELDS = frozenset(field.name for field in fields(Credentials) if field.metadata["secret"])
+
+
+def method_of(present: Collection[str]) -> str:
+    """``aksk``, ``iam`` or ``token``: the method credentials whose fields ``present`` are set select (no value is
+    needed to tell it); CredentialsError if none or a partial set."""
+    _reject_partial_sets(present)
+    if "access_key" in present:
+        return AKSK
+    if "iam_username" in present:
+        return IAM
+    if "auth_token" in present:
+        return TOKEN
+    raise CredentialsError("no DDS credentials: set HUAWEICLOUD_SDK_AK/SK, DDS_IAM_* or DDS_AUTH_TOKEN")
+
+
+def _reject_partial_sets(present: Collection[str]) -> None:
+    for group, label in ((_AKSK_FIELDS, "an access key pair"), (_IAM_FIELDS, "an IAM user login")):
+        missing = [ENV_VARIABLES[name] for name in group if name not in present]
+        if missing and len(missing) < len(group):
+            given = [ENV_VARIABLES[name] for name in group if name in present]
+            raise CredentialsError(
+                f"{', '.join(given)} set but {', '.join(missing)} missing: {label} needs "
+                f"{', '.join(ENV_VARIABLES[name] for name in group)}"
+            )
+    if "security_token" in present and "access_key" not in present:
+        raise CredentialsError(
+            "HUAWEICLOUD_SDK_SECURITY_TOKEN set without HUAWEICLOUD_SDK_AK/SK: a temporary key needs all three"
+        )
 
 
 def build_auth(

@@ -3,10 +3,9 @@
 last N days, and every one still pending, as a table."""
 
 import argparse
-import os
 from datetime import datetime, timedelta, timezone
 
-from pipeline.alerts.delivery import deliver, destinations
+from pipeline.alerts.delivery import Destination, deliver
 from pipeline.alerts.ledger import alert_rows, ensure_alerts_table
 from pipeline.alerts.messages import probe_message
 from pipeline.config import ALERT_URLS_VARIABLE, ConfigError, Deployment
@@ -28,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_test(args: argparse.Namespace) -> int:
     """Exit status 0 when every destination took the message, 1 otherwise."""
-    targets = destinations(os.environ.get(ALERT_URLS_VARIABLE))
+    targets = [Destination(url) for url in Deployment.from_env().alert_urls]
     if not targets:
         raise ConfigError(f"{ALERT_URLS_VARIABLE} is not set: no destination to test (alerts are off)")
     now = datetime.now(timezone.utc)

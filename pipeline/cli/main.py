@@ -39,8 +39,6 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 
 def _print_targets(args: argparse.Namespace) -> int:
-    import os
-
     import pandas as pd
 
     from pipeline.config import Deployment
@@ -50,7 +48,8 @@ def _print_targets(args: argparse.Namespace) -> int:
     if not settings.multi_target:
         print(f"{TARGETS_FILE_VARIABLE} is not set: one project, DDS_PROJECT_ID={settings.project_id or '(not set)'}")
         return 0
-    rows = describe_targets(settings.targets, settings.max_concurrency, os.environ, settings.max_rate)
+    rows = describe_targets(settings.targets, settings.max_concurrency, settings.credential_variables,
+                            settings.max_rate)
     print(pd.DataFrame(rows).to_string(index=False))
     unusable = [row["target"] for row in rows if "unusable" in row["credentials"]]
     if unusable:
@@ -61,6 +60,7 @@ def _print_targets(args: argparse.Namespace) -> int:
 
 def _verify_parquet(args: argparse.Namespace) -> int:
     from pipeline.config import Deployment
+    from pipeline.snapshots.s3 import is_s3_uri
     from pipeline.snapshots.store import ParquetStore
     from pipeline.snapshots.verify import verify_parquet
     from pipeline.warehouse.engine import parse_warehouse_url, sqlite_file
@@ -72,9 +72,11 @@ def _verify_parquet(args: argparse.Namespace) -> int:
     if database is not None and not database.is_file():
         # Opening it would create an empty warehouse, against which every stored day would look wrong.
         raise ConfigError(f"DDS_WAREHOUSE_URL: the SQLite warehouse {str(database)!r} does not exist")
+    s3 = settings.s3_options() if is_s3_uri(settings.parquet_root) else None
+    store = ParquetStore(settings.parquet_root, s3=s3)
     warehouse = Warehouse(settings.warehouse_url)
     try:
-        report = verify_parquet(warehouse, ParquetStore(settings.parquet_root), repair=args.repair)
+        report = verify_parquet(warehouse, store, repair=args.repair)
     finally:
         warehouse.dispose()
     print(report.text())

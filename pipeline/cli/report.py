@@ -19,7 +19,7 @@ from pipeline.report.period import (
     period_ending,
 )
 from pipeline.config import ConfigError, Deployment, check_writable_folder, parse_day
-from pipeline.snapshots.s3 import S3Location, S3Options, is_s3_uri
+from pipeline.snapshots.s3 import S3Location, is_s3_uri
 from pipeline.warehouse.engine import SQLITE, parse_warehouse_url, sqlite_file
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if period is None:
             period = synced_period(warehouse, scope, now, args.until)
             destination = _destination(args.out, settings, period, label)
-        written = write_report(warehouse, period, scope, destination, now)
+        written = write_report(warehouse, period, scope, destination, now,
+                               s3=settings.s3_options() if is_s3_uri(destination) else None)
     finally:
         warehouse.dispose()
     print(f"report written: {written.location} ({written.size_bytes / 1024:,.0f} KB)")
@@ -107,9 +108,9 @@ def _destination(out: str | None, settings: Deployment, period: ReportPeriod, fi
         destination = out + name if out.endswith("/") else out
         try:
             S3Location.parse(destination, "--out")
-            S3Options.from_env()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        settings.s3_options()
         return destination
     path = Path(out) if out else settings.data_dir / REPORTS_FOLDER / name
     if path.is_dir():

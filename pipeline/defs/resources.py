@@ -1,31 +1,25 @@
 """Dagster resources: the DDS task center API, the warehouse, the Parquet snapshots, the alerts and the reports.
 
-Each reads the docs/configuration.md variables (see ``pipeline.definitions``), so tests and the demo swap only the
-endpoint. Secrets are passed as ``EnvVar`` so Dagster shows the variable's name, never its value, and
-``repr`` masks them too.
+None reads the environment: every value is a field, bound at wiring (``pipeline.definitions``) from the
+deployment. Secrets are bound as ``EnvVar`` so Dagster shows the variable's name, never its value, and ``repr``
+masks them too.
 """
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
 import requests
 import sqlalchemy as sa
-from dagster import Config, ConfigurableResource, InitResourceContext
-from pydantic import PrivateAttr
+from dagster import Config, ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import PrivateAttr, create_model
 
 from pipeline.alerts.delivery import CONNECT_TIMEOUT_SECONDS as ALERT_CONNECT_TIMEOUT_SECONDS
 from pipeline.alerts.delivery import READ_TIMEOUT_SECONDS as ALERT_READ_TIMEOUT_SECONDS
 from pipeline.alerts.delivery import Destination, deliver, destinations
 from pipeline.api.auth import mask_key
 from pipeline.api.client import DdsTaskCenterClient
-from pipeline.api.credentials import (
-    ENV_VARIABLES,
-    SECRET_FIELDS,
-    Credentials,
-    build_auth,
-)
-from pipeline.api.iam import DEFAULT_IAM_ENDPOINT
+from pipeline.api.credentials import SECRET_FIELDS, Credentials, build_auth
 from pipeline.api.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryPolicy
 from pipeline.config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -33,6 +27,7 @@ from pipeline.config import (
     check_max_rate,
     masked_url,
     require_source,
+    s3_options,
 )
 from pipeline.targets import Target, project_target
 from pipeline.values import check_concurrency
@@ -52,43 +47,52 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-class TargetCredentials(Config):
-    """The credentials of one target of DDS_TARGETS_FILE, from the variables under its prefix (``SG_PROD_`` reads
-    ``SG_PROD_HUAWEICLOUD_SDK_AK`` and so on): bound at wiring as ``EnvVar``, so Dagster records the variables'
-    names, never their values, and shows where each comes from. Unset: the target has no credentials of that kind."""
+class _CredentialsFields(Config):
+    """What CredentialsConfig adds to its fields: the credentials they hold, and a repr that masks them."""
 
-    auth_token: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    security_token: str | None = None
-    iam_username: str | None = None
-    iam_password: str | None = None
-    iam_domain: str | None = None
-    iam_endpoint: str | None = None
+    def to_credentials(self) -> Credentials:
+        return Credentials(**{field.name: getattr(self, field.name) for field in fields(Credentials)})
 
     def __repr__(self) -> str:
-        shown = ", ".join(name for name in ENV_VARIABLES if getattr(self, name))
-        return f"TargetCredentials(set: {shown or 'none'})"
+        return f"{type(self).__name__}({_shown_fields(self)})"
 
     __str__ = __repr__
 
 
-class DdsTaskCenterResource(ConfigurableResource):
+def _shown_fields(config: Config) -> str:
+    """The fields of ``config`` that are set, secrets masked: before a run resolves them their values are EnvVar
+    (shown by the variable's name), after it the secrets themselves."""
+    return ", ".join(f"{name}={_shown(name, value)}" for name, value in config.__dict__.items()
+                     if not name.startswith("_") and value is not None)
+
+
+def _shown(name: str, value: object) -> str:
+    if isinstance(value, EnvVar):
+        return f"EnvVar({value.env_var_name!r})"
+    if name in SECRET_FIELDS:
+        return "***"
+    return mask_key(value) if name == "access_key" else repr(value)
+
+
+# The fields of Credentials (their one declaration) as Dagster config: the resource's own (the unprefixed
+# variables) and each target's (under its prefix). The wiring binds each field that is set as EnvVar of its
+# variable, so Dagster records and shows the variable's name (in the UI: an env var), never its value.
+CredentialsConfig = create_model(
+    "CredentialsConfig", __base__=_CredentialsFields, __module__=__name__,
+    __doc__="One set of DDS credentials; a field unset: none of that kind.",
+    **{field.name: (str | None, field.default) for field in fields(Credentials)},
+)
+
+
+class DdsTaskCenterResource(ConfigurableResource, CredentialsConfig):
     """The task center ("Querying Tasks and Details") of one DDS project in one region, or of the targets of
     DDS_TARGETS_FILE (with the credentials ``target_credentials`` holds for a target with a prefix). Every value is
-    a field bound at wiring (pipeline/definitions.py): the resource never reads the environment."""
+    a field bound at wiring (pipeline/definitions.py): the resource never reads the environment. Its credential
+    fields (``access_key``, ``auth_token``, ...: the unprefixed variables) are those of CredentialsConfig."""
 
     project_id: str = ""
     region: str = ""
     endpoint: str = ""
-    auth_token: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    security_token: str | None = None
-    iam_username: str | None = None
-    iam_password: str | None = None
-    iam_domain: str | None = None
-    iam_endpoint: str = DEFAULT_IAM_ENDPOINT
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     # DDS_MAX_RATE: requests a second to one region never passed; a target's region may set its own.
     max_rate: float | None = None
@@ -102,10 +106,7 @@ class DdsTaskCenterResource(ConfigurableResource):
     # DDS_ALLOW_INSECURE_HTTP: plain http:// endpoints (API, IAM) allowed off loopback.
     allow_insecure_http: bool = False
     # Target name -> its prefixed credentials, for the targets with a credentials prefix.
-    target_credentials: dict[str, TargetCredentials] = {}
-
-    def credentials(self) -> Credentials:
-        return Credentials(**{name: getattr(self, name) for name in ENV_VARIABLES})
+    target_credentials: dict[str, CredentialsConfig] = {}
 
     def project_target(self) -> Target:
         """The one project of the resource's own fields (DDS_PROJECT_ID, DDS_REGION, DDS_ENDPOINT) as a target."""
@@ -130,10 +131,10 @@ class DdsTaskCenterResource(ConfigurableResource):
         target = self.source(target)
         endpoint = require_source(target.project_id, target.endpoint, target.region,
                                   insecure_http=self.allow_insecure_http)
-        concurrency = target.max_concurrency or self.max_concurrency
+        # A target's own limit was checked with the targets file; the resource's field may come from the launchpad.
+        concurrency = target.max_concurrency or check_concurrency(self.max_concurrency, "DDS_MAX_CONCURRENCY")
         default_rate = None if self.max_rate is None else check_max_rate(self.max_rate, "DDS_MAX_RATE")
         max_rate = target.max_rate or default_rate
-        check_concurrency(concurrency, "DDS_MAX_CONCURRENCY")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"DDS_CA_BUNDLE={self.ca_bundle!r} is not a file of PEM certificates")
         verify = self.ca_bundle or True
@@ -141,7 +142,7 @@ class DdsTaskCenterResource(ConfigurableResource):
         # IAM logins go through a session of their own that trusts the same CA bundle as the API calls.
         iam_session = requests.Session()
         iam_session.verify = verify
-        auth, method = build_auth(self._credentials_of(target), target.project_id, session=iam_session,
+        auth, method = build_auth(self.credentials_of(target), target.project_id, session=iam_session,
                                   variable_prefix=target.credentials_prefix, insecure_http=self.allow_insecure_http)
         client = DdsTaskCenterClient(
             endpoint, target.project_id, auth, max_concurrency=concurrency, verify=verify, retry=retry,
@@ -150,11 +151,12 @@ class DdsTaskCenterResource(ConfigurableResource):
         )
         return client, method
 
-    def _credentials_of(self, target: Target) -> Credentials:
+    def credentials_of(self, target: Target) -> Credentials:
+        """The credentials ``target`` is read with: its prefixed ones, else (the one project) the unprefixed."""
         if not target.credentials_prefix:
-            return self.credentials()
+            return self.to_credentials()
         bound = self.target_credentials.get(target.name)
-        credentials = Credentials(**{name: getattr(bound, name) for name in ENV_VARIABLES} if bound else {})
+        credentials = bound.to_credentials() if bound else Credentials()
         try:
             credentials.method()
         except ConfigError as exc:
@@ -177,15 +179,7 @@ class DdsTaskCenterResource(ConfigurableResource):
             raise ConfigError(f"dds_api resource ({settings}): {exc}") from None
 
     def __repr__(self) -> str:
-        shown = {
-            name: ("***" if name in SECRET_FIELDS and value else value)
-            for name, value in self.__dict__.items()
-            if not name.startswith("_")
-        }
-        # Once Dagster has resolved the EnvVar this holds the real key: masked as everywhere else.
-        if shown.get("access_key"):
-            shown["access_key"] = mask_key(shown["access_key"])
-        return f"DdsTaskCenterResource({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+        return f"DdsTaskCenterResource({_shown_fields(self)})"
 
     __str__ = __repr__
 
@@ -242,17 +236,6 @@ class WarehouseResource(ConfigurableResource):
         return f"WarehouseResource(warehouse={masked_url(self.url)!r})"
 
     __str__ = __repr__
-
-
-def s3_options(s3_variables: dict[str, str]) -> "S3Options":
-    """The object storage's options from the S3 variables bound at wiring (docs/deployment.md): checked as the
-    environment's are, read from this mapping only."""
-    from pipeline.snapshots.s3 import S3Options
-
-    try:
-        return S3Options.from_env(s3_variables)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 class ParquetSnapshotResource(ConfigurableResource):

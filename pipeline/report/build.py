@@ -73,7 +73,7 @@ def write_report(
     s3: S3Options | None = None,
 ) -> WrittenReport:
     """Compute the figures, render the page and write it to ``destination`` (a file path or ``s3://`` URI,
-    reached with ``s3``; None: the options of the process environment, as the commands read them)."""
+    reached with ``s3``, the options of the deployment or the resource; None: the AWS SDK's defaults)."""
     # Imported when a report is written: the figures and charts load pandas and matplotlib (0.5 s), which the
     # definitions, loaded by every run, need not.
     from pipeline.report.figures import collect_figures
@@ -106,7 +106,7 @@ def _replace_file(path: Path, data: bytes) -> None:
 
 def _put_object(uri: str, data: bytes, s3: S3Options | None) -> None:
     location = S3Location.parse(uri, setting="the report's destination")
-    filesystem = (s3 or S3Options.from_env()).filesystem()
+    filesystem = (s3 or S3Options()).filesystem()
     # A small object opened with delayed open goes up as one PutObject: readers see the old report or the new one.
     with filesystem.open_output_stream(location.path) as stream:
         stream.write(data)

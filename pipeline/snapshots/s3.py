@@ -1,6 +1,7 @@
 """S3-compatible object storage (AWS S3, Huawei Cloud OBS, MinIO) for the Parquet snapshots.
 
-A root is written ``s3://bucket/prefix``; how to reach it comes from the environment (docs/deployment.md):
+A root is written ``s3://bucket/prefix``; how to reach it comes from these variables (docs/deployment.md), which
+:mod:`pipeline.config` reads (a run gets them bound to its resource): this module reads no environment itself.
 
 - ``DDS_S3_ENDPOINT`` (else ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``): URL of the S3 API, e.g.
   ``https://obs.ap-southeast-1.myhuaweicloud.com``; default AWS S3.
@@ -85,7 +86,8 @@ class S3Location:
 
 @dataclass(frozen=True)
 class S3Options:
-    """How to reach the object storage: endpoint, region, credentials. Built by :meth:`from_env`."""
+    """How to reach the object storage: endpoint, region, credentials. Built by :meth:`from_variables`; the
+    defaults are the AWS SDK's own (its credential chain, AWS S3)."""
 
     endpoint: str | None = None
     region: str | None = None
@@ -96,9 +98,9 @@ class S3Options:
     ca_bundle: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "S3Options":
-        """The options the environment variables of this module's table give; ValueError naming a bad one."""
-        env = os.environ if env is None else env
+    def from_variables(cls, env: Mapping[str, str]) -> "S3Options":
+        """The options the variables of this module's table in ``env`` (a mapping of them, never read from the
+        process) give; ValueError naming a bad one."""
         endpoint = _first(env, _ENDPOINT_VARIABLES)
         if endpoint is not None:
             endpoint = _check_endpoint(*endpoint)
@@ -178,12 +180,12 @@ def _check_endpoint(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
-def check_parquet_root(root: str, env: Mapping[str, str] | None = None) -> None:
-    """ValueError naming what is wrong unless ``root`` is a local folder or an s3:// URI whose S3 settings
-    (from ``env``, default the process environment) are usable. No request is made, nothing is written."""
+def check_parquet_root(root: str, s3_variables: Mapping[str, str] | None = None) -> None:
+    """ValueError naming what is wrong unless ``root`` is a local folder or an s3:// URI whose S3 variables
+    (``s3_variables``; none: the AWS SDK's defaults) are usable. No request is made, nothing is written."""
     if is_s3_uri(root):
         S3Location.parse(root)
-        S3Options.from_env(env)
+        S3Options.from_variables(s3_variables or {})
     elif "://" in root:
         # Only the scheme is shown: the rest of a URI may hold credentials.
         raise ValueError(

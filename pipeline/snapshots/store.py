@@ -86,7 +86,7 @@ class ParquetStore:
     what it takes out of a day to the quarantine).
 
     ``root`` is a local folder (``root``, ``day_path`` are then ``Path``s) or ``s3://bucket/prefix`` (they are
-    then URI strings); ``s3`` overrides the S3 options the environment gives. A day is read as every visible
+    then URI strings), reached with ``s3`` (None: the AWS SDK's defaults). A day is read as every visible
     file of its folder, as the other readers see it. The store writes part-0.parquet only; any other file found in a
     day it writes is merged into part-0 and then removed.
     """
@@ -103,7 +103,7 @@ class ParquetStore:
         if is_s3_uri(root):
             location = S3Location.parse(str(root))
             self.root, self._base = location.uri, location.path
-            self.filesystem = (s3 or S3Options.from_env()).filesystem()
+            self.filesystem = (s3 or S3Options()).filesystem()
             self._writes = _ObjectWrites(self.filesystem)
         else:
             check_parquet_root(str(root))  # refuses the URI of any other storage

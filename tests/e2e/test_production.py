@@ -150,5 +150,5 @@ def test_a_production_instance_queues_syncs_one_at_a_time_into_postgres_and_s3(
     stored = warehouse.read_days(days)
     warehouse.dispose()
     assert sorted(stored["id"]) == sorted(want)
-    snapshot = ParquetStore(f"s3://{bucket}/prod", s3=S3Options.from_env(s3_env(s3_endpoint)))
+    snapshot = ParquetStore(f"s3://{bucket}/prod", s3=S3Options.from_variables(s3_env(s3_endpoint)))
     pd.testing.assert_frame_equal(by_key(snapshot.read_days(days)), by_key(stored), check_dtype=False)

@@ -244,7 +244,7 @@ def config_views(settings: Deployment) -> list[tuple[str, str]]:
               for key, resource in top_level.items()]
     views.append(("job snapshot", serialize_value(defs.resolve_implicit_global_asset_job_def().get_job_snapshot())))
     with build_resources(dict(defs.resources)) as resolved:
-        credentials = resolved.dds_api.credentials()
+        credentials = resolved.dds_api.to_credentials()
         auth, _ = build_auth(credentials, settings.project_id or "")
         with resolved.dds_api.project_client()[0] as client:
             views.append(("resolved resources", f"{resolved.dds_api!r} {resolved.warehouse!r} {client!r}"))

@@ -138,13 +138,15 @@ class StallingProxy:
 
 
 WRITER = """
-import sys
+import os, sys
 from datetime import date, datetime, timezone
+from pipeline.config import s3_options
 from pipeline.records.normalize import normalize_jobs
 from pipeline.snapshots.store import ParquetStore
 from tests.support.records import synthetic_records
 records = synthetic_records(3000, date(2026, 11, 1), days=1, seed=5)
-ParquetStore(sys.argv[1]).write_days(normalize_jobs(records, "proj-1", datetime.now(timezone.utc)).frame)
+store = ParquetStore(sys.argv[1], s3=s3_options(os.environ))
+store.write_days(normalize_jobs(records, "proj-1", datetime.now(timezone.utc)).frame)
 """
 
 
@@ -195,11 +197,11 @@ def test_bad_s3_settings_are_refused_in_one_line_without_secrets_before_any_writ
 def test_s3_options_come_from_the_standard_variables_and_never_show_secrets(s3_endpoint):
     env = {**s3_env(s3_endpoint), "AWS_SESSION_TOKEN": "session-secret", "DDS_S3_ADDRESSING_STYLE": "Virtual",
            "AWS_ENDPOINT_URL": "http://ignored.example"}
-    options = S3Options.from_env(env)
+    options = S3Options.from_variables(env)
     assert (options.endpoint, options.region, options.access_key, options.addressing_style) == (
         s3_endpoint, "us-east-1", ACCESS_KEY, "virtual")
     assert options.secret_key == SECRET_KEY and options.session_token == "session-secret"
     shown = repr(options) + repr(ParquetStore("s3://bucket/x", s3=options)) + str(options)
     assert SECRET_KEY not in shown and "session-secret" not in shown
-    assert S3Options.from_env({"AWS_ENDPOINT_URL_S3": "https://obs.ap-southeast-1.myhuaweicloud.com/"}).endpoint == (
+    assert S3Options.from_variables({"AWS_ENDPOINT_URL_S3": "https://obs.ap-southeast-1.myhuaweicloud.com/"}).endpoint == (
         "https://obs.ap-southeast-1.myhuaweicloud.com")

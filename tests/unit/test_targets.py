@@ -41,9 +41,11 @@ def test_a_good_file_gives_each_target_its_endpoint_limit_and_credentials(tmp_pa
     assert (sg_test.max_concurrency, sg_test.credentials_prefix) == (2, "SG_TEST_")
     # The one region outside myhuaweicloud.com is overridden by the endpoint given; no region limit: the default.
     assert (eu.endpoint, eu.max_concurrency) == ("http://127.0.0.1:9", None)
-    creds = sg_test.credentials({"SG_TEST_HUAWEICLOUD_SDK_AK": "AK1", "SG_TEST_HUAWEICLOUD_SDK_SK": "SK1",
-                                 "HUAWEICLOUD_SDK_AK": "other"})
-    assert (creds.access_key, creds.secret_key, creds.method()) == ("AK1", "SK1", "aksk")
+    # The method is told from the names of the variables set under the target's prefix, the unprefixed ignored.
+    set_variables = {"SG_TEST_HUAWEICLOUD_SDK_AK", "SG_TEST_HUAWEICLOUD_SDK_SK", "DDS_AUTH_TOKEN"}
+    assert (sg_test.credential_method(set_variables), sg.credential_method(set_variables)) == ("aksk", "token")
+    with pytest.raises(ConfigError, match="^HUAWEICLOUD_SDK_AK set but HUAWEICLOUD_SDK_SK missing"):
+        sg_test.credential_method({"SG_TEST_HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK"})
 
 
 BAD = [
