@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 
+from pipeline.defs.snapshots.after_failure import PARQUET_JOB
 from pipeline.simulator import DdsSimulator, SimulatorConfig
 from pipeline.warehouse.store import Warehouse
 from tests.support.dagster_helpers import (
@@ -97,6 +98,10 @@ def test_a_backfill_over_days_and_targets_fails_only_the_target_with_bad_credent
         with dagster_dev(ROOT, env, tmp_path / "dagster_dev.log") as base:
             url = f"{base}/graphql"
             status = backfill(url, [f"{day}|{name}" for day in days for name in projects])
+            # The daemon's sensor then writes the stored targets' snapshots: a run per failed run and stored target.
+            with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+                wait_until(lambda: len(snapshot_runs(instance)) >= len(days) * 2 or None, 240,
+                           "the sensor dds_jobs_parquet_after_partial_failure's runs")
         log = (tmp_path / "dagster_dev.log").read_text()
         assert status in ("COMPLETED", "COMPLETED_FAILED", "FAILED"), log[-3000:]
         stored = stored_ids(tmp_path)
@@ -108,15 +113,23 @@ def test_a_backfill_over_days_and_targets_fails_only_the_target_with_bad_credent
         assert projects["eu"] not in set(stored["project_id"])
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         # Dagster 1.13's daemon runs such a backfill as one run per day over the selected targets: each fails on
-        # the bad target after storing the others, whose days it records as materialized.
-        runs = instance.get_runs()
+        # the bad target after storing the others, whose days it records as materialized; the sensor's runs then
+        # write and record those days' snapshots, one run per failed run and stored target.
+        runs = [run for run in instance.get_runs() if run.job_name != PARQUET_JOB]
         assert {run.status for run in runs} == {DagsterRunStatus.FAILURE}, [run.tags for run in runs]
+        assert sorted((run.tags["dds/snapshots_of_run"], run.tags["dds/target"]) for run in snapshot_runs(instance)) \
+            == sorted((run.run_id, name) for run in runs for name in ("sg", "hk"))
         for asset in ("dds_jobs", "dds_jobs_parquet"):
             materialized = {f"{day}|{name}" for name in ("sg", "hk", "eu") for day in days
                             if instance.fetch_materializations(AssetRecordsFilter(
                                 asset_key=AssetKey(asset), asset_partitions=[f"{day}|{name}"]), limit=1).records}
             assert materialized == {f"{day}|{name}" for day in days for name in ("sg", "hk")}, asset
     assert TOKEN not in log
+
+
+def snapshot_runs(instance: DagsterInstance) -> list:
+    """The successful runs of the job the sensor dds_jobs_parquet_after_partial_failure launches."""
+    return list(instance.get_runs(RunsFilter(job_name=PARQUET_JOB, statuses=[DagsterRunStatus.SUCCESS])))
 
 
 def _launch(url: str, params: dict):
