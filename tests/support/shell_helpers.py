@@ -124,9 +124,20 @@ class Shell:
                     break
                 assert time.monotonic() < deadline, f"{line!r} did not serve within {timeout:.0f}s"
                 time.sleep(0.5)
-            if url:
-                answer = requests.get(f"{url}/server_info", timeout=10)
+            while url:
+                try:
+                    answer = requests.get(f"{url}/server_info", timeout=10)
+                except requests.ConnectionError:
+                    # It said where it would serve, then could not bind the port (taken meanwhile by another
+                    # test's server): it exits, and serve() starts it again on another port.
+                    try:
+                        server.wait(timeout=1)
+                        url = None
+                    except subprocess.TimeoutExpired:
+                        assert time.monotonic() < deadline, f"{line!r} did not answer at {url} in {timeout:.0f}s"
+                    continue
                 assert answer.ok and "dagster_webserver_version" in answer.json(), answer.text
+                break
         finally:
             # Time for the server to stop what it started (dagster dev's own group) before its group is killed.
             stop(server, grace_seconds=STOP_TIMEOUT_SECONDS + 30)
