@@ -93,7 +93,8 @@ def build_parquet_after_partial_failure(
     partitions_def: PartitionsDefinition, targets: Sequence[Target]
 ) -> tuple[object, SensorDefinition]:
     """The job and the sensor (module doc); on by default, needs the daemon, as the schedules do."""
-    job = define_asset_job(PARQUET_JOB, selection=AssetSelection.assets(PARQUET_ASSET), partitions_def=partitions_def,
+    # Its partitions are the asset's (Dagster infers them from the selection).
+    job = define_asset_job(PARQUET_JOB, selection=AssetSelection.assets(PARQUET_ASSET),
                            description="dds_jobs_parquet alone: the snapshots of the targets a failed run stored.")
 
     @run_failure_sensor(name=PARQUET_AFTER_FAILURE_SENSOR, request_job=job, default_status=DefaultSensorStatus.RUNNING,
